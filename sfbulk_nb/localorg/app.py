@@ -1,0 +1,465 @@
+"""The local org's HTTP layer (a werkzeug WSGI app): routes, parsing, response shapes.
+
+No business rules here: the engine, store and identity decide; this module only speaks
+Salesforce's wire format (status codes, JSON key sets per call, CSV bodies, error arrays,
+`Sforce-Limit-Info`).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import ids, values
+from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_upload_size,
+                     upload_too_large)
+from .errors import ApiError, not_found
+from .faults import Faults
+from .identity import Identity
+from .store import Store
+
+LATEST_VERSION = "66.0"
+OLDEST_VERSION = 31
+RETIRED_FROM = 21
+_RELEASES = {57: "Spring '23", 58: "Summer '23", 59: "Winter '24", 60: "Spring '24",
+             61: "Summer '24", 62: "Winter '25", 63: "Spring '25", 64: "Summer '25",
+             65: "Winter '26", 66: "Spring '26"}
+JSON_TYPE = "application/json;charset=UTF-8"
+CSV_TYPE = "text/csv; charset=UTF-8"
+
+_CREATE_KEYS = ("id", "operation", "object", "createdById", "createdDate", "systemModstamp",
+                "state", "externalIdFieldName", "concurrencyMode", "contentType", "apiVersion",
+                "contentUrl", "lineEnding", "columnDelimiter")
+_PATCH_KEYS = _CREATE_KEYS[:11]
+_LIST_KEYS = _PATCH_KEYS + ("jobType", "lineEnding", "columnDelimiter")
+_GET_KEYS = _PATCH_KEYS + ("jobType", "contentUrl", "lineEnding", "columnDelimiter",
+                           "numberRecordsProcessed", "numberRecordsFailed", "retries",
+                           "totalProcessingTime", "apiActiveProcessingTime",
+                           "apexProcessingTime", "errorMessage", "assignmentRuleId")
+
+_URLS = Map([
+    Rule("/services/oauth2/token", endpoint="token", methods=["POST"]),
+    Rule("/services/oauth2/userinfo", endpoint="userinfo", methods=["GET", "POST"]),
+    Rule("/services/oauth2/revoke", endpoint="revoke", methods=["GET", "POST"]),
+    Rule("/id/<org_key>/<user_key>", endpoint="identity", methods=["GET", "POST"]),
+    Rule("/services/data", endpoint="versions", methods=["GET"]),
+    Rule("/services/data/<version>", endpoint="resources", methods=["GET"]),
+    Rule("/services/data/<version>/limits", endpoint="limits", methods=["GET"]),
+    Rule("/services/data/<version>/sobjects", endpoint="global_describe", methods=["GET"]),
+    Rule("/services/data/<version>/sobjects/<obj>", endpoint="sobject_info", methods=["GET"]),
+    Rule("/services/data/<version>/sobjects/<obj>/describe", endpoint="describe",
+         methods=["GET"]),
+    Rule("/services/data/<version>/sobjects/<obj>/<record_id>", endpoint="record",
+         methods=["GET"]),
+    Rule("/services/data/<version>/sobjects/<obj>/<field>/<path:value>",
+         endpoint="record_by_key", methods=["GET"]),
+    Rule("/services/data/<version>/jobs/ingest", endpoint="ingest_jobs",
+         methods=["GET", "POST"]),
+    Rule("/services/data/<version>/jobs/ingest/<job_id>", endpoint="ingest_job",
+         methods=["GET", "PATCH", "DELETE"]),
+    Rule("/services/data/<version>/jobs/ingest/<job_id>/batches", endpoint="upload",
+         methods=["PUT"]),
+    Rule("/services/data/<version>/jobs/ingest/<job_id>/<kind>", endpoint="results",
+         methods=["GET"]),
+    Rule("/__localorg__/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+    Rule("/__localorg__/expire-tokens", endpoint="expire_tokens", methods=["POST"]),
+    Rule("/__localorg__/fail-next-job", endpoint="fail_next_job", methods=["POST"]),
+], strict_slashes=False, merge_slashes=False)
+
+_PUBLIC = {"token", "versions", "revoke"}
+_CONTROL = {"faults", "expire_tokens", "fail_next_job"}
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, headers=headers, content_type=JSON_TYPE)
+
+
+def error_response(e: ApiError) -> Response:
+    if e.code.islower():  # OAuth errors have their own shape
+        return json_response({"error": e.code, "error_description": e.message}, e.status)
+    return json_response(e.body(), e.status, e.headers)
+
+
+class LocalOrgApp:
+    """The WSGI application. `daily_api_limit` is the allowance behind Sforce-Limit-Info."""
+
+    def __init__(self, store: Store, engine: Engine, identity: Identity, faults: Faults, *,
+                 daily_api_limit: int = 100_000, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.engine = engine
+        self.identity = identity
+        self.faults = faults
+        self.daily_api_limit = daily_api_limit
+        self.clock = clock
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        # Cap form parsing (multipart create) at the upload limit.
+        request.max_content_length = MAX_UPLOAD_BASE64
+        response = self.dispatch(request)
+        if response is None:  # a dropped connection: nothing may be written
+            return []
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response | None:
+        path = request.path.rstrip("/") or "/"
+        fault = None if path.startswith("/__localorg__") else self.faults.take(request.method, path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                _drop_connection(request)
+                return None
+            if fault.status is not None:
+                if fault.body is not None:
+                    return Response(fault.body, status=fault.status)
+                return json_response([{"errorCode": fault.error_code,
+                                       "message": fault.message}], fault.status)
+        adapter = _URLS.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match(path)
+        except Exception as e:  # NotFound, MethodNotAllowed
+            return self._routing_error(request, e)
+        limit_header: dict[str, str] = {}
+        try:
+            version = None
+            if "version" in args:
+                version = _parse_version(args.pop("version"))
+            user_id = None
+            if endpoint not in _PUBLIC:
+                user_id = self.identity.user_for(request.headers.get("Authorization"))
+            if version is not None:
+                limit_header = self._count_call()
+            handler = getattr(self, "on_" + endpoint)
+            response = handler(request, version=version, user_id=user_id, **args)
+        except ApiError as e:
+            response = error_response(e)
+        except RequestEntityTooLarge:
+            response = error_response(upload_too_large())
+        except Exception as e:  # a bug answers like Salesforce's own 500s, not with HTML
+            response = error_response(ApiError(500, "UNKNOWN_EXCEPTION",
+                                               f"An unexpected error occurred: {e!r}"))
+        response.headers.update(limit_header)
+        return response
+
+    def _routing_error(self, request: Request, e: Exception) -> Response:
+        allowed = getattr(e, "valid_methods", None)
+        if allowed:
+            return json_response([{"errorCode": "METHOD_NOT_ALLOWED", "message":
+                                   f"HTTP Method '{request.method}' not allowed. Allowed are "
+                                   f"{','.join(sorted(allowed))}"}], 405)
+        return error_response(not_found())
+
+    def _count_call(self) -> dict[str, str]:
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        used = self.store.count_api_call(day)
+        if used > self.daily_api_limit:
+            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
+                           {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_api_limit}"})
+        return {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_api_limit}"}
+
+    def api_usage(self) -> int:
+        return self.store.api_calls(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+
+    # -- OAuth and identity ------------------------------------------------------------
+
+    def on_token(self, request: Request, **_) -> Response:
+        basic = None
+        if request.authorization and request.authorization.type == "basic":
+            basic = (request.authorization.username or "", request.authorization.password or "")
+        self.identity.grant(request.form.to_dict(), basic)
+        token, issued = self.identity.issue_token()
+        issued_at = str(int(issued * 1000))
+        return json_response({
+            "access_token": token,
+            "instance_url": request.host_url.rstrip("/"),
+            "id": request.host_url.rstrip("/") + self.identity.identity_path(),
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+            "signature": self.identity.signature(issued_at),
+        })
+
+    def on_revoke(self, request: Request, **_) -> Response:
+        return Response(status=200)
+
+    def _user_json(self) -> dict[str, Any]:
+        creds = self.identity.credentials
+        user = self.store.get_record(self.store.catalog.get("User"), creds.user_id) or {}
+        return {"user_id": creds.user_id, "organization_id": creds.org_id,
+                "username": creds.username, "email": user.get("Email"),
+                "first_name": user.get("FirstName"), "last_name": user.get("LastName"),
+                "display_name": user.get("Name"), "language": "en_US", "locale": "en_US",
+                "timezone": "GMT", "active": True, "user_type": "STANDARD"}
+
+    def _urls(self, request: Request) -> dict[str, str]:
+        base = request.host_url.rstrip("/") + "/services/data/v{version}/"
+        return {"rest": base, "sobjects": base + "sobjects/", "query": base + "query/",
+                "search": base + "search/", "recent": base + "recent/",
+                "profile": request.host_url + self.identity.credentials.user_id}
+
+    def on_identity(self, request: Request, org_key: str, user_key: str, **_) -> Response:
+        creds = self.identity.credentials
+        if (org_key, user_key) != (creds.org_id, creds.user_id):
+            raise not_found()
+        info = self._user_json()
+        return json_response({
+            "id": request.host_url.rstrip("/") + self.identity.identity_path(),
+            "asserted_user": True, "user_id": creds.user_id, "organization_id": creds.org_id,
+            "username": creds.username, "nick_name": "analyst", "display_name":
+            info["display_name"], "email": info["email"], "email_verified": True,
+            "first_name": info["first_name"], "last_name": info["last_name"],
+            "timezone": "GMT", "active": True, "user_type": "STANDARD", "language": "en_US",
+            "locale": "en_US", "utcOffset": 0, "is_lightning_login_user": False,
+            "urls": self._urls(request)})
+
+    def on_userinfo(self, request: Request, **_) -> Response:
+        creds = self.identity.credentials
+        info = self._user_json()
+        return json_response({
+            "sub": request.host_url.rstrip("/") + self.identity.identity_path(),
+            "user_id": creds.user_id, "organization_id": creds.org_id,
+            "preferred_username": creds.username, "nickname": "analyst",
+            "name": info["display_name"], "email": info["email"], "email_verified": True,
+            "given_name": info["first_name"], "family_name": info["last_name"],
+            "zoneinfo": "GMT", "locale": "en_US", "language": "en_US", "active": True,
+            "user_type": "STANDARD", "utcOffset": 0, "is_app_installed": True,
+            "urls": self._urls(request)})
+
+    # -- versions, resources, limits, describe ----------------------------------------
+
+    def on_versions(self, request: Request, **_) -> Response:
+        return json_response([
+            {"label": _RELEASES.get(v, f"v{v}.0"), "url": f"/services/data/v{v}.0",
+             "version": f"{v}.0"}
+            for v in range(OLDEST_VERSION, int(float(LATEST_VERSION)) + 1)])
+
+    def on_resources(self, request: Request, version: str, **_) -> Response:
+        base = f"/services/data/v{version}/"
+        return json_response({name: base + name for name in
+                              ("jobs", "limits", "query", "queryAll", "sobjects")})
+
+    def on_limits(self, request: Request, **_) -> Response:
+        used = self.api_usage()
+        limit = self.daily_api_limit
+        return json_response({
+            "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)},
+            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+            "DataStorageMB": {"Max": 5, "Remaining": 5},
+            "FileStorageMB": {"Max": 20, "Remaining": 20},
+        })
+
+    def _object(self, name: str):
+        obj = self.store.catalog.get(name)
+        if obj is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        return obj
+
+    def _describe(self, obj, version: str) -> dict[str, Any]:
+        text = json.dumps(obj.describe).replace(f"/v{LATEST_VERSION}/", f"/v{version}/")
+        return json.loads(text)
+
+    def on_global_describe(self, request: Request, version: str, **_) -> Response:
+        keys = ("activateable", "createable", "custom", "customSetting", "deletable",
+                "deprecatedAndHidden", "feedEnabled", "keyPrefix", "label", "labelPlural",
+                "layoutable", "mergeable", "mruEnabled", "name", "queryable", "replicateable",
+                "retrieveable", "searchable", "triggerable", "undeletable", "updateable", "urls")
+        return json_response({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
+            {k: v for k, v in self._describe(obj, version).items() if k in keys}
+            for obj in self.store.catalog]})
+
+    def on_sobject_info(self, request: Request, version: str, obj: str, **_) -> Response:
+        describe = self._describe(self._object(obj), version)
+        summary = {k: v for k, v in describe.items()
+                   if k not in ("fields", "childRelationships", "recordTypeInfos")}
+        return json_response({"objectDescribe": summary, "recentItems": []})
+
+    def on_describe(self, request: Request, version: str, obj: str, **_) -> Response:
+        return json_response(self._describe(self._object(obj), version))
+
+    def _record_json(self, obj, record: dict[str, Any], version: str, fields: str | None):
+        wanted = None
+        if fields:
+            wanted = {f.strip().lower() for f in fields.split(",")}
+        out: dict[str, Any] = {"attributes": {
+            "type": obj.name, "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}"}}
+        for name, value in record.items():
+            f = obj.field(name)
+            if f is None or (wanted is not None and name.lower() not in wanted):
+                continue
+            out[f.name] = values.to_json(f, value) if name != "IsDeleted" else bool(value)
+        return out
+
+    def on_record(self, request: Request, version: str, obj: str, record_id: str, **_):
+        sobj = self._object(obj)
+        rid = ids.normalize(record_id)
+        record = self.store.get_record(sobj, rid) if rid else None
+        if record is None:
+            raise not_found()
+        if record["IsDeleted"]:
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return json_response(self._record_json(sobj, record, version, request.args.get("fields")))
+
+    def on_record_by_key(self, request: Request, version: str, obj: str, field: str,
+                         value: str, **_) -> Response:
+        sobj = self._object(obj)
+        key = sobj.field(field)
+        if key is None or not key.is_key:
+            raise ApiError(404, "NOT_FOUND", f"Provided external ID field does not exist or "
+                           f"is not accessible: {field}")
+        lookup_value = value.lower() if key.name == "Id" else value
+        found = self.store.lookup(sobj, key.name, [lookup_value])
+        matches = next(iter(found.values()), [])
+        if not matches:
+            raise not_found()
+        if len(matches) > 1:
+            return json_response([f"/services/data/v{version}/sobjects/{sobj.name}/{m[0]}"
+                                  for m in matches], 300)
+        record = self.store.get_record(sobj, matches[0][0])
+        return json_response(self._record_json(sobj, record, version, request.args.get("fields")))
+
+    # -- ingest jobs -----------------------------------------------------------------
+
+    def _job_json(self, job: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        version = f"{float(job['apiVersion']):.1f}"
+        full = {**job, "contentUrl": f"services/data/v{version}/jobs/ingest/{job['id']}/batches",
+                "apiVersion": float(job["apiVersion"])}
+        out = {}
+        for key in keys:
+            value = full.get(key)
+            if key in ("externalIdFieldName", "errorMessage", "assignmentRuleId") and not value:
+                continue
+            if key.startswith("numberRecords") and job["state"] == "Open":
+                continue  # absent on Open jobs, as in Salesforce's own example
+            out[key] = value
+        return out
+
+    def on_ingest_jobs(self, request: Request, version: str, user_id: str, **_) -> Response:
+        if request.method == "GET":
+            filters = {}
+            if request.args.get("jobType"):
+                filters["jobType"] = request.args["jobType"]
+            if request.args.get("concurrencyMode"):
+                filters["concurrencyMode"] = request.args["concurrencyMode"]
+            if request.args.get("isPkChunkingEnabled", "").lower() == "true":
+                filters["jobType"] = "PkChunking"  # never true for Bulk 2.0 ingest jobs
+            jobs, locator = self.engine.list_jobs(request.args.get("queryLocator"), filters)
+            return json_response({
+                "done": locator is None,
+                "records": [self._job_json(j, _LIST_KEYS) for j in jobs],
+                "nextRecordsUrl": None if locator is None else
+                f"/services/data/v{version}/jobs/ingest?queryLocator={locator}"})
+        if request.mimetype == "multipart/form-data":
+            return self._multipart_create(request, version, user_id)
+        job = self.engine.create_job(_json_body(request), float(version), user_id)
+        return json_response(self._job_json(job, _CREATE_KEYS))
+
+    def _multipart_create(self, request: Request, version: str, user_id: str) -> Response:
+        # Job JSON may come as a plain form field or as a file part with its own type.
+        job_part = request.form.get("job")
+        if job_part is None and "job" in request.files:
+            job_part = request.files["job"].read().decode("utf-8")
+        content = request.files.get("content")
+        data = content.read() if content is not None else request.form.get("content", "").encode()
+        if job_part is None:
+            raise ApiError(400, "INVALIDJOB", "InvalidJob : the multipart request has no 'job' part")
+        try:
+            body = json.loads(job_part)
+        except ValueError:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The 'job' part is not valid JSON") from None
+        job = self.engine.create_job(body, float(version), user_id)
+        self.engine.upload(job["id"], data)
+        job = self.engine.set_state(job["id"], "UploadComplete")
+        return json_response(self._job_json(job, _CREATE_KEYS))
+
+    def on_ingest_job(self, request: Request, job_id: str, **_) -> Response:
+        if request.method == "GET":
+            return json_response(self._job_json(self.engine.get_job(job_id), _GET_KEYS))
+        if request.method == "DELETE":
+            self.engine.delete_job(job_id)
+            return Response(status=204)
+        body = _json_body(request)
+        state = body.get("state") if isinstance(body, dict) else None
+        return json_response(self._job_json(self.engine.set_state(job_id, state), _PATCH_KEYS))
+
+    def on_upload(self, request: Request, job_id: str, **_) -> Response:
+        self.engine.get_job(job_id)
+        if request.content_length is not None:
+            check_upload_size(request.content_length)
+        data = request.get_data(cache=False)
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            data = gzip.decompress(data)
+        self.engine.upload(job_id, data)
+        return Response(status=201)
+
+    def on_results(self, request: Request, job_id: str, kind: str, **_) -> Response:
+        canonical = {k.lower(): k for k in RESULT_KINDS}.get(kind.lower())
+        # Documented spellings, plus `unprocessedRecords` as simple-salesforce sends it.
+        if canonical is None or (kind != canonical and kind != "unprocessedRecords"):
+            raise not_found()
+        body = self.engine.results(job_id, canonical)
+        response = Response(body, content_type=CSV_TYPE)
+        if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            response.set_data(gzip.compress(body, compresslevel=1))
+            response.headers["Content-Encoding"] = "gzip"
+        return response
+
+    # -- control -----------------------------------------------------------------------
+
+    def on_faults(self, request: Request, **_) -> Response:
+        if request.method == "POST":
+            options = _json_body(request)
+            try:
+                self.faults.add(**options)
+            except (TypeError, ValueError, re.error) as e:
+                raise ApiError(400, "INVALID_FAULT", str(e)) from None
+        elif request.method == "DELETE":
+            self.faults.clear()
+        return json_response(self.faults.describe())
+
+    def on_expire_tokens(self, request: Request, **_) -> Response:
+        self.store.expire_tokens(self.clock())
+        return Response(status=204)
+
+    def on_fail_next_job(self, request: Request, **_) -> Response:
+        options = _json_body(request) if request.get_data() else {}
+        self.engine.job_faults.append(JobFault(**options))
+        return Response(status=204)
+
+
+def _parse_version(text: str) -> str:
+    m = re.fullmatch(r"v(\d+)\.(\d)", text)
+    if not m:
+        raise not_found()
+    major = int(m.group(1))
+    if RETIRED_FROM <= major < OLDEST_VERSION:
+        raise ApiError(410, "API_DISABLED_FOR_ORG",
+                       f"API version {major}.0 has been retired; use v{OLDEST_VERSION}.0 or later")
+    if not OLDEST_VERSION <= major <= float(LATEST_VERSION) or m.group(2) != "0":
+        raise not_found()
+    return f"{major}.0"
+
+
+def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(request.get_data() or b"null")
+    except ValueError:
+        raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+
+
+def _drop_connection(request: Request) -> None:
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -1,0 +1,190 @@
+"""LocalOrg: the local org as a real HTTP server on 127.0.0.1, in a background thread.
+
+    with LocalOrg() as org:                     # temp SQLite file, free port
+        requests.get(org.instance_url + "/services/data/v66.0/limits",
+                     headers={"Authorization": f"Bearer {org.access_token}"})
+
+`LocalOrg(path=default_path())` keeps its records and jobs across restarts.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .app import LocalOrgApp
+from .catalog import Catalog, SObject
+from .engine import Engine, JobFault
+from .faults import Faults
+from .identity import Identity
+from .store import Store
+
+
+def default_path() -> Path:
+    """Where a persistent local org lives unless told otherwise."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sfbulk_nb")) / "localorg.sqlite3"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: a notebook should not fill with request lines."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class LocalOrg:
+    """A Bulk API 2.0 org on SQLite.
+
+    path: the SQLite file (None: a temporary file removed by stop()).
+    port: 0 picks a free port. Binds 127.0.0.1 only.
+    pace: records processed per second (None: as fast as possible); pacing lets a demo
+        watch a job move through its states.
+    result_order: "shuffled" (default; Salesforce guarantees no order) or "input".
+    """
+
+    def __init__(self, path: str | Path | None = None, port: int = 0, *,
+                 pace: float | None = None, result_order: str = "shuffled",
+                 seed: int | None = None, daily_api_limit: int = 100_000,
+                 clock: Callable[[], float] = time.time):
+        self._tempdir = None
+        if path is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="sfbulk-localorg-")
+            path = Path(self._tempdir.name) / "org.sqlite3"
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.catalog = Catalog(extra_dir=self.path.with_suffix(".objects"))
+        self.store = Store(self.path, self.catalog)
+        self.identity = Identity(self.store, clock)
+        self.faults = Faults()
+        self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
+                             result_order=result_order, seed=seed)
+        self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
+                               daily_api_limit=daily_api_limit, clock=clock)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._token: str | None = None
+
+    def __repr__(self) -> str:
+        where = self.instance_url if self._server else "stopped"
+        return f"<LocalOrg {where} db={str(self.path)!r}>"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> "LocalOrg":
+        if self._server is None:
+            self._server = make_server("127.0.0.1", self.port, self.app, threaded=True,
+                                       request_handler=_QuietHandler)
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever,
+                                            name="localorg-http", daemon=True)
+            self._thread.start()
+            self.engine.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+            self._server = None
+        self.engine.stop()
+        if self._tempdir is not None:
+            self.store.close()
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> "LocalOrg":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every record, job and token: a fresh org on the same file and port."""
+        self.engine.wait_idle(timeout=60)
+        self.faults.clear()
+        self.engine.job_faults.clear()
+        self.store.wipe()
+        self.identity = Identity(self.store, self.identity.clock)
+        self.app.identity = self.identity
+        self._token = None
+
+    # -- connection details -------------------------------------------------------------
+
+    @property
+    def instance_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local org is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    @property
+    def access_token(self) -> str:
+        """A valid bearer token (a new one once the previous has expired)."""
+        if self._token is None or self.store.token_user(self._token, self.identity.clock()) is None:
+            self._token = self.identity.issue_token()[0]
+        return self._token
+
+    @property
+    def username(self) -> str:
+        return self.identity.credentials.username
+
+    @property
+    def password(self) -> str:
+        return self.identity.credentials.password
+
+    @property
+    def client_id(self) -> str:
+        return self.identity.credentials.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.identity.credentials.client_secret
+
+    @property
+    def org_id(self) -> str:
+        return self.identity.credentials.org_id
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.credentials.user_id
+
+    @property
+    def api_calls_today(self) -> int:
+        return self.app.api_usage()
+
+    # -- objects and faults ---------------------------------------------------------------
+
+    def add_object(self, describe: dict[str, Any] | str | Path) -> SObject:
+        """Teach the org an object from describe JSON (a dict, or a path to a saved file).
+
+        The describe is kept beside the org's database, so the object survives restarts.
+        """
+        if not isinstance(describe, dict):
+            describe = json.loads(Path(describe).read_text(encoding="utf-8"))
+        obj = self.catalog.add(describe)
+        self.store.ensure_table(obj)
+        return obj
+
+    def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
+        """The next job to be processed ends Failed after `after_records` rows."""
+        fault = JobFault(after_records=after_records)
+        if message:
+            fault.message = message
+        self.engine.job_faults.append(fault)
+
+    def expire_tokens(self) -> None:
+        """Every issued token stops working (401 INVALID_SESSION_ID), as at session timeout."""
+        self.store.expire_tokens(self.identity.clock())
+        self._token = None
+
+    def wait_idle(self, timeout: float | None = 60) -> bool:
+        """Wait until every closed job has been processed."""
+        return self.engine.wait_idle(timeout)

@@ -1,0 +1,310 @@
+"""SQLite persistence for the local org: records, jobs, results, tokens and API usage.
+
+One table per object (`"sobj_<Object>"`, one column per describe field) so that later
+SOQL can run as SQL over typed columns. All values reach SQLite as bound parameters; the
+only names spliced into SQL are object and field names, and those come from the catalog
+and are checked against `_NAME_RE` first.
+
+One connection, shared by the HTTP threads and the job worker under a lock: SQLite
+serialises writers anyway, and a single connection keeps transactions simple.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from . import ids, values
+from .catalog import SYSTEM_FIELDS, Catalog, SObject
+
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+# SQLite allows 32766 bound parameters; stay well below so `IN (...)` lists stay cheap.
+PARAM_CHUNK = 900
+
+JOB_COLUMNS = (
+    "id", "kind", "operation", "object", "createdById", "createdDate", "systemModstamp",
+    "state", "externalIdFieldName", "concurrencyMode", "contentType", "apiVersion",
+    "jobType", "lineEnding", "columnDelimiter", "numberRecordsProcessed",
+    "numberRecordsFailed", "retries", "totalProcessingTime", "apiActiveProcessingTime",
+    "apexProcessingTime", "errorMessage", "assignmentRuleId", "query",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (prefix TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY, user_id TEXT NOT NULL, issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS api_usage (day TEXT PRIMARY KEY, calls INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, operation TEXT, object TEXT,
+    createdById TEXT, createdDate TEXT, systemModstamp TEXT, state TEXT,
+    externalIdFieldName TEXT, concurrencyMode TEXT, contentType TEXT, apiVersion REAL,
+    jobType TEXT, lineEnding TEXT, columnDelimiter TEXT,
+    numberRecordsProcessed INTEGER DEFAULT 0, numberRecordsFailed INTEGER DEFAULT 0,
+    retries INTEGER DEFAULT 0, totalProcessingTime INTEGER DEFAULT 0,
+    apiActiveProcessingTime INTEGER DEFAULT 0, apexProcessingTime INTEGER DEFAULT 0,
+    errorMessage TEXT, assignmentRuleId TEXT, query TEXT,
+    data BLOB, uploaded INTEGER DEFAULT 0, rowsProcessedUpTo INTEGER DEFAULT 0,
+    resultHeader TEXT);
+CREATE TABLE IF NOT EXISTS job_results (
+    job_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (job_id, kind, seq));
+"""
+
+
+def quote_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ValueError(f"not a valid Salesforce API name: {name!r}")
+    return f'"{name}"'
+
+
+def table_name(obj: SObject) -> str:
+    return quote_name("sobj_" + obj.name)
+
+
+def case_insensitive_match(obj: SObject, field_name: str) -> bool:
+    """Whether matching on this key ignores case.
+
+    Ids and standard lookup fields (Name, Email) match regardless of case; a custom
+    external id only when it is unique and declared case-insensitive (Apex "Upserting
+    Records"); otherwise matching is exact.
+    """
+    f = obj.field(field_name)
+    if f is None or f.name == "Id" or not f.flag("custom"):
+        return True
+    return f.flag("unique") and not f.flag("caseSensitive")
+
+
+class Store:
+    """The org's SQLite file. Thread-safe through one lock around one connection."""
+
+    def __init__(self, path: str | Path, catalog: Catalog):
+        self.path = str(path)
+        self.catalog = catalog
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_SCHEMA)
+        for obj in catalog:
+            self.ensure_table(obj)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            cur = self.conn.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.lock:
+            return self.conn.execute(sql, params).rowcount
+
+    # -- meta and ids ---------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def allocate_ids(self, prefix: str, count: int) -> list[str]:
+        """`count` fresh 18-character ids with the given key prefix."""
+        with self.lock:
+            self.conn.execute("INSERT OR IGNORE INTO counters(prefix, next) VALUES (?, 1)",
+                              (prefix,))
+            start = self.conn.execute(
+                "UPDATE counters SET next = next + ? WHERE prefix = ? RETURNING next - ?",
+                (count, prefix, count)).fetchone()[0]
+        return [ids.make_id(prefix, n) for n in range(start, start + count)]
+
+    # -- object tables --------------------------------------------------------------
+
+    def ensure_table(self, obj: SObject) -> None:
+        """Create the object's table, or add columns for fields new in its describe."""
+        table = table_name(obj)
+        with self.lock:
+            cols = [f"{quote_name(f.name)} {values.sql_type(f)}" for f in obj.data_fields]
+            self.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (Id TEXT PRIMARY KEY, "
+                "IsDeleted INTEGER NOT NULL DEFAULT 0, CreatedDate TEXT, CreatedById TEXT, "
+                "LastModifiedDate TEXT, LastModifiedById TEXT, SystemModstamp TEXT"
+                + "".join(", " + c for c in cols) + ")")
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for f in obj.data_fields:
+                if f.name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN "
+                                      f"{quote_name(f.name)} {values.sql_type(f)}")
+            for f in obj.data_fields:
+                if f.is_key or f.flag("unique"):
+                    collate = " COLLATE NOCASE" if case_insensitive_match(obj, f.name) else ""
+                    index = quote_name(f"ix_{obj.name}_{f.name}")
+                    self.conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} "
+                                      f"({quote_name(f.name)}{collate})")
+
+    def column_names(self, obj: SObject) -> list[str]:
+        return list(SYSTEM_FIELDS) + [f.name for f in obj.data_fields]
+
+    def lookup(self, obj: SObject, field_name: str, keys: Iterable[str], *,
+               include_deleted: bool = False) -> dict[str, list[tuple[str, int]]]:
+        """Map each key (case-folded when the field matches without case) to the
+        `(Id, IsDeleted)` of every record holding it."""
+        fold = case_insensitive_match(obj, field_name)
+        col = quote_name(obj.field(field_name).name)
+        collate = " COLLATE NOCASE" if fold else ""
+        where_deleted = "" if include_deleted else " AND IsDeleted = 0"
+        found: dict[str, list[tuple[str, int]]] = {}
+        unique_keys = list(dict.fromkeys(keys))
+        with self.lock:
+            for start in range(0, len(unique_keys), PARAM_CHUNK):
+                part = unique_keys[start:start + PARAM_CHUNK]
+                sql = (f"SELECT {col}, Id, IsDeleted FROM {table_name(obj)} WHERE {col}{collate} "
+                       f"IN ({','.join('?' * len(part))}){where_deleted}")
+                for key, rid, deleted in self.conn.execute(sql, part):
+                    found.setdefault(key.lower() if fold else key, []).append((rid, deleted))
+        return found
+
+    def get_record(self, obj: SObject, record_id: str) -> dict[str, Any] | None:
+        rows = self.query(f"SELECT * FROM {table_name(obj)} WHERE Id = ?", (record_id,))
+        return dict(rows[0]) if rows else None
+
+    def insert_records(self, conn: sqlite3.Connection, obj: SObject, columns: Sequence[str],
+                       rows: Iterable[Sequence[Any]]) -> None:
+        cols = ",".join(quote_name(c) for c in columns)
+        conn.executemany(f"INSERT INTO {table_name(obj)} ({cols}) VALUES "
+                         f"({','.join('?' * len(columns))})", rows)
+
+    def update_records(self, conn: sqlite3.Connection, obj: SObject, columns: Sequence[str],
+                       rows: Iterable[Sequence[Any]]) -> None:
+        """Rows are the new values for `columns` followed by the record's Id."""
+        sets = ",".join(f"{quote_name(c)} = ?" for c in columns)
+        conn.executemany(f"UPDATE {table_name(obj)} SET {sets} WHERE Id = ?", rows)
+
+    def delete_records(self, conn: sqlite3.Connection, obj: SObject, record_ids: Sequence[str],
+                       *, hard: bool, stamp: str, user_id: str) -> None:
+        if hard:
+            conn.executemany(f"DELETE FROM {table_name(obj)} WHERE Id = ?",
+                             [(i,) for i in record_ids])
+        else:
+            conn.executemany(
+                f"UPDATE {table_name(obj)} SET IsDeleted = 1, LastModifiedDate = ?, "
+                "SystemModstamp = ?, LastModifiedById = ? WHERE Id = ?",
+                [(stamp, stamp, user_id, i) for i in record_ids])
+
+    def count_records(self, obj: SObject, *, include_deleted: bool = False) -> int:
+        where = "" if include_deleted else " WHERE IsDeleted = 0"
+        return self.query(f"SELECT COUNT(*) FROM {table_name(obj)}{where}")[0][0]
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def insert_job(self, job: dict[str, Any]) -> None:
+        cols = [c for c in JOB_COLUMNS if c in job]
+        self.execute(f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     [job[c] for c in cols])
+
+    def get_job(self, job_id: str, kind: str) -> dict[str, Any] | None:
+        rows = self.query(f"SELECT {','.join(JOB_COLUMNS)}, uploaded, rowsProcessedUpTo, "
+                          "resultHeader FROM jobs WHERE id = ? AND kind = ?", (job_id, kind))
+        return dict(rows[0]) if rows else None
+
+    def update_job(self, job_id: str, **changes: Any) -> None:
+        sets = ",".join(f"{quote_name(k)} = ?" for k in changes)
+        self.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*changes.values(), job_id])
+
+    def set_job_state_if(self, job_id: str, allowed: Sequence[str], **changes: Any) -> bool:
+        """Apply `changes` only while the job is in one of the `allowed` states (atomic)."""
+        sets = ",".join(f"{quote_name(k)} = ?" for k in changes)
+        return self.execute(
+            f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({','.join('?' * len(allowed))})",
+            [*changes.values(), job_id, *allowed]) == 1
+
+    def job_data(self, job_id: str) -> bytes | None:
+        rows = self.query("SELECT data FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0] if rows else None
+
+    def list_jobs(self, kind: str, after_seq: int, limit: int,
+                  filters: dict[str, Any]) -> list[dict[str, Any]]:
+        where = ["kind = ?", "seq > ?"]
+        params: list[Any] = [kind, after_seq]
+        for key, value in filters.items():
+            where.append(f"{quote_name(key)} = ?")
+            params.append(value)
+        rows = self.query(f"SELECT seq, {','.join(JOB_COLUMNS)} FROM jobs WHERE "
+                          f"{' AND '.join(where)} ORDER BY seq LIMIT ?", [*params, limit])
+        return [dict(r) for r in rows]
+
+    def delete_job(self, job_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def unfinished_jobs(self) -> list[str]:
+        return [r[0] for r in self.query(
+            "SELECT id FROM jobs WHERE kind = 'ingest' AND state IN ('UploadComplete', "
+            "'InProgress') ORDER BY seq")]
+
+    def add_results(self, conn: sqlite3.Connection, job_id: str, kind: str, seq: int,
+                    body: str) -> None:
+        if body:
+            conn.execute("INSERT INTO job_results(job_id, kind, seq, body) VALUES (?, ?, ?, ?)",
+                         (job_id, kind, seq, body.encode("utf-8")))
+
+    def result_bodies(self, job_id: str, kind: str) -> list[bytes]:
+        return [r[0] for r in self.query(
+            "SELECT body FROM job_results WHERE job_id = ? AND kind = ? ORDER BY seq",
+            (job_id, kind))]
+
+    # -- tokens and usage -----------------------------------------------------------
+
+    def add_token(self, token: str, user_id: str, issued_at: float, expires_at: float) -> None:
+        self.execute("INSERT INTO tokens(token, user_id, issued_at, expires_at) "
+                     "VALUES (?, ?, ?, ?)", (token, user_id, issued_at, expires_at))
+
+    def token_user(self, token: str, now: float) -> str | None:
+        rows = self.query("SELECT user_id FROM tokens WHERE token = ? AND expires_at > ?",
+                          (token, now))
+        return rows[0][0] if rows else None
+
+    def expire_tokens(self, now: float) -> None:
+        self.execute("UPDATE tokens SET expires_at = ? WHERE expires_at > ?", (now, now))
+
+    def count_api_call(self, day: str) -> int:
+        with self.lock:
+            return self.conn.execute(
+                "INSERT INTO api_usage(day, calls) VALUES (?, 1) ON CONFLICT(day) DO UPDATE "
+                "SET calls = calls + 1 RETURNING calls", (day,)).fetchone()[0]
+
+    def api_calls(self, day: str) -> int:
+        rows = self.query("SELECT calls FROM api_usage WHERE day = ?", (day,))
+        return rows[0][0] if rows else 0
+
+    def wipe(self) -> None:
+        """Remove every record, job, token and counter (the org's users are re-seeded)."""
+        with self.transaction() as conn:
+            for obj in self.catalog:
+                conn.execute(f"DELETE FROM {table_name(obj)}")
+            for table in ("meta", "counters", "tokens", "api_usage", "jobs", "job_results"):
+                conn.execute(f"DELETE FROM {table}")

@@ -1,0 +1,239 @@
+"""Cell text -> stored value, per describe field type, with Salesforce's row errors.
+
+Each field gets one converter, built once per job, so the per-cell work is a single call.
+Stored forms (what SQLite holds and what reads render back): strings as text, booleans as
+0/1, int as integer, double/currency/percent as float, dates as `YYYY-MM-DD`, datetimes
+as UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, ids as 18 characters.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from . import ids
+from .catalog import Field
+
+Converter = Callable[[str], Any]
+
+
+class RowError(Exception):
+    """A record-level failure, rendered in results as `CODE:message:fields --`."""
+
+    def __init__(self, code: str, message: str, fields: tuple[str, ...] | list[str] = ()):
+        super().__init__(code, message, tuple(fields))
+        self.code = code
+        self.message = message
+        self.fields = tuple(fields)
+
+    def render(self) -> str:
+        return f"{self.code}:{self.message}:{','.join(self.fields)} --"
+
+
+def type_error(f: Field, text: str) -> RowError:
+    return RowError("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{f.label}: value not of required type: {text}", (f.name,))
+
+
+_INT_RE = re.compile(r"[+-]?\d+\Z")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# Salesforce documents `yyyy-MM-ddTHH:mm:ss.SSS` with `Z` or `+/-HH:mm`; the fraction is
+# optional. A datetime without an offset is read as UTC (our guess; Bulk 1.0 did so).
+_DATETIME_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?\Z")
+_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,3})?)?Z?\Z")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def format_datetime(dt: datetime) -> str:
+    """UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, the form the store keeps."""
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime | None:
+    m = _DATETIME_RE.match(text)
+    if not m:
+        return None
+    date, clock, frac, offset = m.groups()
+    frac = (frac or ".0")[:7]
+    zone = "+00:00" if offset in (None, "Z") else (
+        offset if ":" in offset else offset[:3] + ":" + offset[3:])
+    try:
+        return datetime.fromisoformat(f"{date}T{clock}{frac}{zone}")
+    except ValueError:
+        return None
+
+
+def _string(f: Field) -> Converter:
+    limit = f.length
+    restricted = f.flag("restrictedPicklist")
+    allowed = f.picklist_values
+    email = f.type == "email"
+    multi = f.type == "multipicklist"
+    label, name = f.label, f.name
+
+    def convert(text: str) -> str:
+        if limit and len(text) > limit:
+            raise RowError("STRING_TOO_LONG",
+                           f"{label}: data value too large: {text} (max length={limit})", (name,))
+        if restricted:
+            values = text.split(";") if multi else (text,)
+            if any(v not in allowed for v in values):
+                raise RowError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                               f"{label}: bad value for restricted picklist field: {text}",
+                               (name,))
+        if email and not _EMAIL_RE.match(text):
+            raise RowError("INVALID_EMAIL_ADDRESS", f"{label}: invalid email address: {text}",
+                           (name,))
+        return text
+
+    return convert
+
+
+def _boolean(f: Field) -> Converter:
+    def convert(text: str) -> int:
+        low = text.lower()
+        if low in _TRUE:
+            return 1
+        if low in _FALSE:
+            return 0
+        raise type_error(f, text)
+
+    return convert
+
+
+def _int(f: Field) -> Converter:
+    # Salesforce rejects `12.0` for an int field: a client that sends floats is caught here.
+    digits = int(f.describe.get("digits") or 18)
+    bound = 10 ** digits
+
+    def convert(text: str) -> int:
+        if not _INT_RE.match(text):
+            raise type_error(f, text)
+        value = int(text)
+        if abs(value) >= bound:
+            raise _out_of_range(f, text)
+        return value
+
+    return convert
+
+
+def _number(f: Field) -> Converter:
+    precision = int(f.describe.get("precision") or 18)
+    scale = int(f.describe.get("scale") or 0)
+    bound = Decimal(10) ** (precision - scale)
+    quantum = Decimal(1).scaleb(-scale)
+
+    def convert(text: str) -> float:
+        if not _NUMBER_RE.match(text):
+            raise type_error(f, text)
+        try:
+            value = Decimal(text).quantize(quantum)
+        except InvalidOperation:
+            raise _out_of_range(f, text) from None
+        if abs(value) >= bound:
+            raise _out_of_range(f, text)
+        return float(value)
+
+    return convert
+
+
+def _out_of_range(f: Field, text: str) -> RowError:
+    return RowError("NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{f.label}: value outside of valid range on numeric field: {text}", (f.name,))
+
+
+def _date(f: Field) -> Converter:
+    def convert(text: str) -> str:
+        if _DATE_RE.match(text):
+            try:
+                datetime.strptime(text, "%Y-%m-%d")
+                return text
+            except ValueError:
+                pass
+        raise type_error(f, text)
+
+    return convert
+
+
+def _datetime(f: Field) -> Converter:
+    def convert(text: str) -> str:
+        dt = parse_datetime(text)
+        if dt is None:
+            raise type_error(f, text)
+        return format_datetime(dt)
+
+    return convert
+
+
+def _time(f: Field) -> Converter:
+    def convert(text: str) -> str:
+        m = _TIME_RE.match(text)
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+            raise type_error(f, text)
+        ms = (m.group(4) or ".000")[1:].ljust(3, "0")
+        return f"{m.group(1)}:{m.group(2)}:{m.group(3) or '00'}.{ms}Z"
+
+    return convert
+
+
+def _reference(f: Field) -> Converter:
+    def convert(text: str) -> str:
+        value = ids.normalize(text)
+        if value is None:
+            raise RowError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {text}",
+                           (f.name,))
+        return value
+
+    return convert
+
+
+_BUILDERS: dict[str, Callable[[Field], Converter]] = {
+    "boolean": _boolean,
+    "int": _int,
+    "long": _int,
+    "double": _number,
+    "currency": _number,
+    "percent": _number,
+    "date": _date,
+    "datetime": _datetime,
+    "time": _time,
+    "reference": _reference,
+    "id": _reference,
+}
+
+
+def converter(f: Field) -> Converter:
+    """The text -> stored value function for one field (raises RowError)."""
+    return _BUILDERS.get(f.type, _string)(f)
+
+
+def sql_type(f: Field) -> str:
+    """The SQLite column affinity that keeps the stored form."""
+    return {"boolean": "INTEGER", "int": "INTEGER", "long": "INTEGER", "double": "REAL",
+            "currency": "REAL", "percent": "REAL"}.get(f.type, "TEXT")
+
+
+def default_for_create(f: Field) -> Any:
+    """What the server fills into a field that an insert leaves empty."""
+    if f.type == "boolean":
+        return 1 if str(f.default_value).lower() == "true" else 0
+    return None
+
+
+def to_json(f: Field, stored: Any) -> Any:
+    """A stored value as the REST API renders it in JSON."""
+    if stored is None:
+        return None
+    if f.type == "boolean":
+        return bool(stored)
+    if f.type == "datetime":
+        return stored[:-1] + "+0000"
+    if f.type in ("int", "long"):
+        return int(stored)
+    return stored
