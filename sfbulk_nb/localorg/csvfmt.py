@@ -198,19 +198,19 @@ def _gc_paused() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=None)
 def _fast_path_shape(delimiter: str, terminator: str) -> re.Pattern[str]:
-    """A pattern that spans the whole text exactly when csv.reader reads it like Salesforce.
+    """A pattern that spans the whole text only if csv.reader reads it like Salesforce.
 
     The text must split into quoted values and runs outside quotes. A quoted value starts
-    right after a delimiter, a line feed or the start of the text, ends before a delimiter, a
-    line break or the end, and may hold anything (doubled quotes, delimiters, line breaks).
-    A run outside quotes holds no quote (csv.reader would keep a stray quote as data, strict
-    mode or not) and no line break other than the job's line ending (csv.reader ends a
-    record at any ``\\r`` or ``\\n``). Given that, csv.reader(strict=True) ends records and
-    values at the same places as Salesforce and reads quoted values the same way.
+    right after a delimiter, a line feed or the start of the text and may hold anything
+    (doubled quotes, delimiters, line breaks). A run outside quotes holds no quote
+    (csv.reader would keep a stray quote as data, strict mode or not) and no line break other
+    than the job's line ending (csv.reader ends a record at any ``\\r`` or ``\\n``). Given
+    that, csv.reader(strict=True) ends records and values at the same places as Salesforce
+    and reads quoted values the same way; text after a closing quote makes it raise.
     """
     d = re.escape(delimiter)
     p = _POSSESSIVE
-    quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"(?![^{d}\\r\\n])'
+    quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"'
     if terminator == "\n":
         outside = f'[^"\\r]+{p}'
     else:

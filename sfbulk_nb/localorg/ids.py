@@ -27,16 +27,17 @@ KEY_PREFIXES = {
 }
 
 
+# Maps a character to "1" when it is an upper-case letter, "0" otherwise, so the three
+# checksum values become three binary numbers (read right to left within each chunk).
+_UPPER_BITS = str.maketrans({c: "1" if c.isupper() else "0" for c in _BASE62})
+_PAIRS = [a + b for a in _BASE62 for b in _BASE62]  # every 2-digit base-62 string
+
+
 def checksum(id15: str) -> str:
     """The 3-character suffix for a 15-character id."""
-    out = []
-    for start in (0, 5, 10):
-        value = 0
-        for i, ch in enumerate(id15[start:start + 5]):
-            if "A" <= ch <= "Z":
-                value |= 1 << i
-        out.append(_SUFFIX[value])
-    return "".join(out)
+    bits = id15.translate(_UPPER_BITS)
+    return (_SUFFIX[int(bits[4::-1], 2)] + _SUFFIX[int(bits[9:4:-1], 2)]
+            + _SUFFIX[int(bits[14:9:-1], 2)])
 
 
 def to18(id15: str) -> str:
@@ -46,16 +47,41 @@ def to18(id15: str) -> str:
     return id15 + checksum(id15)
 
 
+_PAIR_BITS = [(a.isupper()) | (b.isupper() << 1) for a in _BASE62 for b in _BASE62]
+
+
+def _base62_5(n: int) -> tuple[str, int]:
+    """Five base-62 digits and the checksum value of those five characters."""
+    first, rest = divmod(n, 3844 * 3844)
+    middle, last = divmod(rest, 3844)
+    char = _BASE62[first]
+    return (char + _PAIRS[middle] + _PAIRS[last],
+            char.isupper() | _PAIR_BITS[middle] << 1 | _PAIR_BITS[last] << 3)
+
+
+def make_ids(prefix: str, start: int, count: int) -> list[str]:
+    """The 18-character ids of records number start .. start+count-1 (sequential ids share
+    most of their characters, so only the last chunk is worked out per id)."""
+    if not (0 <= start and start + count <= 62 ** 10):
+        raise OverflowError(f"id counter {start + count} does not fit in 10 base-62 digits")
+    out = []
+    head = prefix + POD
+    high = None
+    for number in range(start, start + count):
+        h, low = divmod(number, 62 ** 5)
+        if h != high:
+            high = h
+            middle, _ = _base62_5(h)
+            body = head + middle
+            suffix12 = checksum(body + "00000")[:2]
+        digits, bits = _base62_5(low)
+        out.append(body + digits + suffix12 + _SUFFIX[bits])
+    return out
+
+
 def make_id(prefix: str, number: int) -> str:
     """The 18-character id of the `number`-th record with key prefix `prefix`."""
-    digits = []
-    n = number
-    for _ in range(10):
-        n, r = divmod(n, 62)
-        digits.append(_BASE62[r])
-    if n:
-        raise OverflowError(f"id counter {number} does not fit in 10 base-62 digits")
-    return to18(prefix + POD + "".join(reversed(digits)))
+    return make_ids(prefix, number, 1)[0]
 
 
 def normalize(value: str) -> str | None:

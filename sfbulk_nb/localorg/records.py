@@ -351,76 +351,119 @@ class _Batch:
         return self.decide_and_write(on_commit)
 
     def decide_and_write(self, on_commit) -> BatchResult:
-        obj = self.obj
+        obj, op = self.obj, self.op
         result = BatchResult()
-        inserts: list[dict[str, Any]] = []
+        succeeded, failed = result.succeeded, result.failed
+        inserts: list[tuple[str, dict[str, Any]]] = []
         updates: list[tuple[str, dict[str, Any]]] = []
         deletes: list[str] = []
+        writes = op in ("insert", "update", "upsert")
         required = [f.name for f in obj.required_fields]
+        # Columns of this upload that a create (or an update) may not write; usually none,
+        # so the per-row check below costs nothing.
+        header_fields = [c.field for c in self.h.columns]
+        no_create = {f.name for f in header_fields if not f.flag("createable") and not f.is_key}
+        no_update = {f.name for f in header_fields if not f.flag("updateable") and not f.is_key}
         uniques = _UniqueIndex(self.store, obj, self.values)
-        upsert_by_key = self.op == "upsert" and self.external_id.lower() != "id"
-        new_ids = iter(self.store.allocate_ids(obj.key_prefix, len(self.rows))
-                       if self.op in ("insert", "upsert") else ())
+        if not uniques.fields:
+            uniques = None
+        upsert_by_key = op == "upsert" and self.external_id.lower() != "id"
+        next_number = (self.store.allocate_numbers(obj.key_prefix, len(self.rows))
+                       if op in ("insert", "upsert") else 0)
+        created = 0
+        new_numbers = []
         for i, row in enumerate(self.rows):
             error = self.errors[i]
             vals = self.values[i]
             rid = self.target[i]
             if error is None and upsert_by_key:
-                matches = self._key_index.get(self._keys[i], [])
-                if len(matches) > 1:
-                    error = RowError("DUPLICATE_EXTERNAL_ID",
-                                     f"{self._key_field.label}: more than one record found for "
-                                     f"external id field: [{', '.join(matches)}]", ())
-                elif matches:
-                    rid = matches[0]
-            creating = self.op == "insert" or (self.op == "upsert" and rid is None)
-            if error is None and self.op in ("insert", "update", "upsert"):
-                error = _check_writable(obj, vals, creating)
-            if error is None and self.op in ("insert", "update", "upsert"):
-                error = _check_required(required, vals, creating)
-            if error is None and self.op in ("insert", "update", "upsert"):
-                error = uniques.claim(i, rid)
+                matches = self._key_index.get(self._keys[i])
+                if matches:
+                    if len(matches) > 1:
+                        error = RowError("DUPLICATE_EXTERNAL_ID",
+                                         f"{self._key_field.label}: more than one record found "
+                                         f"for external id field: [{', '.join(matches)}]", ())
+                    else:
+                        rid = matches[0]
+            creating = op == "insert" or (op == "upsert" and rid is None)
+            if error is None and writes:
+                forbidden = no_create if creating else no_update
+                bad = forbidden and forbidden.intersection(vals)
+                if bad:
+                    error = _not_writable(obj.fields[next(iter(bad))])
+                else:
+                    missing = ([n for n in required if vals.get(n) is None] if creating else
+                               [n for n in required if n in vals and vals[n] is None])
+                    if missing:
+                        error = RowError("REQUIRED_FIELD_MISSING",
+                                         f"Required fields are missing: [{', '.join(missing)}]",
+                                         missing)
+                    elif uniques is not None:
+                        error = uniques.claim(i, rid)
             if error is not None:
-                sf_id = rid or self.given_id[i] or ""
-                result.failed.append([sf_id, error.render(), *row])
+                failed.append([rid or self.given_id[i] or "", error.render(), *row])
                 continue
-            if self.op in ("delete", "hardDelete"):
+            if not writes:
                 deletes.append(rid)
-                result.succeeded.append([rid, "false", *row])
-            elif creating:
-                rid = next(new_ids)
-                inserts.append({"Id": rid, **vals})
+                succeeded.append([rid, "false", *row])
+                continue
+            if creating:
+                new_numbers.append(next_number + created)
+                created += 1
+                rid = len(new_numbers) - 1  # placeholder until the ids are made below
+                inserts.append((rid, vals))
+                succeeded.append([rid, "true", *row])
                 if upsert_by_key:
                     self._key_index[self._keys[i]] = [rid]
-                uniques.commit(i, rid)
-                result.succeeded.append([rid, "true", *row])
             else:
                 updates.append((rid, vals))
+                succeeded.append([rid, "false", *row])
+            if uniques is not None:
                 uniques.commit(i, rid)
-                result.succeeded.append([rid, "false", *row])
+        if new_numbers:
+            self._name_new_records(result, inserts, new_numbers)
         with self.store.transaction() as conn:
             self._write(conn, inserts, updates, deletes)
             if on_commit is not None:
                 on_commit(conn, result)
         return result
 
+    def _name_new_records(self, result: BatchResult, inserts, numbers: list[int]) -> None:
+        """Swap the placeholders of created rows for real ids, made in one go (consecutive
+        numbers, so cheaply)."""
+        new_ids = self.store.make_ids(self.obj.key_prefix, numbers[0], len(numbers))
+        for k, (placeholder, vals) in enumerate(inserts):
+            inserts[k] = (new_ids[placeholder], vals)
+        for line in result.succeeded:
+            if line[1] == "true":
+                line[0] = new_ids[line[0]]
+        if self.op == "upsert" and self.external_id.lower() != "id":
+            for key, value in self._key_index.items():
+                if value and isinstance(value[0], int):
+                    self._key_index[key] = [new_ids[value[0]]]
+
     def _write(self, conn, inserts, updates, deletes) -> None:
         obj, now, user = self.obj, self.now, self.user_id
-        columns = self.store.column_names(obj)
-        defaults = {f.name: default_for_create(f) for f in obj.data_fields}
-        for f in obj.data_fields:
-            if f.name == "OwnerId":
-                defaults["OwnerId"] = user
-        system = {"IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
-                  "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now}
         derive = _name_deriver(obj)
         if inserts:
+            columns = self.store.column_names(obj)
+            position = {c: k for k, c in enumerate(columns)}
+            base = {f.name: default_for_create(f) for f in obj.data_fields}
+            if "OwnerId" in base:
+                base["OwnerId"] = user
+            base.update({"IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
+                         "LastModifiedDate": now, "LastModifiedById": user,
+                         "SystemModstamp": now})
+            template = [base.get(c) for c in columns]
             rows = []
-            for vals in inserts:
-                record = {**defaults, **system, **vals}
+            for rid, vals in inserts:
                 if derive:
-                    derive(record)
-                rows.append([record.get(c) for c in columns])
+                    derive(vals)
+                record = template.copy()
+                record[0] = rid
+                for name, value in vals.items():
+                    record[position[name]] = value
+                rows.append(record)
             self.store.insert_records(conn, obj, columns, rows)
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
         for rid, vals in updates:
@@ -443,26 +486,6 @@ def _not_writable(f: Field) -> RowError:
                     f"Unable to create/update fields: {f.name}. Please check the security "
                     "settings of this field and verify that it is read/write for your profile "
                     "or permission set.", (f.name,))
-
-
-def _check_writable(obj: SObject, vals: dict[str, Any], creating: bool) -> RowError | None:
-    flag = "createable" if creating else "updateable"
-    for name in vals:
-        f = obj.fields[name]
-        if not f.flag(flag) and not f.is_key:
-            return _not_writable(f)
-    return None
-
-
-def _check_required(required: list[str], vals: dict[str, Any], creating: bool) -> RowError | None:
-    if creating:
-        missing = [n for n in required if vals.get(n) is None]
-    else:
-        missing = [n for n in required if n in vals and vals[n] is None]
-    if missing:
-        return RowError("REQUIRED_FIELD_MISSING",
-                        f"Required fields are missing: [{', '.join(missing)}]", missing)
-    return None
 
 
 class _UniqueIndex:

@@ -90,6 +90,8 @@ class Store:
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Upserts probe the key indexes of big tables: keep them in memory (64 MB).
+        self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.executescript(_SCHEMA)
         for obj in catalog:
             self.ensure_table(obj)
@@ -131,15 +133,20 @@ class Store:
         self.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def allocate_ids(self, prefix: str, count: int) -> list[str]:
-        """`count` fresh 18-character ids with the given key prefix."""
+    def allocate_numbers(self, prefix: str, count: int) -> int:
+        """Reserve `count` record numbers for a key prefix; returns the first."""
         with self.lock:
             self.conn.execute("INSERT OR IGNORE INTO counters(prefix, next) VALUES (?, 1)",
                               (prefix,))
-            start = self.conn.execute(
+            return self.conn.execute(
                 "UPDATE counters SET next = next + ? WHERE prefix = ? RETURNING next - ?",
                 (count, prefix, count)).fetchone()[0]
-        return [ids.make_id(prefix, n) for n in range(start, start + count)]
+
+    make_ids = staticmethod(ids.make_ids)
+
+    def allocate_ids(self, prefix: str, count: int) -> list[str]:
+        """`count` fresh 18-character ids with the given key prefix."""
+        return ids.make_ids(prefix, self.allocate_numbers(prefix, count), count)
 
     # -- object tables --------------------------------------------------------------
 

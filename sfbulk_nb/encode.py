@@ -1,0 +1,704 @@
+"""DataFrame -> Bulk API 2.0 CSV bytes: formatting, null policy, byte-exact chunks.
+
+Formatting is chosen from the pandas dtype, refined by an optional ``field_types``
+hint (column -> Salesforce describe type, matched case-insensitively; keys that are
+not columns are ignored so a whole describe map can be passed):
+
+=====================================  =============================================
+values                                 CSV text
+=====================================  =============================================
+datetimes (datetime64, tz-aware or     UTC ``YYYY-MM-DDTHH:MM:SS.sssZ``, truncated
+naive, pyarrow timestamps, datetime    (floored) to the millisecond Salesforce keeps.
+objects)                               Naive values are taken as UTC unless ``tz``
+                                       names the zone they are in.
+datetimes with field type ``date``     ``YYYY-MM-DD``: the wall-clock date of the
+                                       value as given (its own zone; ``tz`` ignored),
+                                       never shifted by a UTC conversion.
+dates (``datetime.date`` objects,      ``YYYY-MM-DD``, no zone involved.
+pyarrow date32/date64)
+booleans (bool, nullable boolean)      ``true`` / ``false``
+integers (int/uint, nullable Int64)    digits, no ``.0``
+floats                                 the shortest text that round-trips, never in
+                                       exponent notation (``1e20`` ->
+                                       ``100000000000000000000``, ``1.5e-7`` ->
+                                       ``0.00000015``); integral floats print
+                                       without ``.0`` (``12``), which every
+                                       Salesforce number field accepts. With field
+                                       type ``int`` every value must be integral.
+                                       Infinities are an error.
+decimals (``decimal.Decimal``)         Arrow's exact plain text
+strings                                the text itself, UTF-8
+categoricals                           formatted by the type of their categories
+=====================================  =============================================
+
+Nulls (None, NaN, pd.NA, NaT) become the null text of the column's policy:
+``"keep"`` -> blank (Salesforce leaves the field unchanged) or ``"clear"`` -> ``#N/A``
+(Salesforce sets the field to null). An empty string ``""`` is *not* a null: it is
+written blank whatever the policy, and Salesforce treats a blank as "no value sent".
+
+Quoting: a value is quoted only when it contains the column delimiter, ``"``, ``\\n``
+or ``\\r`` (quotes doubled), as in the protocol notes. Only string columns can need it
+(numbers, dates and booleans never contain a delimiter), and quoting the few values
+that need it measured faster than quoting every string; it also keeps empty strings
+unquoted and the upload smaller. Header names are written unquoted, so names that
+would need quoting are rejected. Every line, the last included, ends with the line
+ending.
+
+Everything is vectorised with pyarrow.compute and numpy; Python loops run only to
+name the offending cell in an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.types import infer_dtype
+
+__all__ = [
+    "COLUMN_DELIMITERS",
+    "LINE_ENDINGS",
+    "Chunk",
+    "EncodeError",
+    "encode_csv",
+    "format_frame",
+    "iter_chunks",
+]
+
+COLUMN_DELIMITERS = {
+    "BACKQUOTE": "`",
+    "CARET": "^",
+    "COMMA": ",",
+    "PIPE": "|",
+    "SEMICOLON": ";",
+    "TAB": "\t",
+}
+LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+_NULL_TEXT = {"keep": "", "clear": "#N/A"}
+_RESERVED_PREFIX = "sf__"
+# Rows are formatted in slices so the per-column temporaries stay small next to the
+# finished CSV text.
+_BATCH_ROWS = 65_536
+_LSTR = pa.large_string()
+
+_MS_PER_DAY = 86_400_000
+# 0001-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z: the four-digit years the
+# fixed-width formats below can write.
+_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999
+_MIN_DAY, _MAX_DAY = -719_162, 2_932_896
+# Separators in place, digit slots zero: digits are written then shifted to ASCII.
+_TIMESTAMP_TEMPLATE = np.frombuffer(b"\0\0\0\0-\0\0-\0\0T\0\0:\0\0:\0\0.\0\0\0Z", np.uint8)
+_DIGIT_SLOTS = np.flatnonzero(_TIMESTAMP_TEMPLATE == 0)
+
+_FLOAT_EXP = r"^(?P<sign>-?)(?P<lead>\d)(?:\.(?P<frac>\d+))?e\+?(?P<exp>-?\d+)$"
+
+
+class EncodeError(ValueError):
+    """The frame cannot be encoded as Bulk API 2.0 CSV; the message names the column,
+    the row and the fix."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One Bulk job's worth of CSV."""
+
+    positions: range  # row positions (0-based, into the frame) in this chunk, contiguous
+    data: bytes  # the CSV bytes to upload, header included
+
+    @property
+    def records(self) -> int:
+        return len(self.positions)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def format_frame(df, *, nulls="keep", tz=None, field_types=None) -> pd.DataFrame:
+    """Every cell as the exact text that goes into the CSV (before CSV quoting).
+
+    Strings throughout, null policy applied ('' or '#N/A'); index and columns of
+    ``df`` kept. Result alignment compares this against echoed result values.
+    """
+    columns = _prepare(df, nulls, tz, field_types)
+    data = {}
+    for i, col in enumerate(columns):
+        data[i] = pc.fill_null(col.render(col.values), col.null_text).to_pandas()
+    out = pd.DataFrame(data)
+    out.index = df.index
+    out.columns = df.columns
+    return out
+
+
+def encode_csv(
+    df,
+    *,
+    nulls="keep",
+    tz=None,
+    field_types=None,
+    column_delimiter="COMMA",
+    line_ending="LF",
+) -> bytes:
+    """The whole frame as one CSV (header line included)."""
+    enc = _Encoder(df, nulls, tz, field_types, column_delimiter, line_ending)
+    # Batches are appended as they are made and dropped, so the finished CSV is the
+    # only full copy held (BytesIO hands over its buffer without copying it).
+    out = io.BytesIO()
+    out.write(enc.header)
+    for lines in enc.batches():
+        out.write(_line_bytes(lines)[0])
+    return out.getvalue()
+
+
+def iter_chunks(
+    df,
+    *,
+    nulls="keep",
+    tz=None,
+    field_types=None,
+    column_delimiter="COMMA",
+    line_ending="LF",
+    max_bytes=100_000_000,
+    max_records=None,
+) -> Iterator[Chunk]:
+    """Split the frame's CSV into chunks, one per Bulk job.
+
+    Each chunk holds the header line plus whole rows, at most ``max_bytes`` bytes in
+    all (header counted) and at most ``max_records`` rows. Chunks follow frame order,
+    so concatenating them without their repeated headers gives ``encode_csv(df)``.
+    The frame is encoded and every limit checked when this is called, before the
+    first chunk is taken, so nothing has been sent when an error is raised. The
+    encoded text is released as chunks are taken. A frame with no rows gives no
+    chunks.
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes <= 0:
+        raise EncodeError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if max_records is not None and (
+        isinstance(max_records, bool)
+        or not isinstance(max_records, (int, np.integer))
+        or max_records <= 0
+    ):
+        raise EncodeError(f"max_records must be a positive integer or None, got {max_records!r}")
+    enc = _Encoder(df, nulls, tz, field_types, column_delimiter, line_ending)
+    segments: list[memoryview | None] = []
+    # row_starts[i]: byte offset of row i in the data after the header; [n]: data size
+    row_starts = [np.zeros(1, np.int64)]
+    size = 0
+    for lines in enc.batches():
+        data, ends = _line_bytes(lines)
+        segments.append(data)
+        row_starts.append(ends + size)
+        size += len(data)
+    starts = np.concatenate(row_starts)
+    bounds = _plan_chunks(starts, len(enc.header), df.index, int(max_bytes), max_records)
+    return _emit_chunks(enc.header, segments, starts, bounds)
+
+
+# ------------------------------------------------------------------- CSV assembly
+
+
+class _Encoder:
+    """A validated frame, ready to be turned into CSV lines batch by batch."""
+
+    def __init__(self, df, nulls, tz, field_types, column_delimiter, line_ending):
+        self.delimiter = _option(column_delimiter, COLUMN_DELIMITERS, "column_delimiter")
+        self.eol = _option(line_ending, LINE_ENDINGS, "line_ending")
+        self.columns = _prepare(df, nulls, tz, field_types, delimiter=self.delimiter)
+        self.header = (self.delimiter.join(c.name for c in self.columns) + self.eol).encode("utf-8")
+        escaped = "\\" + self.delimiter if self.delimiter in "^|" else self.delimiter
+        self.quote_pattern = '["\r\n' + escaped + "]"
+        self.rows = len(df)
+
+    def batches(self) -> Iterator[pa.Array]:
+        """CSV lines, line ending included, one string per row, in row slices."""
+        for start in range(0, self.rows, _BATCH_ROWS):
+            length = min(_BATCH_ROWS, self.rows - start)
+            parts = []
+            for col in self.columns:
+                text = pc.fill_null(col.render(col.values.slice(start, length)), col.null_text)
+                if col.is_text:
+                    text = _quote(text, self.quote_pattern)
+                parts.append(text)
+            parts[-1] = _concat(parts[-1], pa.scalar(self.eol, _LSTR))
+            yield pc.binary_join_element_wise(*parts, pa.scalar(self.delimiter, _LSTR))
+
+
+def _line_bytes(lines: pa.Array) -> tuple[memoryview, np.ndarray]:
+    """The bytes of all lines (a view, no copy) and the end offset of each line in it."""
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    first = int(offsets[0])
+    return memoryview(lines.buffers()[2])[first : int(offsets[-1])], offsets[1:] - first
+
+
+def _quote(text: pa.Array, pattern: str) -> pa.Array:
+    needed = pc.match_substring_regex(text, pattern)
+    if not pc.any(needed).as_py():
+        return text
+    escaped = pc.replace_substring(pc.filter(text, needed), '"', '""')
+    quote = pa.scalar('"', _LSTR)
+    quoted = pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", _LSTR))
+    return pc.replace_with_mask(text, needed, quoted)
+
+
+def _plan_chunks(starts, header_size, index, max_bytes, max_records) -> list[tuple[int, int]]:
+    n = len(starts) - 1
+    budget = max_bytes - header_size
+    if n and budget <= 0:
+        raise EncodeError(
+            f"the CSV header line alone is {header_size} bytes, which leaves no room "
+            f"for rows within max_bytes={max_bytes}; raise max_bytes or send fewer columns"
+        )
+    sizes = np.diff(starts)
+    too_big = np.flatnonzero(sizes > budget)
+    if len(too_big):
+        pos = int(too_big[0])
+        more = f" ({len(too_big) - 1} more rows are too large as well)" if len(too_big) > 1 else ""
+        raise EncodeError(
+            f"{_row(index, pos)} is {int(sizes[pos])} bytes of CSV, but a chunk of "
+            f"max_bytes={max_bytes} has room for {budget} bytes of rows after its "
+            f"{header_size}-byte header{more}; raise max_bytes (Salesforce accepts "
+            f"up to 100,000,000 per job) or shorten that row's values"
+        )
+    bounds = []
+    start = 0
+    while start < n:
+        stop = int(np.searchsorted(starts, starts[start] + budget, side="right")) - 1
+        if max_records is not None:
+            stop = min(stop, start + int(max_records))
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def _emit_chunks(header, segments, row_starts, bounds) -> Iterator[Chunk]:
+    seg_starts = np.concatenate([[0], np.cumsum([len(s) for s in segments])])
+    for start, stop in bounds:
+        lo, hi = int(row_starts[start]), int(row_starts[stop])
+        first = int(np.searchsorted(seg_starts, lo, side="right")) - 1
+        pieces = [header]
+        i = first
+        while hi > seg_starts[i]:
+            seg_lo = int(seg_starts[i])
+            pieces.append(segments[i][max(lo, seg_lo) - seg_lo : min(hi, int(seg_starts[i + 1])) - seg_lo])
+            i += 1
+        data = b"".join(pieces)
+        del pieces
+        # Segments wholly before this chunk's end will not be read again; dropping
+        # them lets the encoded text shrink as chunks are handed out.
+        for j in range(first, i if hi == seg_starts[i] else i - 1):
+            segments[j] = None
+        yield Chunk(range(start, stop), data)
+
+
+# --------------------------------------------------------------- column planning
+
+
+@dataclass
+class _Column:
+    name: str
+    values: pa.Array  # whole column, prepared for render
+    render: Callable[[pa.Array], pa.Array]  # slice of values -> large_string, nulls kept
+    is_text: bool  # may contain characters that need CSV quoting
+    null_text: str
+
+
+def _prepare(df, nulls, tz, field_types, delimiter=None) -> list[_Column]:
+    if not isinstance(df, pd.DataFrame):
+        raise EncodeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    names = _check_names(df.columns, delimiter)
+    policy = _null_policy(nulls, names)
+    tz = _check_tz(tz)
+    types = {}
+    if field_types is not None:
+        if not isinstance(field_types, Mapping):
+            raise EncodeError(f"field_types must be a dict of column -> Salesforce type, got {type(field_types).__name__}")
+        types = {str(k).lower(): str(v).lower() for k, v in field_types.items()}
+    columns = []
+    for i, name in enumerate(names):
+        series = df.iloc[:, i]
+        values, render, is_text = _plan_column(name, series, tz, types.get(name.lower()))
+        columns.append(_Column(name, values, render, is_text, _NULL_TEXT[policy[name]]))
+    return columns
+
+
+def _option(value, choices, what):
+    if value not in choices:
+        raise EncodeError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return choices[value]
+
+
+def _check_names(columns, delimiter) -> list[str]:
+    if len(columns) == 0:
+        raise EncodeError("the frame has no columns; a Bulk job needs at least one field")
+    names = list(columns)
+    seen: dict[str, str] = {}
+    for pos, name in enumerate(names):
+        if not isinstance(name, str):
+            raise EncodeError(
+                f"column {pos} is named {name!r} ({type(name).__name__}); Bulk CSV headers are "
+                f"Salesforce field names, so every column name must be a string "
+                f"(rename it, e.g. df.columns = df.columns.map(str), or flatten a MultiIndex)"
+            )
+        if not name.strip():
+            raise EncodeError(f"column {pos} has an empty name {name!r}; name it after the Salesforce field")
+        if name != name.strip() or any(c in name for c in '"\r\n' + (delimiter or "")):
+            raise EncodeError(
+                f"column name {name!r} contains whitespace at an end, a quote, a line break or "
+                f"the column delimiter; Salesforce field names cannot, so rename the column"
+            )
+        if name.lower().startswith(_RESERVED_PREFIX):
+            raise EncodeError(
+                f"column {name!r} uses the reserved {_RESERVED_PREFIX!r} prefix, which Salesforce "
+                f"uses for result columns; drop or rename it before sending"
+            )
+        key = name.lower()
+        if key in seen:
+            same = "appears twice" if seen[key] == name else f"and {seen[key]!r} name the same field (names are case-insensitive)"
+            raise EncodeError(f"column {name!r} {same}; keep one of them")
+        seen[key] = name
+    return names
+
+
+def _null_policy(nulls, names) -> dict[str, str]:
+    if isinstance(nulls, str):
+        if nulls not in _NULL_TEXT:
+            raise EncodeError(f"nulls must be 'keep', 'clear' or a dict of column -> 'keep'/'clear'; got {nulls!r}")
+        return dict.fromkeys(names, nulls)
+    if not isinstance(nulls, Mapping):
+        raise EncodeError(f"nulls must be 'keep', 'clear' or a dict of column -> 'keep'/'clear'; got {nulls!r}")
+    unknown = [k for k in nulls if k not in names]
+    if unknown:
+        raise EncodeError(f"nulls names columns that are not in the frame: {unknown!r}")
+    bad = {k: v for k, v in nulls.items() if v not in _NULL_TEXT}
+    if bad:
+        raise EncodeError(f"nulls values must be 'keep' or 'clear'; got {bad!r}")
+    return {name: nulls.get(name, "keep") for name in names}
+
+
+def _check_tz(tz):
+    if tz is None:
+        return None
+    try:
+        pd.Timestamp(0).tz_localize(tz)
+    except Exception as exc:
+        raise EncodeError(f"tz={tz!r} is not a time zone pandas knows ({exc}); use an IANA name such as 'Europe/Paris'") from None
+    return tz
+
+
+def _plan_column(name, series, tz, field_type):
+    arr = _to_arrow(name, series)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    if pa.types.is_null(t):
+        return arr, _all_null, False
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return arr.cast(_LSTR), _identity, True
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+        return arr, _cast_text, False
+    if pa.types.is_floating(t):
+        return _prepare_float(name, arr, series.index, field_type), _format_float, False
+    if pa.types.is_date(t):
+        arr = arr.cast(pa.date32())
+        _check_range(name, arr.cast(pa.int32()), _MIN_DAY, _MAX_DAY, series.index, "date")
+        return arr, _cast_text, False
+    if pa.types.is_timestamp(t):
+        if field_type == "date":
+            # The wall-clock date as given: a UTC conversion would move late-evening
+            # values in negative-offset zones onto the next day.
+            local = pc.local_timestamp(arr) if t.tz else arr
+            days = local.cast(pa.date32())
+            _check_range(name, days.cast(pa.int32()), _MIN_DAY, _MAX_DAY, series.index, "date")
+            return days, _cast_text, False
+        return _utc_millis(name, arr, tz, series.index), _format_millis, False
+    raise EncodeError(
+        f"column {name!r} has type {t} ({series.dtype}), which has no Bulk CSV form; "
+        f"convert it to strings, numbers, booleans, dates or datetimes first"
+    )
+
+
+def _to_arrow(name, series) -> pa.Array:
+    dtype = series.dtype
+    if dtype.kind == "c":
+        raise EncodeError(f"column {name!r} holds complex numbers ({dtype}); Salesforce has no such field type, convert or drop it")
+    if dtype == object:
+        arr = _object_to_arrow(name, series)
+    else:
+        try:
+            arr = pa.array(series, from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise EncodeError(
+                f"column {name!r} has dtype {dtype}, which cannot be encoded ({exc}); "
+                f"convert it to strings, numbers, booleans, dates or datetimes first"
+            ) from None
+    if isinstance(arr, pa.ChunkedArray):
+        if pa.types.is_string(arr.type):
+            arr = arr.cast(_LSTR)
+        arr = arr.combine_chunks()
+    return arr
+
+
+_OBJECT_KINDS = {
+    "string": _LSTR,
+    "empty": pa.null(),
+    "boolean": pa.bool_(),
+    "integer": None,
+    "floating": pa.float64(),
+    "mixed-integer-float": pa.float64(),
+    "decimal": None,
+    "datetime": None,
+    "datetime64": None,
+    "date": pa.date32(),
+}
+
+
+def _object_to_arrow(name, series) -> pa.Array:
+    kind = infer_dtype(series, skipna=True)
+    if kind not in _OBJECT_KINDS:
+        _object_error(name, series, kind)
+    if kind == "date":
+        # infer_dtype calls a mix of dates and datetimes "date"; Arrow would then drop
+        # the times without a word.
+        objects = series.to_numpy()
+        if any(issubclass(t, _dt.datetime) for t in set(map(type, objects))):
+            pos = next(i for i, v in enumerate(objects) if isinstance(v, _dt.datetime))
+            raise EncodeError(
+                f"column {name!r} mixes dates and datetimes ({_row(series.index, pos)} holds "
+                f"{objects[pos]!r}); make it all dates (pd.to_datetime(...).dt.date) or all datetimes"
+            )
+    try:
+        return pa.array(series, type=_OBJECT_KINDS[kind], from_pandas=True)
+    except UnicodeEncodeError:
+        for pos, value in enumerate(series.to_numpy()):
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise EncodeError(
+                        f"column {name!r} at {_row(series.index, pos)} holds text that is not valid "
+                        f"Unicode (a lone surrogate) and cannot be written as UTF-8; fix that value"
+                    ) from None
+        raise
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise EncodeError(
+            f"column {name!r} holds {kind} values that cannot be encoded ({exc}); "
+            f"convert the column to one plain type first"
+        ) from None
+
+
+def _value_kind(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(value).__name__
+
+
+def _object_error(name, series, kind):
+    first_type = first_pos = None
+    for pos, value in enumerate(series.to_numpy()):
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+            continue
+        if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+            raise EncodeError(
+                f"column {name!r} holds a {type(value).__name__} at {_row(series.index, pos)}; a Bulk CSV "
+                f"cell is one value: flatten the column (e.g. join the items into a string) or drop it"
+            )
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise EncodeError(
+                f"column {name!r} holds bytes at {_row(series.index, pos)}; decode it to text first "
+                f"(e.g. df[{name!r}].str.decode('utf-8')) or base64-encode it for a base64 field"
+            )
+        if isinstance(value, (_dt.time, _dt.timedelta, np.timedelta64, pd.Period, pd.Interval, complex)):
+            raise EncodeError(
+                f"column {name!r} holds a {type(value).__name__} at {_row(series.index, pos)}, which has "
+                f"no Bulk CSV form; convert the column to strings, numbers, dates or datetimes first"
+            )
+        kind_of_value = _value_kind(value)
+        if first_type is None:
+            first_type, first_pos = kind_of_value, pos
+        elif kind_of_value != first_type:
+            raise EncodeError(
+                f"column {name!r} mixes value types: {_row(series.index, pos)} holds {value!r} "
+                f"({type(value).__name__}) but {_row(series.index, first_pos)} holds a {first_type}; "
+                f"make the column one type, e.g. df[{name!r}] = df[{name!r}].astype('string')"
+            )
+    raise EncodeError(
+        f"column {name!r} holds values pandas infers as {kind!r}, which have no Bulk CSV form; "
+        f"make the column one plain type (e.g. df[{name!r}].astype('string'))"
+    )
+
+
+# ------------------------------------------------------------------ value formats
+
+
+def _identity(values: pa.Array) -> pa.Array:
+    return values
+
+
+def _all_null(values: pa.Array) -> pa.Array:
+    return pa.nulls(len(values), _LSTR)
+
+
+def _cast_text(values: pa.Array) -> pa.Array:
+    return values.cast(_LSTR)
+
+
+def _prepare_float(name, arr, index, field_type) -> pa.Array:
+    # NaN is a null (pandas' view), also in Arrow-backed columns where it is a value.
+    nan = pc.fill_null(pc.is_nan(arr), False)
+    if pc.any(nan).as_py():
+        arr = pc.if_else(nan, pa.scalar(None, arr.type), arr)
+    infinite = pc.fill_null(pc.is_inf(arr), False)
+    if pc.any(infinite).as_py():
+        pos = _first_true(infinite)
+        raise EncodeError(
+            f"column {name!r} at {_row(index, pos)} is {arr[pos].as_py()}; Salesforce numbers must be "
+            f"finite: replace infinities (e.g. df[{name!r}].replace([np.inf, -np.inf], np.nan))"
+        )
+    if field_type in ("int", "long"):
+        fractional = pc.fill_null(pc.not_equal(pc.floor(arr), arr), False)
+        if pc.any(fractional).as_py():
+            pos = _first_true(fractional)
+            raise EncodeError(
+                f"column {name!r} is a Salesforce {field_type} field but {_row(index, pos)} holds "
+                f"{arr[pos].as_py()!r}; round the column (e.g. df[{name!r}].round()) or fix that value"
+            )
+    return arr
+
+
+def _format_float(values: pa.Array) -> pa.Array:
+    text = values.cast(_LSTR)  # shortest round-trip digits; exponent form for some
+    has_exp = pc.fill_null(pc.match_substring(text, "e"), False)
+    if not pc.any(has_exp).as_py():
+        return text
+    return pc.replace_with_mask(text, has_exp, _expand_exponent(pc.filter(text, has_exp)))
+
+
+def _expand_exponent(text: pa.Array) -> pa.Array:
+    """'1.5e-7' -> '0.00000015', '1e+20' -> '100000000000000000000' (same digits)."""
+    parts = pc.extract_regex(text, _FLOAT_EXP)
+    sign, lead, frac = parts.field("sign"), parts.field("lead"), parts.field("frac")
+    exp = pc.cast(parts.field("exp"), pa.int64())
+    digits = _concat(lead, frac)
+    n_frac = pc.utf8_length(frac)
+    zero = pa.scalar("0", _LSTR)
+    # exp >= fraction digits: an integer, zeros appended
+    whole = _concat(sign, digits, pc.binary_repeat(zero, pc.max_element_wise(pc.subtract(exp, n_frac), 0)))
+    # exp < 0: leading "0." and zeros
+    small = _concat(sign, pa.scalar("0.", _LSTR), pc.binary_repeat(zero, pc.max_element_wise(pc.subtract(pc.negate(exp), 1), 0)), digits)
+    out = pc.if_else(pc.less(exp, 0), small, whole)
+    # 0 <= exp < fraction digits: the point moves inside the digits. Few exponents
+    # can do this (Arrow prints up to 17 digits), so slice per exponent value.
+    inside = pc.and_(pc.greater_equal(exp, 0), pc.less(exp, n_frac))
+    if pc.any(inside).as_py():
+        for e in pc.unique(pc.filter(exp, inside)).to_pylist():
+            mask = pc.and_(inside, pc.equal(exp, e))
+            d = pc.filter(digits, mask)
+            moved = _concat(
+                pc.filter(sign, mask),
+                pc.utf8_slice_codeunits(d, 0, e + 1),
+                pa.scalar(".", _LSTR),
+                pc.utf8_slice_codeunits(d, e + 1),
+            )
+            out = pc.replace_with_mask(out, mask, moved)
+    return out
+
+
+def _concat(*parts) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, pa.scalar("", _LSTR))
+
+
+def _utc_millis(name, arr, tz, index) -> pa.Array:
+    """Timestamps as int64 UTC milliseconds (floored), nulls kept."""
+    unit = arr.type.unit
+    if arr.type.tz is None and tz is not None:
+        arr = _localize(name, arr, tz, index)
+    raw = arr.cast(pa.int64())
+    values = pc.fill_null(raw, 0).to_numpy()
+    per_ms = {"s": None, "ms": 1, "us": 1_000, "ns": 1_000_000}[unit]
+    millis = values * 1000 if per_ms is None else np.floor_divide(values, per_ms)
+    mask = None if raw.null_count == 0 else raw.is_null().to_numpy(zero_copy_only=False)
+    result = pa.array(millis, pa.int64(), mask=mask)
+    _check_range(name, result, _MIN_MS, _MAX_MS, index, "datetime")
+    return result
+
+
+def _localize(name, arr, tz, index) -> pa.Array:
+    naive = pd.DatetimeIndex(arr.to_numpy(zero_copy_only=False))
+    local = naive.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    lost = np.flatnonzero(np.asarray(local.isna()) & ~np.asarray(naive.isna()))
+    if len(lost):
+        pos = int(lost[0])
+        raise EncodeError(
+            f"column {name!r} at {_row(index, pos)} holds {naive[pos]}, which does not exist or is "
+            f"ambiguous in {tz} (a daylight-saving change); localize the column yourself, e.g. "
+            f"df[{name!r}].dt.tz_localize({str(tz)!r}, ambiguous=..., nonexistent=...)"
+        )
+    return pa.array(local.tz_convert("UTC"))
+
+
+def _format_millis(values: pa.Array) -> pa.Array:
+    """int64 UTC milliseconds -> 'YYYY-MM-DDTHH:MM:SS.sssZ' (fixed width, built in numpy:
+    Arrow's strftime is several times slower)."""
+    n = len(values)
+    millis = pc.fill_null(values, 0).to_numpy()
+    days, tod = np.divmod(millis, _MS_PER_DAY)
+    date = pa.array(days.astype(np.int32), pa.date32())
+    year = pc.year(date).to_numpy()
+    out = np.empty((24, n), np.uint8)  # position-major, so each write is contiguous
+    out[:] = _TIMESTAMP_TEMPLATE[:, None]
+    century, year2 = np.divmod(year, 100)
+    sec, ms = np.divmod(tod, 1000)
+    minute, s = np.divmod(sec, 60)
+    h, mi = np.divmod(minute, 60)
+    for pos, part in (
+        (0, century),
+        (2, year2),
+        (5, pc.month(date).to_numpy()),
+        (8, pc.day(date).to_numpy()),
+        (11, h),
+        (14, mi),
+        (17, s),
+    ):
+        part = part.astype(np.uint8)
+        np.floor_divide(part, 10, out=out[pos])
+        np.remainder(part, 10, out=out[pos + 1])
+    ms = ms.astype(np.uint16)
+    out[20] = ms // 100
+    out[21] = ms // 10 % 10
+    out[22] = ms % 10
+    out[_DIGIT_SLOTS] += ord("0")
+    data = np.ascontiguousarray(out.T)
+    offsets = np.arange(0, 24 * (n + 1), 24, dtype=np.int64)
+    validity = None if values.null_count == 0 else values.is_valid().buffers()[1]
+    return pa.Array.from_buffers(
+        _LSTR, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=values.null_count
+    )
+
+
+def _check_range(name, ints: pa.Array, low, high, index, what):
+    bad = pc.fill_null(pc.or_(pc.less(ints, low), pc.greater(ints, high)), False)
+    if pc.any(bad).as_py():
+        pos = _first_true(bad)
+        raise EncodeError(
+            f"column {name!r} at {_row(index, pos)} holds a {what} outside years 1-9999, which "
+            f"Salesforce cannot store; fix or blank that value"
+        )
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _first_true(mask: pa.Array) -> int:
+    return int(pc.index(mask, True).as_py())
+
+
+def _row(index, pos: int) -> str:
+    return f"row {pos} (index label {index[pos]!r})"
