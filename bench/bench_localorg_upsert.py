@@ -1,0 +1,144 @@
+"""Local org throughput: upsert N Account rows (7 columns) through the HTTP API.
+
+The server runs in its own process (`sfbulk-nb localorg serve`), so its peak RSS is its
+own. Reported: records/second of processing (close -> JobComplete) for a first upsert
+(every row inserts) and a second one (every row updates), and the server's peak RSS. The
+baseline, measured in the same run on the same machine: the same rows written with a bare
+`sqlite3.executemany` into a table with the same indexes, the floor any SQLite-backed
+server pays.
+
+    python bench/bench_localorg_upsert.py [--rows 1000000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+COLUMNS = ["customExtIdField__c", "Name", "AccountNumber", "NumberOfEmployees",
+           "AnnualRevenue", "BillingCity", "Active__c"]
+
+
+def make_rows(n: int, seed: int = 1) -> list[list[str]]:
+    rnd = random.Random(seed)
+    return [[f"EXT-{i:07d}", f"Account {i}", f"AN{rnd.randint(1, 10**8)}",
+             str(rnd.randint(1, 50_000)), f"{rnd.randint(1, 10**7)}.5", f"City, {i % 977}",
+             "true" if i % 2 else "false"] for i in range(n)]
+
+
+def to_csv(rows: list[list[str]], suffix: str = "") -> bytes:
+    def cell(v: str) -> str:
+        return f'"{v}"' if "," in v else v
+    lines = [",".join(COLUMNS)]
+    lines += [",".join(cell(v + suffix if k == 1 else v) for k, v in enumerate(r)) for r in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(db: Path, port: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "sfbulk_nb.cli", "localorg", "serve",
+                             "--port", str(port), "--db", str(db)],
+                            stdout=subprocess.PIPE, text=True)
+    token = None
+    for line in proc.stdout:
+        if "access token:" in line:
+            token = line.split("access token:")[1].strip()
+            break
+    if token is None:
+        raise RuntimeError("the local org did not start")
+    return proc, token
+
+
+def run_job(base: str, headers: dict, data: bytes) -> tuple[float, dict]:
+    job = requests.post(f"{base}/jobs/ingest", headers=headers, timeout=60, json={
+        "object": "Account", "operation": "upsert",
+        "externalIdFieldName": "customExtIdField__c"}).json()
+    r = requests.put(f"{base}/jobs/ingest/{job['id']}/batches", data=data, timeout=600,
+                     headers={**headers, "Content-Type": "text/csv"})
+    r.raise_for_status()
+    requests.patch(f"{base}/jobs/ingest/{job['id']}", json={"state": "UploadComplete"},
+                   headers=headers, timeout=60).raise_for_status()
+    start = time.perf_counter()
+    while True:
+        info = requests.get(f"{base}/jobs/ingest/{job['id']}", headers=headers, timeout=60).json()
+        if info["state"] in ("JobComplete", "Failed", "Aborted"):
+            return time.perf_counter() - start, info
+        time.sleep(0.1)
+
+
+def sqlite_baseline(rows: list[list[str]], path: Path) -> float:
+    """Seconds for a bare executemany of the same rows, with the same indexes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE t (Id TEXT PRIMARY KEY, ext TEXT, Name TEXT, num TEXT, "
+                 "emp INTEGER, rev REAL, city TEXT, active INTEGER)")
+    conn.execute("CREATE INDEX t_ext ON t(ext)")
+    conn.execute("CREATE INDEX t_name ON t(Name COLLATE NOCASE)")
+    start = time.perf_counter()
+    for k in range(0, len(rows), 10_000):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO t VALUES (?,?,?,?,?,?,?,?)",
+                         ((f"id{k + j:012d}", r[0], r[1], r[2], int(r[3]), float(r[4]), r[5],
+                           r[6] == "true") for j, r in enumerate(rows[k:k + 10_000])))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    rows = make_rows(args.rows)
+    first, second = to_csv(rows), to_csv(rows, suffix=" v2")
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = sqlite_baseline(rows, Path(tmp) / "baseline.sqlite3")
+        port = free_port()
+        proc, token = start_server(Path(tmp) / "org.sqlite3", port)
+        try:
+            base = f"http://127.0.0.1:{port}/services/data/v66.0"
+            headers = {"Authorization": f"Bearer {token}"}
+            t_insert, info1 = run_job(base, headers, first)
+            t_update, info2 = run_job(base, headers, second)
+            rss = peak_rss_mb(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    n = args.rows
+    print(f"rows: {n:,}  CSV: {len(first) / 1e6:.1f} MB  cores: {os.cpu_count()}")
+    print(f"baseline sqlite executemany: {n / baseline:,.0f} rows/s")
+    for label, t, info in (("upsert (all inserts)", t_insert, info1),
+                           ("upsert (all updates)", t_update, info2)):
+        assert info["state"] == "JobComplete" and info["numberRecordsFailed"] == 0, info
+        print(f"{label}: {n / t:,.0f} records/s  ({t:.1f} s; server totalProcessingTime "
+              f"{info['totalProcessingTime'] / 1000:.1f} s; "
+              f"{(n / t) / (n / baseline):.2f}x the sqlite baseline)")
+    print(f"server peak RSS: {rss:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
