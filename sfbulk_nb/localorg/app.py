@@ -24,6 +24,7 @@ from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_up
 from .errors import ApiError, not_found
 from .faults import Faults
 from .identity import Identity
+from .restquery import RestQueries
 from .store import Store
 
 LATEST_VERSION = "66.0"
@@ -61,6 +62,10 @@ _URLS = Map([
          methods=["GET"]),
     Rule("/services/data/<version>/sobjects/<obj>/<field>/<path:value>",
          endpoint="record_by_key", methods=["GET"]),
+    Rule("/services/data/<version>/<any(query, queryAll):resource>", endpoint="query",
+         methods=["GET"]),
+    Rule("/services/data/<version>/<any(query, queryAll):resource>/<locator>",
+         endpoint="query_more", methods=["GET"]),
     Rule("/services/data/<version>/jobs/ingest", endpoint="ingest_jobs",
          methods=["GET", "POST"]),
     Rule("/services/data/<version>/jobs/ingest/<job_id>", endpoint="ingest_job",
@@ -99,6 +104,7 @@ class LocalOrgApp:
         self.faults = faults
         self.daily_api_limit = daily_api_limit
         self.clock = clock
+        self.queries = RestQueries(store)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -327,6 +333,22 @@ class LocalOrgApp:
         record = self.store.get_record(sobj, matches[0][0])
         return json_response(self._record_json(sobj, record, version, request.args.get("fields")))
 
+    # -- REST query -------------------------------------------------------------------
+
+    def on_query(self, request: Request, version: str, resource: str, **_) -> Response:
+        text = request.args.get("q")
+        if text is None:
+            raise ApiError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+        return json_response(self.queries.first_page(
+            text, include_deleted=resource == "queryAll", version=version,
+            batch_size=_batch_size(request)))
+
+    def on_query_more(self, request: Request, version: str, resource: str, locator: str,
+                      **_) -> Response:
+        return json_response(self.queries.next_page(locator, version=version,
+                                                    batch_size=_batch_size(request),
+                                                    resource=resource))
+
     # -- ingest jobs -----------------------------------------------------------------
 
     def _job_json(self, job: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -434,6 +456,15 @@ class LocalOrgApp:
         options = _json_body(request) if request.get_data() else {}
         self.engine.job_faults.append(JobFault(**options))
         return Response(status=204)
+
+
+def _batch_size(request: Request) -> int | None:
+    """`Sforce-Query-Options: batchSize=500`."""
+    for part in request.headers.get("Sforce-Query-Options", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip() == "batchSize" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def _parse_version(text: str) -> str:

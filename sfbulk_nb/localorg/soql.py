@@ -1,0 +1,812 @@
+"""The SOQL subset of the local org: a tokenizer, a recursive-descent parser and a compiler
+to SQLite over the store's object tables (`"sobj_<Object>"`).
+
+Grammar (keywords ignore case; it follows the SOQL grammar of Salesforce's apex-parser,
+where one level of a WHERE clause joins its conditions with AND or with OR, never both,
+so `a AND b OR c` is MALFORMED_QUERY and needs parentheses, as in Salesforce):
+
+    query      := SELECT selection FROM name [WHERE logical] [ORDER BY order (',' order)*]
+                  [LIMIT integer] [OFFSET integer]
+    selection  := COUNT '(' ')' | path (',' path)*
+    path       := name ('.' name)*                 -- parent relationships, any depth
+    logical    := NOT condition | condition (AND condition)* | condition (OR condition)*
+    condition  := '(' logical ')' | path operator value | path LIKE string
+                | path [NOT] IN '(' value (',' value)* ')'
+    operator   := '=' | '!=' | '<>' | '<' | '<=' | '>' | '>='
+    value      := string | number | date | datetime | NULL | TRUE | FALSE | dateliteral
+    dateliteral:= TODAY | YESTERDAY | TOMORROW | THIS_MONTH | LAST_MONTH | NEXT_MONTH
+                | THIS_YEAR | LAST_YEAR | NEXT_YEAR | LAST_90_DAYS | NEXT_90_DAYS
+                | (LAST|NEXT)_N_(DAYS|MONTHS|YEARS) ':' integer
+    order      := path [ASC | DESC] [NULLS (FIRST | LAST)]
+
+Semantics follow the stored forms of `values.py`. Values reach SQLite only as bound
+parameters; the only names in the SQL are table and column names taken from the catalog
+after a field resolved, plus generated aliases (t0, t1, ...).
+
+- Conditions are two-valued, as in SOQL: a comparison with a null value is false, so
+  `!= 'x'`, `NOT IN (...)` and `NOT (...)` keep the records whose field is null.
+  Booleans are never null in Salesforce: `= null` means `= false`.
+- Text comparisons ignore case (`= 'acme'` finds "Acme"), as do LIKE and ORDER BY on
+  text. SQLite's NOCASE and LIKE fold ASCII letters only, so "é" and "É" differ here.
+- A date value filters date fields only and a dateTime value dateTime fields only
+  (Salesforce documents this and rejects the other mix); relative date literals work on
+  both: on a dateTime field TODAY is the whole UTC day. Date literals are evaluated in
+  UTC (the org's user is on GMT) against `now`.
+- Ids compare in their 18-character form, so a 15-character id finds its record.
+- Deleted records (IsDeleted = 1) are left out unless include_deleted (queryAll); the
+  same goes for deleted parents behind a relationship path.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, NamedTuple
+
+from . import ids, values
+from .catalog import Catalog, Field, SObject
+from .store import Store, quote_name, table_name
+
+FETCH_CHUNK = 5000
+MAX_OFFSET = 2000  # Salesforce's limit on OFFSET
+
+_INVALID_FIELD_HINT = ("If you are attempting to use a custom field, be sure to append the "
+                       "'__c' after the custom field name. Please reference your WSDL or the "
+                       "describe call for the appropriate names.")
+_INVALID_RELATIONSHIP_HINT = ("If you are attempting to use a custom relationship, be sure to "
+                              "append the '__r' after the custom relationship name. Please "
+                              "reference your WSDL or the describe call for the appropriate "
+                              "names.")
+_INVALID_TYPE_HINT = ("If you are attempting to use a custom object, be sure to append the "
+                      "'__c' after the entity name. Please reference your WSDL or the "
+                      "describe call for the appropriate names.")
+
+
+class SoqlError(Exception):
+    """A query Salesforce would refuse: `code` is its errorCode, `message` its message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def _located(text: str, pos: int, detail: str) -> str:
+    """Salesforce's positioned message: the query line, a caret, then Row/Column."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start:len(text) if end < 0 else end].rstrip("\r")
+    row = text.count("\n", 0, pos) + 1
+    column = pos - start + 1
+    return f"\n{line}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\n{detail}"
+
+
+# -- tokens -------------------------------------------------------------------------
+
+NAME, STRING, NUMBER, DATE, DATETIME, OP, EOF = (
+    "name", "string", "number", "date", "datetime", "op", "eof")
+
+
+class Token(NamedTuple):
+    kind: str
+    text: str   # as written in the query
+    pos: int    # offset in the query text
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string literal: its value, and the same text as a LIKE pattern (ESCAPE '\\')."""
+
+    value: str
+    pattern: str
+    like_only_escape: int | None  # offset of a \\% or \\_, which only LIKE allows
+
+
+_SPACE = " \t\r\n\f"
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DATETIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:?\d{2})")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TAIL_RE = re.compile(r"[A-Za-z0-9:.+-]*")  # the rest of a malformed date(time)
+_NUMBER_RE = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)")
+_OPERATORS = ("<=", ">=", "!=", "<>", "=", "<", ">", "(", ")", ",", ".", ":")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f",
+            '"': '"', "'": "'", "\\": "\\"}
+
+
+class _Lexer:
+    """Produces one token at a time, so errors surface in the order of the text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.last_end = 0  # where the previous token ended: the position of <EOF>
+
+    def error(self, pos: int, detail: str) -> SoqlError:
+        return SoqlError("MALFORMED_QUERY", _located(self.text, pos, detail))
+
+    def next(self) -> Token:
+        text, i = self.text, self.pos
+        while i < len(text) and text[i] in _SPACE:
+            i += 1
+        if i == len(text):
+            self.pos = i
+            return Token(EOF, "<EOF>", self.last_end)
+        ch = text[i]
+        nxt = text[i + 1:i + 2]
+        if ch == "'":
+            token = self._string(i)
+        elif "0" <= ch <= "9" or (ch in "-." and "0" <= nxt <= "9"):
+            token = self._number_or_date(i)
+        elif match := _NAME_RE.match(text, i):
+            token = Token(NAME, match.group(), i)
+        else:
+            op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
+            if op is None:
+                row = text.count("\n", 0, i) + 1
+                col = i - (text.rfind("\n", 0, i) + 1)
+                raise self.error(i, f"line {row}:{col} no viable alternative at character "
+                                    f"'{ch}'")
+            token = Token(OP, op, i)
+        self.pos = self.last_end = token.pos + len(token.text)
+        return token
+
+    def _string(self, start: int) -> Token:
+        text = self.text
+        value: list[str] = []
+        pattern: list[str] = []
+        like_only = None
+        i = start + 1
+        while i < len(text):
+            ch = text[i]
+            if ch == "'":
+                return Token(STRING, text[start:i + 1], start,
+                             Text("".join(value), "".join(pattern), like_only))
+            if ch != "\\":
+                value.append(ch)
+                pattern.append(ch)  # an unescaped % or _ is a LIKE wildcard
+                i += 1
+                continue
+            code = text[i + 1:i + 2]
+            hex4 = text[i + 2:i + 6]
+            if code and code.lower() in _ESCAPES:  # \N, \R, ... mean \n, \r, ... too
+                char = _ESCAPES[code.lower()]
+                i += 2
+            elif code in ("%", "_"):
+                char = code
+                if like_only is None:
+                    like_only = i
+                i += 2
+            elif code == "u" and len(hex4) == 4 and all(c in "0123456789abcdefABCDEF"
+                                                        for c in hex4):
+                char = chr(int(hex4, 16))
+                i += 6
+            else:
+                # Salesforce: "If you use a backslash character in any other context, an
+                # error occurs" (the wording of the message is ours).
+                seq = text[i:i + 2]
+                raise self.error(i, f"Invalid string literal '{text[start + 1:i + 2]}'. Illegal "
+                                    f"character sequence '{seq}' in string literal.")
+            value.append(char)
+            pattern.append("\\" + char if char in "%_\\" else char)
+        # An unterminated literal: the lone quote is what cannot be read.
+        raise self.error(start, "unexpected token: '''")
+
+    def _number_or_date(self, start: int) -> Token:
+        text = self.text
+        if match := _DATETIME_RE.match(text, start):
+            raw = match.group()
+            parsed = values.parse_datetime(raw.upper())
+            if parsed is None:
+                raise self.error(start, f"Invalid datetime: {raw}")
+            return Token(DATETIME, raw, start, values.format_datetime(parsed))
+        if match := _DATE_RE.match(text, start):
+            raw = match.group() + _DATE_TAIL_RE.match(text, match.end()).group()
+            if raw != match.group():
+                raise self.error(start, f"Invalid datetime: {raw}")
+            try:
+                return Token(DATE, raw, start, date.fromisoformat(raw).isoformat())
+            except ValueError:
+                raise self.error(start, f"Invalid date: {raw}") from None
+        raw = _NUMBER_RE.match(text, start).group()
+        number = float(raw) if "." in raw else int(raw)
+        if isinstance(number, int) and not -2**63 <= number < 2**63:
+            number = float(raw)  # beyond SQLite's integers; compares as a REAL
+        return Token(NUMBER, raw, start, number)
+
+
+# -- syntax tree --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    names: tuple[str, ...]  # as written
+    pos: int
+
+
+@dataclass(frozen=True)
+class Value:
+    kind: str  # string, number, date, datetime, null, boolean, dateliteral
+    value: Any
+    pos: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    path: FieldPath
+    op: str  # = != < <= > >= LIKE IN NOT IN
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: str  # AND, OR
+    parts: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Any
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    path: FieldPath
+    descending: bool
+    nulls_first: bool
+
+
+@dataclass(frozen=True)
+class Select:
+    fields: tuple[FieldPath, ...] | None  # None: COUNT()
+    object_name: str
+    object_pos: int
+    where: Any
+    order_by: tuple[OrderItem, ...]
+    limit: int | None
+    offset: int | None
+
+
+# Salesforce's reserved keywords: never a field or object name.
+_RESERVED = frozenset({
+    "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FROM", "GROUP", "HAVING", "IN", "INCLUDES",
+    "LAST", "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OR", "SELECT", "WHERE", "WITH"})
+_COMPARISONS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _months(first: date, k: int) -> date:
+    """The first day of the month k months after the month starting on `first`."""
+    year, month = divmod(first.year * 12 + first.month - 1 + k, 12)
+    return date(year, month + 1, 1)
+
+
+_DAY = timedelta(days=1)
+# Each relative date literal is a range [start, end) of days around today.
+_DATE_LITERALS: dict[str, Callable[[date, int], tuple[date, date]]] = {
+    "YESTERDAY": lambda t, n: (t - _DAY, t),
+    "TODAY": lambda t, n: (t, t + _DAY),
+    "TOMORROW": lambda t, n: (t + _DAY, t + 2 * _DAY),
+    # LAST_N_DAYS includes today: LAST_N_DAYS:1 is yesterday and today.
+    "LAST_N_DAYS": lambda t, n: (t - n * _DAY, t + _DAY),
+    "NEXT_N_DAYS": lambda t, n: (t + _DAY, t + (n + 1) * _DAY),
+    "LAST_90_DAYS": lambda t, n: (t - 90 * _DAY, t + _DAY),
+    "NEXT_90_DAYS": lambda t, n: (t + _DAY, t + 91 * _DAY),
+    "THIS_MONTH": lambda t, n: (t.replace(day=1), _months(t.replace(day=1), 1)),
+    "LAST_MONTH": lambda t, n: (_months(t.replace(day=1), -1), t.replace(day=1)),
+    "NEXT_MONTH": lambda t, n: (_months(t.replace(day=1), 1), _months(t.replace(day=1), 2)),
+    "LAST_N_MONTHS": lambda t, n: (_months(t.replace(day=1), -n), t.replace(day=1)),
+    "NEXT_N_MONTHS": lambda t, n: (_months(t.replace(day=1), 1),
+                                   _months(t.replace(day=1), n + 1)),
+    "THIS_YEAR": lambda t, n: (date(t.year, 1, 1), date(t.year + 1, 1, 1)),
+    "LAST_YEAR": lambda t, n: (date(t.year - 1, 1, 1), date(t.year, 1, 1)),
+    "NEXT_YEAR": lambda t, n: (date(t.year + 1, 1, 1), date(t.year + 2, 1, 1)),
+    "LAST_N_YEARS": lambda t, n: (date(t.year - n, 1, 1), date(t.year, 1, 1)),
+    "NEXT_N_YEARS": lambda t, n: (date(t.year + 1, 1, 1), date(t.year + 1 + n, 1, 1)),
+}
+_TAKES_N = frozenset(k for k in _DATE_LITERALS if "_N_" in k)
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.lexer = _Lexer(text)
+        self.tok = self.lexer.next()
+
+    def advance(self) -> Token:
+        tok = self.tok
+        self.tok = self.lexer.next()
+        return tok
+
+    def unexpected(self) -> SoqlError:
+        return SoqlError("MALFORMED_QUERY",
+                         _located(self.text, self.tok.pos, f"unexpected token: '{self.tok.text}'"))
+
+    def at_word(self, *words: str) -> bool:
+        return self.tok.kind == NAME and self.tok.text.upper() in words
+
+    def at_op(self, op: str) -> bool:
+        return self.tok.kind == OP and self.tok.text == op
+
+    def expect_word(self, word: str) -> None:
+        if not self.at_word(word):
+            raise self.unexpected()
+        self.advance()
+
+    def expect_op(self, op: str) -> None:
+        if not self.at_op(op):
+            raise self.unexpected()
+        self.advance()
+
+    def name(self) -> Token:
+        if self.tok.kind != NAME or self.tok.text.upper() in _RESERVED:
+            raise self.unexpected()
+        return self.advance()
+
+    def integer(self) -> int:
+        # SOQL's integers (LIMIT, OFFSET, the n of LAST_N_DAYS:n) are 32-bit.
+        if self.tok.kind != NUMBER or not self.tok.text.isdigit() or self.tok.value >= 2**31:
+            raise self.unexpected()
+        return self.advance().value
+
+    # -- clauses --------------------------------------------------------------------
+
+    def query(self) -> Select:
+        if self.tok.kind == EOF:
+            raise SoqlError("MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+        if not self.at_word("SELECT"):
+            # Salesforce answers a query that does not start with SELECT without a position.
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.tok.text}")
+        self.advance()
+        fields = self.selection()
+        self.expect_word("FROM")
+        obj = self.name()
+        where = None
+        if self.at_word("WHERE"):
+            self.advance()
+            where = self.logical()
+        order: list[OrderItem] = []
+        if self.at_word("ORDER"):
+            self.advance()
+            self.expect_word("BY")
+            order.append(self.order_item())
+            while self.at_op(","):
+                self.advance()
+                order.append(self.order_item())
+        limit = offset = None
+        if self.at_word("LIMIT"):
+            self.advance()
+            limit = self.integer()
+        if self.at_word("OFFSET"):
+            self.advance()
+            offset = self.integer()
+        if self.tok.kind != EOF:
+            raise self.unexpected()
+        return Select(fields, obj.text, obj.pos, where, tuple(order), limit, offset)
+
+    def selection(self) -> tuple[FieldPath, ...] | None:
+        first = self.path()
+        if len(first.names) == 1 and first.names[0].upper() == "COUNT" and self.at_op("("):
+            self.advance()
+            self.expect_op(")")
+            return None
+        fields = [first]
+        while self.at_op(","):
+            self.advance()
+            fields.append(self.path())
+        return tuple(fields)
+
+    def path(self) -> FieldPath:
+        first = self.name()
+        names = [first.text]
+        while self.at_op("."):
+            self.advance()
+            names.append(self.name().text)
+        return FieldPath(tuple(names), first.pos)
+
+    def order_item(self) -> OrderItem:
+        path = self.path()
+        descending = False
+        if self.at_word("ASC", "DESC"):
+            descending = self.advance().text.upper() == "DESC"
+        nulls_first = not descending  # Salesforce's default
+        if self.at_word("NULLS"):
+            self.advance()
+            if not self.at_word("FIRST", "LAST"):
+                raise self.unexpected()
+            nulls_first = self.advance().text.upper() == "FIRST"
+        return OrderItem(path, descending, nulls_first)
+
+    # -- WHERE ----------------------------------------------------------------------
+
+    def logical(self) -> Any:
+        if self.at_word("NOT"):
+            self.advance()
+            return Not(self.conditional())
+        first = self.conditional()
+        if not self.at_word("AND", "OR"):
+            return first
+        joiner = self.tok.text.upper()
+        parts = [first]
+        while self.at_word(joiner):  # the other joiner at this level is a syntax error
+            self.advance()
+            parts.append(self.conditional())
+        return Logic(joiner, tuple(parts))
+
+    def conditional(self) -> Any:
+        if self.at_op("("):
+            self.advance()
+            inner = self.logical()
+            self.expect_op(")")
+            return inner
+        path = self.path()
+        tok = self.tok
+        if tok.kind == OP and tok.text in _COMPARISONS:
+            self.advance()
+            return Condition(path, _COMPARISONS[tok.text], (self.value(),))
+        if self.at_word("LIKE"):
+            self.advance()
+            if self.tok.kind != STRING:
+                raise self.unexpected()
+            return Condition(path, "LIKE", (self.value(),))
+        op = "IN"
+        if self.at_word("NOT"):
+            self.advance()
+            if not self.at_word("IN"):
+                raise self.unexpected()
+            op = "NOT IN"
+        elif not self.at_word("IN"):
+            raise self.unexpected()
+        self.advance()
+        self.expect_op("(")
+        items = [self.value()]
+        while self.at_op(","):
+            self.advance()
+            items.append(self.value())
+        self.expect_op(")")
+        return Condition(path, op, tuple(items))
+
+    def value(self) -> Value:
+        tok = self.tok
+        if tok.kind in (STRING, NUMBER, DATE, DATETIME):
+            self.advance()
+            return Value(tok.kind, tok.value, tok.pos, tok.text)
+        word = tok.text.upper() if tok.kind == NAME else ""
+        if word == "NULL":
+            self.advance()
+            return Value("null", None, tok.pos, tok.text)
+        if word in ("TRUE", "FALSE"):
+            self.advance()
+            return Value("boolean", word == "TRUE", tok.pos, tok.text)
+        if word in _DATE_LITERALS:
+            self.advance()
+            n = 0
+            end = tok.pos + len(tok.text)
+            if word in _TAKES_N:
+                self.expect_op(":")
+                end = self.tok.pos + len(self.tok.text)
+                n = self.integer()
+            return Value("dateliteral", (word, n), tok.pos, self.text[tok.pos:end])
+        raise self.unexpected()
+
+
+def parse(text: str) -> Select:
+    """The syntax tree of a query (raises SoqlError MALFORMED_QUERY)."""
+    return _Parser(text).query()
+
+
+# -- compiling ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One selected field: `path` as Salesforce names it (the schema's case)."""
+
+    path: str
+    field: Field
+    relationships: tuple[str, ...]
+    objects: tuple[str, ...]
+
+
+@dataclass
+class CompiledQuery:
+    object: SObject
+    columns: list[Column]
+    count_only: bool
+    sql: str
+    params: list
+    limit: int | None
+    offset: int
+    # Rows end with one Id per entry: () for the queried record, then the lower-cased
+    # relationship path of each joined parent, e.g. ("account",), ("account", "owner").
+    id_paths: list[tuple[str, ...]] = field(default_factory=list)
+
+
+_NUMBER_TYPES = {"int", "long", "double", "currency", "percent"}
+
+
+def _kind(f: Field) -> str:
+    """How a field's stored values compare."""
+    if f.type in ("id", "reference"):
+        return "id"
+    if f.type == "boolean":
+        return "boolean"
+    if f.type in _NUMBER_TYPES:
+        return "number"
+    if f.type in ("date", "datetime", "time"):
+        return f.type
+    return "string"
+
+
+class _Compiler:
+    def __init__(self, text: str, catalog: Catalog, obj: SObject, include_deleted: bool,
+                 today: date):
+        self.text = text
+        self.catalog = catalog
+        self.obj = obj
+        self.include_deleted = include_deleted
+        self.today = today
+        self.joins: dict[tuple[str, ...], str] = {(): "t0"}
+        self.join_sql: list[str] = []
+        self.params: list[Any] = []
+
+    def error(self, code: str, pos: int, detail: str) -> SoqlError:
+        return SoqlError(code, _located(self.text, pos, detail))
+
+    # -- field paths ----------------------------------------------------------------
+
+    def resolve(self, path: FieldPath) -> tuple[Column, str]:
+        """The column a path names and its SQL expression (LEFT JOINs added as needed)."""
+        obj = self.obj
+        names = path.names
+        # Salesforce accepts fields prefixed with the queried object's name (Contact.Name).
+        if len(names) > 1 and obj.relationship(names[0]) is None \
+                and names[0].lower() == obj.name.lower():
+            names = names[1:]
+        key: tuple[str, ...] = ()
+        alias = "t0"
+        relationships: list[str] = []
+        objects = [obj.name]
+        for rel in names[:-1]:
+            lookup = obj.relationship(rel)
+            # A polymorphic lookup (several referenceTo) follows the first of its types
+            # that the catalog knows: the local org has no TYPEOF.
+            parent = next((p for p in map(self.catalog.get, lookup.reference_to) if p),
+                          None) if lookup else None
+            if parent is None:
+                raise self.error("INVALID_FIELD", path.pos,
+                                 f"Didn't understand relationship '{rel}' in field path. "
+                                 + _INVALID_RELATIONSHIP_HINT)
+            relationships.append(lookup.describe["relationshipName"])
+            key += (relationships[-1].lower(),)
+            alias = self._join(key, alias, lookup, parent)
+            obj = parent
+            objects.append(obj.name)
+        f = obj.field(names[-1])
+        if f is None:
+            raise self.error("INVALID_FIELD", path.pos,
+                             f"No such column '{names[-1]}' on entity '{obj.name}'. "
+                             + _INVALID_FIELD_HINT)
+        column = Column(".".join([*relationships, f.name]), f, tuple(relationships),
+                        tuple(objects))
+        return column, f"{alias}.{quote_name(f.name)}"
+
+    def _join(self, key: tuple[str, ...], child: str, lookup: Field, parent: SObject) -> str:
+        if key not in self.joins:
+            alias = f"t{len(self.joins)}"
+            self.joins[key] = alias
+            visible = "" if self.include_deleted else f" AND {alias}.IsDeleted = 0"
+            self.join_sql.append(f" LEFT JOIN {table_name(parent)} AS {alias} ON {alias}.Id = "
+                                 f"{child}.{quote_name(lookup.name)}{visible}")
+        return self.joins[key]
+
+    # -- WHERE ----------------------------------------------------------------------
+
+    def where(self, node: Any) -> str:
+        """SQL that is true exactly when the SOQL condition holds (null counts as false)."""
+        if isinstance(node, Logic):
+            return "(" + f" {node.op} ".join(self.where(p) for p in node.parts) + ")"
+        if isinstance(node, Not):
+            return _negate(self.where(node.part))
+        return self.condition(node)
+
+    def condition(self, cond: Condition) -> str:
+        column, expr = self.resolve(cond.path)
+        f = column.field
+        if not f.describe.get("filterable", True):
+            raise self.error("INVALID_FIELD", cond.path.pos,
+                             f"field '{f.name}' can not be filtered in a query call")
+        kind = _kind(f)
+        if cond.op == "LIKE":
+            value = cond.values[0]
+            if kind == "id":
+                raise self.error("INVALID_QUERY_FILTER_OPERATOR", cond.path.pos,
+                                 "invalid operator on id field")
+            if kind != "string":
+                raise self._type_error(f, value)
+            self.params.append(value.value.pattern)
+            return f"{expr} LIKE ? ESCAPE '\\'"
+        operands = [self.operand(f, kind, v) for v in cond.values]
+        collate = " COLLATE NOCASE" if kind == "string" else ""
+        if cond.op in ("IN", "NOT IN"):
+            equal = [o[1] for o in operands if o[0] == "eq"]
+            parts = []
+            if equal:
+                self.params.extend(equal)
+                parts.append(f"{expr}{collate} IN ({','.join('?' * len(equal))})")
+            parts += [self.compare(expr, "=", o, collate) for o in operands if o[0] != "eq"]
+            sql = parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+            return _negate(sql) if cond.op == "NOT IN" else sql
+        if cond.op == "!=":
+            return _negate(self.compare(expr, "=", operands[0], collate))
+        return self.compare(expr, cond.op, operands[0], collate)
+
+    def compare(self, expr: str, op: str, operand: tuple, collate: str) -> str:
+        tag = operand[0]
+        if tag == "null":
+            return f"{expr} IS NULL" if op == "=" else "0"  # ordering against null: false
+        if tag == "false":  # a boolean that is false or null
+            return f"IFNULL({expr}, 0) = 0" if op == "=" else \
+                self.compare(expr, op, ("eq", 0), "")
+        if tag == "eq":
+            self.params.append(operand[1])
+            return f"{expr}{collate} {op} ?"
+        start, end = operand[1], operand[2]  # a date literal's range [start, end)
+        if op == "=":
+            self.params += [start, end]
+            return f"({expr} >= ? AND {expr} < ?)"
+        bound, sql_op = {"<": (start, "<"), "<=": (end, "<"),
+                         ">": (end, ">="), ">=": (start, ">=")}[op]
+        self.params.append(bound)
+        return f"{expr} {sql_op} ?"
+
+    def operand(self, f: Field, kind: str, v: Value) -> tuple:
+        """A literal checked against the field's type, in the field's stored form."""
+        if v.kind == "null":
+            return ("false",) if kind == "boolean" else ("null",)
+        if kind == "string" and v.kind == "string":
+            if v.value.like_only_escape is not None:
+                pos = v.value.like_only_escape
+                raise self.error("MALFORMED_QUERY", pos,
+                                 f"Invalid string literal '{v.text[1:-1]}'. Illegal character "
+                                 f"sequence '{self.text[pos:pos + 2]}' in string literal.")
+            return ("eq", v.value.value)
+        if kind == "id" and v.kind == "string":
+            normal = ids.normalize(v.value.value)
+            if normal is None:
+                raise self.error("INVALID_QUERY_FILTER_OPERATOR", v.pos,
+                                 f"invalid ID field: {v.value.value}")
+            return ("eq", normal)
+        if kind == "boolean" and v.kind == "boolean":
+            return ("eq", 1) if v.value else ("false",)
+        if kind == "number" and v.kind == "number":
+            return ("eq", v.value)
+        if kind in ("date", "datetime") and v.kind == kind:
+            return ("eq", v.value)
+        if kind in ("date", "datetime") and v.kind == "dateliteral":
+            name, n = v.value
+            try:
+                start, end = _DATE_LITERALS[name](self.today, n)
+            except (OverflowError, ValueError):  # a range beyond year 1 or 9999
+                raise self.error("MALFORMED_QUERY", v.pos,
+                                 f"unexpected token: '{v.text}'") from None
+            if kind == "date":
+                return ("range", start.isoformat(), end.isoformat())
+            return ("range", f"{start.isoformat()}T00:00:00.000Z",
+                    f"{end.isoformat()}T00:00:00.000Z")
+        raise self._type_error(f, v)
+
+    def _type_error(self, f: Field, v: Value) -> SoqlError:
+        type_name = (f.describe.get("soapType") or f.type).rpartition(":")[2]
+        quoted = "should be enclosed in quotes" if _kind(f) in ("string", "id") \
+            else "should not be enclosed in quotes"
+        return self.error("INVALID_FIELD", v.pos, f"value of filter criterion for field "
+                                                  f"'{f.name}' must be of type {type_name} "
+                                                  f"and {quoted}")
+
+    # -- ORDER BY -------------------------------------------------------------------
+
+    def order(self, item: OrderItem) -> str:
+        column, expr = self.resolve(item.path)
+        f = column.field
+        if not f.describe.get("sortable", True):
+            raise self.error("INVALID_FIELD", item.path.pos,
+                             f"field '{f.name}' can not be sorted in a query call")
+        collate = " COLLATE NOCASE" if _kind(f) == "string" else ""
+        return (f"{expr}{collate} {'DESC' if item.descending else 'ASC'} "
+                f"NULLS {'FIRST' if item.nulls_first else 'LAST'}")
+
+
+def _negate(sql: str) -> str:
+    # The positive forms are true or false-or-null; IFNULL makes them two-valued first, so
+    # NOT keeps the records a comparison with null left out.
+    return f"NOT IFNULL({sql}, 0)"
+
+
+def compile_query(text: str, catalog: Catalog, *, include_deleted: bool = False,
+                  now: datetime | None = None) -> CompiledQuery:
+    """Parse a SOQL query and compile it to SQLite (raises SoqlError)."""
+    if not text or not text.strip():
+        raise SoqlError("MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+    tree = parse(text)
+    obj = catalog.get(tree.object_name)
+    if obj is None:
+        raise SoqlError("INVALID_TYPE", _located(
+            text, tree.object_pos,
+            f"sObject type '{tree.object_name}' is not supported. " + _INVALID_TYPE_HINT))
+    now = now or datetime.now(timezone.utc)
+    today = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)) \
+        .astimezone(timezone.utc).date()
+    c = _Compiler(text, catalog, obj, include_deleted, today)
+
+    columns: list[Column] = []
+    exprs: list[str] = []
+    for path in tree.fields or ():
+        column, expr = c.resolve(path)
+        if any(col.path.lower() == column.path.lower() for col in columns):
+            raise SoqlError("INVALID_FIELD", f"duplicate field selected: {column.path}")
+        columns.append(column)
+        exprs.append(expr)
+    conditions = [] if include_deleted else ["t0.IsDeleted = 0"]
+    if tree.where is not None:
+        conditions.append(c.where(tree.where))
+    order = [c.order(item) for item in tree.order_by]
+    if tree.offset is not None and tree.offset > MAX_OFFSET:
+        raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE",
+                        f"Maximum SOQL offset allowed is {MAX_OFFSET}")
+
+    # After the selected columns, the Id of the base record and of every joined parent:
+    # REST needs them for `attributes.url` and to tell a missing parent from null fields.
+    id_paths = [key for key in c.joins] if exprs else []
+    exprs += [f"{c.joins[key]}.Id" for key in id_paths]
+    sql = (f"SELECT {', '.join(exprs) if exprs else '1'} FROM {table_name(obj)} AS t0"
+           + "".join(c.join_sql))
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if order:
+        sql += " ORDER BY " + ", ".join(order)
+    params = c.params
+    if tree.limit is not None or tree.offset is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params = [*params, -1 if tree.limit is None else tree.limit, tree.offset or 0]
+    if tree.fields is None:
+        sql = f"SELECT COUNT(*) FROM ({sql})"
+    return CompiledQuery(obj, columns, tree.fields is None, sql, params, tree.limit,
+                         tree.offset or 0, id_paths)
+
+
+def execute(store: Store, query: CompiledQuery, *, with_ids: bool = False) -> Iterator[tuple]:
+    """The rows of a compiled query, as tuples of stored values in column order (followed
+    by the ids of `query.id_paths` when `with_ids`); for COUNT() one tuple `(n,)`.
+
+    The store's lock is taken for each chunk, not for the whole result, so a long result
+    streamed to a slow client does not stall the job worker. Rows written on the shared
+    connection between two chunks may or may not be seen (SQLite leaves it undefined).
+    """
+    with store.lock:
+        cursor = store.conn.execute(query.sql, query.params)
+    try:
+        while True:
+            with store.lock:
+                rows = cursor.fetchmany(FETCH_CHUNK)
+            if not rows:
+                return
+            if with_ids or not query.id_paths:
+                yield from rows
+            else:
+                width = len(query.columns)
+                yield from (row[:width] for row in rows)
+    finally:
+        with store.lock:
+            cursor.close()
+
+
+def count(store: Store, query: CompiledQuery) -> int:
+    """How many rows the query returns (LIMIT and OFFSET applied): Salesforce's totalSize."""
+    sql = query.sql if query.count_only else f"SELECT COUNT(*) FROM ({query.sql})"
+    with store.lock:
+        return store.conn.execute(sql, query.params).fetchone()[0]
