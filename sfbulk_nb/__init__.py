@@ -1,7 +1,23 @@
 """sfbulk_nb: a Jupyter-first toolkit for the Salesforce Bulk API 2.0.
 
+    import sfbulk_nb as sfb
+    org = sfb.connect("local")          # the built-in local org (or a real one, see connect)
+    res = sfb.upsert_df(df, "Account", "customExtIdField__c")
+    res.frame                           # df plus sf_id, sf_status, sf_error_* per row
+
 `sfbulk_nb.localorg.LocalOrg` is a local Bulk API 2.0 server on SQLite to run it all on.
 """
+from .api import delete_df, insert_df, update_df, upsert_df
+from .bulkresult import BulkResult
+from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitExceededError,
+                     NotFoundError, RequestError, SFBulkError, TransportError)
+from .org import ApiUsage, Org, connect, default_org
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
+    "LimitExceededError", "NotFoundError", "Org", "RequestError", "SFBulkError",
+    "TransportError", "__version__", "connect", "default_org", "delete_df", "insert_df",
+    "update_df", "upsert_df",
+]

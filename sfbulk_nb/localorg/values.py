@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable
 
 from . import ids
@@ -133,7 +133,8 @@ def _number(f: Field) -> Converter:
         if not _NUMBER_RE.match(text):
             raise type_error(f, text)
         try:
-            value = Decimal(text).quantize(quantum)
+            # Salesforce rounds half up to the field's scale.
+            value = Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP)
         except InvalidOperation:
             raise _out_of_range(f, text) from None
         if abs(value) >= bound:

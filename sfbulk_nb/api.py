@@ -1,0 +1,278 @@
+"""The facade: DataFrame in, a BulkResult aligned row for row out.
+
+    res = upsert_df(df, "Account", "customExtIdField__c")
+    res = insert_df(df, "Contact"); update_df(df, "Account"); delete_df(ids, "Account")
+
+A run checks the frame against the object's describe, formats every cell once, refuses
+duplicate keys before anything is sent, splits the CSV into byte-exact chunks (one job
+each), and runs up to `parallel` jobs at once: create, upload, close, poll, fetch the three
+result CSVs. Results are joined back to the input by value (Bulk API 2.0 returns them in
+no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from . import encode, errors, jobs, results
+from .bulkresult import BulkResult
+from .org import Org, default_org
+from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
+                       RUN_FINISHED, RUN_STARTED, ProgressEvent, reporter_for)
+
+NULL_POLICIES = ("keep", "clear")
+
+
+def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
+    """Insert or update rows matched on `external_id` (an External ID field, or Id)."""
+    return _run(df, sobject, "upsert", external_id, **options)
+
+
+def insert_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
+    """Create one record per row."""
+    return _run(df, sobject, "insert", None, **options)
+
+
+def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
+    """Update records by their `Id` column; blank cells leave fields unchanged."""
+    return _run(df, sobject, "update", "Id", **options)
+
+
+def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str, *,
+              hard: bool = False, **options: Any) -> BulkResult:
+    """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
+    Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
+    if isinstance(df_or_ids, pd.DataFrame):
+        df = df_or_ids
+    else:
+        ids = df_or_ids if isinstance(df_or_ids, pd.Series) else pd.Series(list(df_or_ids))
+        df = pd.DataFrame({"Id": ids.astype("string") if len(ids) else ids.astype(object)})
+    return _run(df, sobject, "hardDelete" if hard else "delete", "Id", **options)
+
+
+def _run(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
+         org: Org | None = None, nulls: Any = "keep", wait: bool = True,
+         timeout: float | None = None, max_bytes: int = 100_000_000,
+         max_records: int | None = None, parallel: int = 4, progress: Any = "auto",
+         column_delimiter: str = "COMMA", line_ending: str = "LF", tz: str | None = None,
+         clock: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], None] = time.sleep) -> BulkResult:
+    if not isinstance(df, pd.DataFrame):
+        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if parallel < 1:
+        raise errors.InputError("parallel must be at least 1")
+    org = org or default_org()
+    run = Run(org, df, sobject, operation, key, nulls=nulls, tz=tz, max_bytes=max_bytes,
+              max_records=max_records, parallel=parallel, column_delimiter=column_delimiter,
+              line_ending=line_ending, reporter=reporter_for(progress), clock=clock,
+              sleep=sleep)
+    run.start(timeout=timeout if wait else 0)
+    return run.result()
+
+
+class Run:
+    """One call of upsert_df & co: its chunks, jobs and outcomes. Resumable by wait()."""
+
+    def __init__(self, org: Org, df: pd.DataFrame, sobject: str, operation: str,
+                 key: str | None, *, nulls, tz, max_bytes, max_records, parallel,
+                 column_delimiter, line_ending, reporter, clock, sleep):
+        self.org = org
+        self.df = df
+        self.operation = operation
+        self.reporter = reporter
+        self.clock = clock
+        self.sleep = sleep
+        self.parallel = parallel
+        self.column_delimiter = column_delimiter
+        self.line_ending = line_ending
+        self.calls_before = org.api_calls
+        self.started = time.time()
+        self.finished_at: float | None = None
+        self.exceptions: list[BaseException] = []
+        self._lock = threading.Lock()
+
+        clash = [c for c in df.columns if c in results.STATUS_COLUMNS]
+        if clash:
+            raise errors.InputError(f"the frame already has result column(s) {clash}; drop or "
+                                    "rename them (e.g. df.drop(columns=res.STATUS_COLUMNS))")
+        describe = org.describe(sobject)
+        self.sobject = describe["name"]
+        fields = {f["name"].lower(): f for f in describe["fields"]}
+        self.key = self._check_key(key, fields)
+        to_send = df[["Id"]] if operation in ("delete", "hardDelete") else df
+        field_types = {c: fields[c.lower()]["type"] for c in to_send.columns
+                       if isinstance(c, str) and c.lower() in fields}
+        self.key_case_insensitive = self._key_ignores_case(fields)
+        self.encode_options = dict(nulls=nulls, tz=tz, field_types=field_types)
+        self.sent_text = encode.format_frame(to_send, **self.encode_options)
+        dups = results.find_duplicate_keys(self.sent_text, operation, self.key,
+                                           self.key_case_insensitive)
+        if len(dups):
+            raise errors.InputError(
+                f"{len(dups)} row(s) cannot be sent: their {self.key} is blank or repeated, "
+                "so their results could not be told apart. Fix or drop them:\n"
+                + dups.head(20).to_string())
+        self.chunks = list(encode.iter_chunks(
+            to_send, column_delimiter=column_delimiter, line_ending=line_ending,
+            max_bytes=max_bytes, max_records=max_records, **self.encode_options))
+        self.outcomes = [results.JobOutcome(positions=c.positions, sent=False, finished=True)
+                         for c in self.chunks]
+        self.infos: list[jobs.JobInfo | None] = [None] * len(self.chunks)
+        self.rows = len(df)
+
+    @property
+    def job_count(self) -> int:
+        return len(self.chunks)
+
+    def _check_key(self, key: str | None, fields: dict[str, dict]) -> str | None:
+        if key is None:
+            return None
+        if key not in self.df.columns:
+            raise errors.InputError(
+                f"{self.operation} needs a {key!r} column; the frame has "
+                f"{list(self.df.columns)[:20]}")
+        f = fields.get(key.lower())
+        if f is None:
+            raise errors.InputError(f"{self.sobject} has no field {key!r}")
+        if self.operation == "upsert" and key != "Id" and not (f.get("externalId")
+                                                               or f.get("idLookup")):
+            raise errors.InputError(f"{self.sobject}.{f['name']} is not an External ID field; "
+                                    "upsert needs one (or Id)")
+        return key
+
+    def _key_ignores_case(self, fields: dict[str, dict]) -> bool:
+        # Salesforce matches custom external ids without case only when the field is unique
+        # and case-insensitive; ids always (their 18-character form is case-safe).
+        if self.key is None:
+            return False
+        f = fields[self.key.lower()]
+        if f["name"] == "Id" or not f.get("custom"):
+            return True
+        return bool(f.get("unique")) and not f.get("caseSensitive")
+
+    # -- running ---------------------------------------------------------------------
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self.reporter is not None:
+            try:
+                self.reporter(ProgressEvent(kind, self, **fields))
+            except Exception:  # a broken display must never break the load
+                self.reporter = None
+
+    def start(self, timeout: float | None) -> None:
+        self.emit(RUN_STARTED)
+        deadline = None if timeout is None else self.clock() + timeout
+        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, self.job_count)),
+                                thread_name_prefix="sfbulk-job") as pool:
+            list(pool.map(lambda i: self._send_and_finish(i, deadline), range(self.job_count)))
+        self._after()
+        if self.exceptions and not any(o.sent for o in self.outcomes):
+            raise self.exceptions[0]  # nothing reached Salesforce: the error is the answer
+
+    def _send_and_finish(self, i: int, deadline: float | None) -> None:
+        chunk = self.chunks[i]
+        job_id = None
+        try:
+            info = jobs.create_ingest_job(self.org, self.sobject, self.operation,
+                                          external_id=self.key if self.operation == "upsert"
+                                          else None, column_delimiter=self.column_delimiter,
+                                          line_ending=self.line_ending)
+            job_id = info.id
+            self.outcomes[i].job_id = job_id
+            self.emit(JOB_CREATED, chunk=i, job_id=job_id, state=info.state,
+                      records=chunk.records)
+            jobs.upload(self.org, job_id, chunk.data)
+            self.emit(JOB_UPLOADED, chunk=i, job_id=job_id, records=chunk.records)
+            self.infos[i] = jobs.close(self.org, job_id)
+        except errors.SFBulkError as e:
+            self._record(e, i)
+            if job_id is not None:
+                try:
+                    jobs.abort(self.org, job_id)
+                except errors.SFBulkError:
+                    pass  # the rows are marked not_sent either way
+            self.emit(ERROR, chunk=i, job_id=job_id, message=str(e))
+            return
+        self.outcomes[i].sent = True
+        self.outcomes[i].finished = False
+        self._finish(i, deadline)
+
+    def _finish(self, i: int, deadline: float | None) -> None:
+        outcome = self.outcomes[i]
+        chunk = self.chunks[i]
+        remaining = None if deadline is None else max(0.0, deadline - self.clock())
+
+        def update(info: jobs.JobInfo) -> None:
+            self.infos[i] = info
+            self.emit(JOB_UPDATED, chunk=i, job_id=info.id, state=info.state,
+                      records=chunk.records, processed=info.processed, failed=info.failed)
+
+        try:
+            info = jobs.wait(self.org, outcome.job_id, timeout=remaining, clock=self.clock,
+                             sleep=self.sleep, on_update=update)
+            if not info.done:
+                return
+            fetched = {kind: results.parse_result_csv(
+                jobs.results(self.org, outcome.job_id, kind),
+                column_delimiter=self.column_delimiter, line_ending=self.line_ending)
+                for kind in jobs.RESULT_KINDS}
+        except errors.SFBulkError as e:
+            self._record(e, i)
+            self.emit(ERROR, chunk=i, job_id=outcome.job_id, message=str(e))
+            return
+        outcome.successful = fetched["successfulResults"]
+        outcome.failed = fetched["failedResults"]
+        outcome.unprocessed = fetched["unprocessedrecords"]
+        outcome.finished = True
+        self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
+                  records=chunk.records, processed=info.processed, failed=info.failed)
+
+    def _record(self, e: BaseException, i: int) -> None:
+        with self._lock:
+            self.exceptions.append(e)
+
+    def _after(self) -> None:
+        if self.done:
+            self.finished_at = time.time()
+            counts = results.count_statuses(self.aligned())
+            summary = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n)
+            self.emit(RUN_FINISHED, message=summary or "no rows")
+
+    @property
+    def done(self) -> bool:
+        return all(o.finished for o in self.outcomes)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Carry on polling jobs that were still running; fetch and align their results."""
+        deadline = None if timeout is None else self.clock() + timeout
+        pending = [i for i, o in enumerate(self.outcomes) if not o.finished]
+        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(pending))),
+                                thread_name_prefix="sfbulk-job") as pool:
+            list(pool.map(lambda i: self._finish(i, deadline), pending))
+        self._after()
+
+    def abort(self) -> None:
+        """Abort every job of the run that has not finished."""
+        for i, outcome in enumerate(self.outcomes):
+            if outcome.job_id and not outcome.finished:
+                try:
+                    self.infos[i] = jobs.abort(self.org, outcome.job_id)
+                except errors.SFBulkError as e:
+                    self._record(e, i)
+
+    # -- results -----------------------------------------------------------------------
+
+    def aligned(self) -> pd.DataFrame:
+        return results.align(self.sent_text, self.operation, self.key, self.outcomes,
+                             key_case_insensitive=self.key_case_insensitive)
+
+    @property
+    def api_calls(self) -> int:
+        return self.org.api_calls - self.calls_before
+
+    def result(self) -> BulkResult:
+        return BulkResult(self)

@@ -1,0 +1,100 @@
+"""The one exception tree of sfbulk_nb.
+
+    SFBulkError
+    ├── ConfigError           connect() could not work out which org or credentials to use
+    ├── InputError            the DataFrame or arguments cannot be sent (names rows/columns)
+    ├── AuthError             login refused, or a session expired and could not be renewed
+    ├── TransportError        no HTTP answer (connection refused or dropped, timeouts)
+    ├── RequestError          Salesforce answered with an error (.status, .error_code)
+    │   ├── NotFoundError     404: unknown job, object or record
+    │   └── LimitExceededError  the org's API allowance is used up
+    └── JobFailedError        a job ended Failed or Aborted (.job_id, .error_message)
+
+Every HTTP error response becomes one of these in `from_response`, and nowhere else.
+Messages never contain access tokens, passwords or client secrets.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class SFBulkError(Exception):
+    """Root of every error sfbulk_nb raises."""
+
+
+class ConfigError(SFBulkError):
+    pass
+
+
+class InputError(SFBulkError, ValueError):
+    pass
+
+
+class AuthError(SFBulkError):
+    pass
+
+
+class TransportError(SFBulkError):
+    pass
+
+
+class RequestError(SFBulkError):
+    def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
+                 method: str | None = None, path: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.method = method
+        self.path = path
+
+
+class NotFoundError(RequestError):
+    pass
+
+
+class LimitExceededError(RequestError):
+    pass
+
+
+class JobFailedError(SFBulkError):
+    def __init__(self, message: str, *, job_id: str, state: str, error_message: str | None):
+        super().__init__(message)
+        self.job_id = job_id
+        self.state = state
+        self.error_message = error_message
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """(errorCode, message) from Salesforce's error shapes: a list of objects, an object,
+    or OAuth's {"error", "error_description"}."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict):
+        code = body.get("errorCode") or body.get("error")
+        message = body.get("message") or body.get("error_description")
+        return (str(code) if code else None, str(message) if message else None)
+    return None, None
+
+
+def from_response(response: Any, *, method: str, path: str) -> SFBulkError:
+    """The exception for an HTTP error response (`response` is a requests.Response)."""
+    status = response.status_code
+    try:
+        code, message = _error_fields(response.json())
+    except ValueError:
+        code, message = None, None
+    if message is None:
+        text = response.text.strip()
+        message = text[:300] if text else response.reason or "no details"
+    where = f"{method} {path}"
+    detail = f"{code}: {message}" if code else message
+    if status == 401:
+        return AuthError(f"Salesforce refused the session ({detail}) on {where}; connect "
+                         "again to get a fresh access token")
+    kwargs = dict(status=status, error_code=code, method=method, path=path)
+    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+        return LimitExceededError(f"The org's daily API allowance is used up ({detail}); "
+                                  "wait for it to reset or ask an admin to raise it", **kwargs)
+    if status == 404:
+        return NotFoundError(f"Not found: {detail} ({where})", **kwargs)
+    return RequestError(f"Salesforce answered {status} to {where}: {detail}", **kwargs)
