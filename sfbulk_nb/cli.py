@@ -53,7 +53,8 @@ def _print_summary(res) -> None:
         print("errors by code and field:")
         for row in errs.itertuples():
             fields = f" [{row.fields}]" if isinstance(row.fields, str) and row.fields else ""
-            print(f"  {row.rows:>7,}  {row.code}{fields}: {row.message}")
+            message = row.message if len(row.message) <= 100 else row.message[:97] + "..."
+            print(f"  {row.rows:>7,}  {row.code}{fields}: {message}")
 
 
 def _demo(args: argparse.Namespace) -> int:
