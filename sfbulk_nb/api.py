@@ -94,6 +94,9 @@ class Run:
         self.finished_at: float | None = None
         self.exceptions: list[BaseException] = []
         self._lock = threading.Lock()
+        # For charts: when each job was first seen in each state, and every poll's counters.
+        self.timeline_rows: list[dict[str, Any]] = []
+        self.progress_rows: list[dict[str, Any]] = []
 
         clash = [c for c in df.columns if c in results.STATUS_COLUMNS]
         if clash:
@@ -157,11 +160,27 @@ class Run:
     # -- running ---------------------------------------------------------------------
 
     def emit(self, kind: str, **fields: Any) -> None:
+        self._log(kind, fields)
         if self.reporter is not None:
             try:
                 self.reporter(ProgressEvent(kind, self, **fields))
             except Exception:  # a broken display must never break the load
                 self.reporter = None
+
+    def _log(self, kind: str, fields: dict[str, Any]) -> None:
+        job_id, state, chunk = fields.get("job_id"), fields.get("state"), fields.get("chunk")
+        if job_id is None or state is None:
+            return
+        at = time.time()
+        with self._lock:
+            if not any(r["job_id"] == job_id and r["state"] == state
+                       for r in self.timeline_rows):
+                self.timeline_rows.append({"job_id": job_id, "chunk": chunk, "state": state,
+                                           "at": at})
+            if kind in (JOB_UPDATED, JOB_FINISHED):
+                self.progress_rows.append({"job_id": job_id, "at": at,
+                                           "processed": fields.get("processed", 0),
+                                           "failed": fields.get("failed", 0)})
 
     def start(self, timeout: float | None) -> None:
         self.emit(RUN_STARTED)

@@ -116,6 +116,18 @@ class BulkResult:
         return pd.DataFrame(rows)
 
     @property
+    def timeline(self) -> pd.DataFrame:
+        """When each job was first seen in each state: job_id, chunk, state, at (epoch s)."""
+        return pd.DataFrame(list(self._run.timeline_rows),
+                            columns=["job_id", "chunk", "state", "at"])
+
+    @property
+    def progress_log(self) -> pd.DataFrame:
+        """Every poll's counters: job_id, at (epoch s), processed, failed."""
+        return pd.DataFrame(list(self._run.progress_rows),
+                            columns=["job_id", "at", "processed", "failed"])
+
+    @property
     def api_calls(self) -> int:
         """HTTP calls this run made (retries included)."""
         return self._run.api_calls

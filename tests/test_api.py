@@ -245,3 +245,16 @@ def test_one_million_row_upsert(client, org):
     sample = res.frame.sample(20, random_state=1)
     back = read_back(org, "Account", sample["sf_id"])
     assert list(back["customExtIdField__c"]) == list(sample["customExtIdField__c"])
+
+
+def test_timeline_and_progress_log_record_each_job(client):
+    res = sfb.insert_df(pd.DataFrame({"Name": [f"L{i}" for i in range(30)]}), "Account",
+                        max_records=10, progress=False)
+    timeline = res.timeline
+    assert set(timeline["job_id"]) == set(res.jobs["job_id"])
+    for _, states in timeline.groupby("job_id")["state"]:
+        assert states.iloc[0] == "Open" and states.iloc[-1] == "JobComplete"
+        assert states.is_unique
+    log = res.progress_log
+    assert list(log.columns) == ["job_id", "at", "processed", "failed"]
+    assert log.groupby("job_id")["processed"].max().tolist() == [10, 10, 10]
