@@ -322,7 +322,7 @@ class LocalOrgApp:
         if key is None or not key.is_key:
             raise ApiError(404, "NOT_FOUND", f"Provided external ID field does not exist or "
                            f"is not accessible: {field}")
-        lookup_value = value.lower() if key.name == "Id" else value
+        lookup_value = (ids.normalize(value) or value) if key.name == "Id" else value
         found = self.store.lookup(sobj, key.name, [lookup_value])
         matches = next(iter(found.values()), [])
         if not matches:

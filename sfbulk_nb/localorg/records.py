@@ -107,8 +107,8 @@ class _Folding:
     """Key normalisation for matching: case-folded where the field ignores case."""
 
     def __init__(self, obj: SObject, key: Field):
-        self.fold = case_insensitive_match(obj, key.name)
-        self.is_id = key.type in ("id", "reference")
+        # Ids are made canonical (18 characters) by the caller instead of folded.
+        self.fold = key.name != "Id" and case_insensitive_match(obj, key.name)
 
     def __call__(self, value: str) -> str:
         return value.lower() if self.fold else value
@@ -244,9 +244,9 @@ class _Batch:
                                                    f"{f.label}: id value of incorrect type: {rid}",
                                                    (f.name,)))
                     continue
-                existing.update(self.store.lookup(target, "Id", [r.lower() for r in rids]))
+                existing.update(self.store.lookup(target, "Id", rids))
             for rid, rows in wanted.items():
-                if rid.lower() not in existing and self.store.catalog.by_prefix(rid[:3]) is not None:
+                if rid not in existing and self.store.catalog.by_prefix(rid[:3]) is not None:
                     for i in rows:
                         self._fail(i, RowError("INVALID_CROSS_REFERENCE_KEY",
                                                "invalid cross reference id", (f.name,)))
@@ -284,10 +284,9 @@ class _Batch:
                 continue
             normal[i] = rid
             self.given_id[i] = rid
-        found = self.store.lookup(self.obj, "Id", [r.lower() for r in normal.values()],
-                                  include_deleted=True)
+        found = self.store.lookup(self.obj, "Id", normal.values(), include_deleted=True)
         for i, rid in normal.items():
-            match = found.get(rid.lower())
+            match = found.get(rid)
             if not match:
                 self._fail(i, RowError("INVALID_CROSS_REFERENCE_KEY",
                                        "invalid cross reference id", ()))
@@ -295,7 +294,7 @@ class _Batch:
                 self._fail(i, RowError("ENTITY_IS_DELETED", "entity is deleted", ()))
             else:
                 self.target[i] = match[0][0]
-        self._chunk_duplicates({i: r.lower() for i, r in normal.items()},
+        self._chunk_duplicates(normal,
                                lambda v: f"Duplicate id in list: {v}")
 
     def _targets_by_external_id(self) -> None:
@@ -446,14 +445,19 @@ class _Batch:
         obj, now, user = self.obj, self.now, self.user_id
         derive = _name_deriver(obj)
         if inserts:
-            columns = self.store.column_names(obj)
-            position = {c: k for k, c in enumerate(columns)}
             base = {f.name: default_for_create(f) for f in obj.data_fields}
             if "OwnerId" in base:
                 base["OwnerId"] = user
-            base.update({"IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
+            base.update({"Id": None, "IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
                          "LastModifiedDate": now, "LastModifiedById": user,
                          "SystemModstamp": now})
+            # Only the columns this batch fills: binding a NULL costs as much as a value.
+            written = {name for _, vals in inserts for name in vals}
+            if derive:
+                written.add("Name")
+            columns = [c for c in self.store.column_names(obj)
+                       if c in written or base.get(c) is not None or c == "Id"]
+            position = {c: k for k, c in enumerate(columns)}
             template = [base.get(c) for c in columns]
             rows = []
             for rid, vals in inserts:

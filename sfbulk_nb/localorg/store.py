@@ -93,6 +93,7 @@ class Store:
         # Upserts probe the key indexes of big tables: keep them in memory (64 MB).
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.executescript(_SCHEMA)
+        self._indexed: set[tuple[str, str]] = set()
         for obj in catalog:
             self.ensure_table(obj)
 
@@ -166,11 +167,22 @@ class Store:
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN "
                                       f"{quote_name(f.name)} {values.sql_type(f)}")
             for f in obj.data_fields:
-                if f.is_key or f.flag("unique"):
-                    collate = " COLLATE NOCASE" if case_insensitive_match(obj, f.name) else ""
-                    index = quote_name(f"ix_{obj.name}_{f.name}")
-                    self.conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} "
-                                      f"({quote_name(f.name)}{collate})")
+                # Upsert keys and unique fields are probed on every load; standard lookup
+                # fields (Name, Email) only by relationship columns, so their index is made
+                # on first use (see lookup) and plain loads do not pay for it.
+                if f.flag("externalId") or f.flag("unique"):
+                    self._ensure_index(obj, f.name)
+
+    def _ensure_index(self, obj: SObject, field_name: str) -> None:
+        key = (obj.name, field_name)
+        if key in self._indexed:
+            return
+        collate = " COLLATE NOCASE" if case_insensitive_match(obj, field_name) else ""
+        index = quote_name(f"ix_{obj.name}_{field_name}")
+        with self.lock:
+            self.conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table_name(obj)} "
+                              f"({quote_name(field_name)}{collate})")
+        self._indexed.add(key)
 
     def column_names(self, obj: SObject) -> list[str]:
         return list(SYSTEM_FIELDS) + [f.name for f in obj.data_fields]
@@ -178,9 +190,15 @@ class Store:
     def lookup(self, obj: SObject, field_name: str, keys: Iterable[str], *,
                include_deleted: bool = False) -> dict[str, list[tuple[str, int]]]:
         """Map each key (case-folded when the field matches without case) to the
-        `(Id, IsDeleted)` of every record holding it."""
-        fold = case_insensitive_match(obj, field_name)
-        col = quote_name(obj.field(field_name).name)
+        `(Id, IsDeleted)` of every record holding it.
+
+        Ids are looked up exactly, on the primary key: callers pass them in canonical
+        18-character form (ids.normalize), which is what makes them case-insensitive."""
+        name = obj.field(field_name).name
+        fold = name != "Id" and case_insensitive_match(obj, name)
+        if name != "Id":
+            self._ensure_index(obj, name)
+        col = quote_name(name)
         collate = " COLLATE NOCASE" if fold else ""
         where_deleted = "" if include_deleted else " AND IsDeleted = 0"
         found: dict[str, list[tuple[str, int]]] = {}
