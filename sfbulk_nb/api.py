@@ -70,7 +70,10 @@ def _run(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
               max_records=max_records, parallel=parallel, column_delimiter=column_delimiter,
               line_ending=line_ending, reporter=reporter_for(progress), clock=clock,
               sleep=sleep)
-    run.start(timeout=timeout if wait else 0)
+    if wait:
+        run.start(timeout=timeout)
+    else:
+        run.start_in_background()
     return run.result()
 
 
@@ -97,6 +100,8 @@ class Run:
         # For charts: when each job was first seen in each state, and every poll's counters.
         self.timeline_rows: list[dict[str, Any]] = []
         self.progress_rows: list[dict[str, Any]] = []
+        self._thread: threading.Thread | None = None
+        self._background_error: BaseException | None = None
 
         clash = [c for c in df.columns if c in results.STATUS_COLUMNS]
         if clash:
@@ -192,6 +197,17 @@ class Run:
         if self.exceptions and not any(o.sent for o in self.outcomes):
             raise self.exceptions[0]  # nothing reached Salesforce: the error is the answer
 
+    def start_in_background(self) -> None:
+        """Run the whole load in a thread (wait=False); `wait()` joins it."""
+        def work() -> None:
+            try:
+                self.start(timeout=None)
+            except BaseException as e:  # re-raised by wait()
+                self._background_error = e
+
+        self._thread = threading.Thread(target=work, name="sfbulk-run", daemon=True)
+        self._thread.start()
+
     def _send_and_finish(self, i: int, deadline: float | None) -> None:
         chunk = self.chunks[i]
         job_id = None
@@ -263,11 +279,21 @@ class Run:
 
     @property
     def done(self) -> bool:
+        if self._thread is not None and self._thread.is_alive():
+            return False
         return all(o.finished for o in self.outcomes)
 
     def wait(self, timeout: float | None = None) -> None:
         """Carry on polling jobs that were still running; fetch and align their results."""
         deadline = None if timeout is None else self.clock() + timeout
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return
+            if self._background_error is not None:
+                error, self._background_error = self._background_error, None
+                raise error
+            deadline = None if timeout is None else self.clock() + timeout
         pending = [i for i, o in enumerate(self.outcomes) if not o.finished]
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(pending))),
                                 thread_name_prefix="sfbulk-job") as pool:

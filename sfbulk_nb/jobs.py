@@ -137,13 +137,16 @@ class Backoff:
 def wait(org: Org, job_id: str, *, timeout: float | None = None,
          backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic,
          sleep: Callable[[float], None] = time.sleep,
-         on_update: Callable[[JobInfo], None] | None = None) -> JobInfo:
+         on_update: Callable[[JobInfo], None] | None = None,
+         poll: Callable[[Org, str], JobInfo] | None = None) -> JobInfo:
     """Poll until the job is terminal or `timeout` seconds pass; returns the last JobInfo
-    (check `.done`). `on_update` sees every JobInfo polled."""
+    (check `.done`). `on_update` sees every JobInfo polled; `poll` is the GET to use
+    (ingest jobs by default, `get_query_job` for queries)."""
     deadline = None if timeout is None else clock() + timeout
     delays = (backoff or Backoff()).intervals()
+    poll = poll or get
     while True:
-        info = get(org, job_id)
+        info = poll(org, job_id)
         if on_update is not None:
             on_update(info)
         if info.done:
@@ -155,3 +158,44 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
                 return info
             delay = min(delay, remaining)
         sleep(delay)
+
+
+# -- query jobs ------------------------------------------------------------------------
+
+
+def create_query_job(org: Org, soql: str, *, include_deleted: bool = False,
+                     column_delimiter: str = "COMMA", line_ending: str = "LF") -> JobInfo:
+    body = {"operation": "queryAll" if include_deleted else "query", "query": soql,
+            "contentType": "CSV", "columnDelimiter": column_delimiter,
+            "lineEnding": line_ending}
+    return JobInfo(org.request("POST", "jobs/query", json=body, expect=_2XX).json())
+
+
+def get_query_job(org: Org, job_id: str) -> JobInfo:
+    return JobInfo(org.request("GET", f"jobs/query/{job_id}").json())
+
+
+def abort_query_job(org: Org, job_id: str) -> JobInfo:
+    return JobInfo(org.request("PATCH", f"jobs/query/{job_id}",
+                               json={"state": "Aborted"}).json())
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    data: bytes
+    records: int
+    locator: str | None  # None on the last page (Salesforce sends the string "null")
+
+
+def query_results_page(org: Org, job_id: str, *, locator: str | None = None,
+                       max_records: int | None = None) -> ResultPage:
+    params: dict[str, Any] = {}
+    if locator:
+        params["locator"] = locator
+    if max_records:
+        params["maxRecords"] = max_records
+    response = org.request("GET", f"jobs/query/{job_id}/results", params=params,
+                           headers={"Accept": "text/csv"})
+    next_locator = response.headers.get("Sforce-Locator")
+    return ResultPage(response.content, int(response.headers.get("Sforce-NumberOfRecords") or 0),
+                      None if next_locator in (None, "", "null") else next_locator)

@@ -258,3 +258,23 @@ def test_timeline_and_progress_log_record_each_job(client):
     log = res.progress_log
     assert list(log.columns) == ["job_id", "at", "processed", "failed"]
     assert log.groupby("job_id")["processed"].max().tolist() == [10, 10, 10]
+
+
+def test_wait_false_returns_at_once_and_finishes_in_the_background(tmp_path):
+    with LocalOrg(tmp_path / "o.sqlite3", pace=3000) as local:
+        sfb.connect(local)
+        df = pd.DataFrame({"Name": [f"B{i}" for i in range(1500)]})
+        res = sfb.insert_df(df, "Account", wait=False, progress=False)
+        assert not res.done
+        assert res.wait().done and res.ok
+        assert (res.frame["sf_status"] == "created").all()
+
+
+def test_wait_false_reraises_an_error_that_stopped_everything(org):
+    client = sfb.Org(org.instance_url, "00Dbogus!token", kind="local")
+    client._describes["account"] = {"name": "Account", "fields": [
+        {"name": "Name", "type": "string"}]}  # skip the describe call: fail at job creation
+    res = sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", org=client, wait=False,
+                        progress=False)
+    with pytest.raises(errors.AuthError):
+        res.wait()
