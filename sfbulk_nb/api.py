@@ -54,27 +54,48 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
     return _run(df, sobject, "hardDelete" if hard else "delete", "Id", **options)
 
 
+def dry_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None = None,
+            **options: Any) -> pd.DataFrame:
+    """Every check and the encoding of a load, without sending anything: one row per job
+    that would run (rows, bytes). Raises the same InputError the real load would."""
+    key = {"upsert": external_id, "update": "Id", "delete": "Id", "hardDelete": "Id"}.get(
+        operation)
+    if operation not in ("insert", "upsert", "update", "delete", "hardDelete"):
+        raise errors.InputError(f"unknown operation {operation!r}")
+    if operation == "upsert" and not external_id:
+        raise errors.InputError("an upsert needs external_id")
+    options.pop("wait", None)
+    options.pop("timeout", None)
+    run = _build(df, sobject, operation, key, **options)
+    return pd.DataFrame({"rows": [c.records for c in run.chunks],
+                         "bytes": [len(c.data) for c in run.chunks]})
+
+
 def _run(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
-         org: Org | None = None, nulls: Any = "keep", wait: bool = True,
-         timeout: float | None = None, max_bytes: int = 100_000_000,
-         max_records: int | None = None, parallel: int = 4, progress: Any = "auto",
-         column_delimiter: str = "COMMA", line_ending: str = "LF", tz: str | None = None,
-         clock: Callable[[], float] = time.monotonic,
-         sleep: Callable[[float], None] = time.sleep) -> BulkResult:
-    if not isinstance(df, pd.DataFrame):
-        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    if parallel < 1:
-        raise errors.InputError("parallel must be at least 1")
-    org = org or default_org()
-    run = Run(org, df, sobject, operation, key, nulls=nulls, tz=tz, max_bytes=max_bytes,
-              max_records=max_records, parallel=parallel, column_delimiter=column_delimiter,
-              line_ending=line_ending, reporter=reporter_for(progress), clock=clock,
-              sleep=sleep)
+         wait: bool = True, timeout: float | None = None, **options: Any) -> BulkResult:
+    run = _build(df, sobject, operation, key, **options)
     if wait:
         run.start(timeout=timeout)
     else:
         run.start_in_background()
     return run.result()
+
+
+def _build(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
+         org: Org | None = None, nulls: Any = "keep", max_bytes: int = 100_000_000,
+         max_records: int | None = None, parallel: int = 4, progress: Any = "auto",
+         column_delimiter: str = "COMMA", line_ending: str = "LF", tz: str | None = None,
+         clock: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], None] = time.sleep) -> "Run":
+    if not isinstance(df, pd.DataFrame):
+        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if parallel < 1:
+        raise errors.InputError("parallel must be at least 1")
+    org = org or default_org()
+    return Run(org, df, sobject, operation, key, nulls=nulls, tz=tz, max_bytes=max_bytes,
+               max_records=max_records, parallel=parallel, column_delimiter=column_delimiter,
+               line_ending=line_ending, reporter=reporter_for(progress), clock=clock,
+               sleep=sleep)
 
 
 class Run:

@@ -278,3 +278,12 @@ def test_wait_false_reraises_an_error_that_stopped_everything(org):
                         progress=False)
     with pytest.raises(errors.AuthError):
         res.wait()
+
+
+def test_dry_run_checks_and_plans_without_sending(client, org):
+    df = pd.DataFrame({"customExtIdField__c": [f"D{i}" for i in range(100)], "Name": "x"})
+    plan = api.dry_run(df, "Account", "upsert", "customExtIdField__c", max_records=40)
+    assert list(plan["rows"]) == [40, 40, 20] and (plan["bytes"] > 0).all()
+    assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []
+    with pytest.raises(errors.InputError, match="repeated"):
+        api.dry_run(pd.concat([df, df]), "Account", "upsert", "customExtIdField__c")

@@ -10,21 +10,21 @@ errors. Salesforce's rules (protocol notes §2.2, §3.2, §4.3):
 - Result files quote every value; the caller's header names are echoed as sent.
 
 Parsing has two paths that must agree exactly. The fast path hands the text to the C
-``csv`` reader, which is only right when nothing it would read differently from Salesforce
-is present; one regular expression proves that up front (see ``_fast_path_shape``). The
-exact path is a field-by-field scanner; it handles every other input and produces every
-error message, with its line number.
+``csv`` reader once ``_records_fast`` has checked that the reader cannot read it differently
+from Salesforce. The exact path is a value-by-value scanner; it handles every other input
+and produces every error message, with its line number.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import gc
+import heapq
 import io
 import re
 import sys
 from typing import Iterable, Iterator, Sequence
+
+from .gcpause import gc_paused
 
 __all__ = [
     "DELIMITERS",
@@ -35,10 +35,21 @@ __all__ = [
     "render_rows",
 ]
 
-DELIMITERS = {"BACKQUOTE": "`", "CARET": "^", "COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "TAB": "\t"}
+DELIMITERS = {
+    "BACKQUOTE": "`", "CARET": "^", "COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "TAB": "\t",
+}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 
 _BOM = "\ufeff"
+# Our guess at the wording: Salesforce's text for an empty upload is not recorded.
+_NO_CONTENT = "ClientInputError : No content found in the uploaded data"
+
+_start = re.Match.start
+_LF = re.compile(r"\n")
+_CR = re.compile(r"\r")
+# Written to start with the character sought, so the engine can skip ahead to it quickly.
+_LONE_LF = re.compile(r"\n(?<!\r\n)")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 # Possessive quantifiers (Python 3.11+) let the regex engine drop its backtracking state on
 # multi-megabyte inputs; the patterns below match the same text without them, only slower.
@@ -112,7 +123,11 @@ def render_header(
     terminator = _setting(LINE_ENDINGS, line_ending, "lineEnding")
     unsafe = re.compile(f'[{re.escape(delimiter)}"\\r\\n]|\\A\\Z')
     fields = [_quote(name) for name in names[:quoted_prefix_count]]
-    fields += [_quote(name) if unsafe.search(name) else name for name in names[quoted_prefix_count:]]
+    # Our guess: whether a name the caller quoted comes back quoted is unrecorded; only the
+    # names that need quotes get them.
+    fields += [
+        _quote(name) if unsafe.search(name) else name for name in names[quoted_prefix_count:]
+    ]
     return delimiter.join(fields) + terminator
 
 
@@ -124,7 +139,7 @@ def _parse(
     terminator = _setting(LINE_ENDINGS, line_ending, "lineEnding")
     text = _decode(data)
     _check_line_ending(text, line_ending)
-    with _gc_paused():
+    with gc_paused():
         records = _records_fast(text, delimiter, terminator) if fast else None
         if records is None:
             records = _records_exact(text, delimiter, terminator)
@@ -150,28 +165,20 @@ def _decode(data: bytes) -> str:
             f"ClientInputError : Invalid UTF-8 byte 0x{bad:02x} at line {line}"
         ) from None
     if text.startswith(_BOM):
-        text = text[1:]
+        text = text[1:]  # our guess: BOM handling is unrecorded; clients strip it themselves
     if not text:
-        # Our guess at the wording: Salesforce's text for an empty upload is not recorded.
-        raise CsvFormatError("ClientInputError : No content found in the uploaded data")
+        raise CsvFormatError(_NO_CONTENT)
     return text
 
 
 def _check_line_ending(text: str, line_ending: str) -> None:
     """Reject a file whose header line does not end with the job's line ending.
 
-    The header ends at its first line feed outside quotes; with valid quoting a position is
-    outside quotes exactly when an even number of quotes precede it.
+    The header ends at the first line feed outside quotes.
     """
-    quotes = start = 0
-    while True:
-        end = text.find("\n", start)
-        if end < 0:
-            return  # a header without any line break: nothing to compare
-        quotes += text.count('"', start, end)
-        if quotes % 2 == 0:
-            break
-        start = end + 1
+    end = _first_outside_quotes(text, map(_start, _LF.finditer(text)))
+    if end is None:
+        return  # a header without any line break: nothing to compare
     is_crlf = end > 0 and text[end - 1] == "\r"
     if is_crlf != (line_ending == "CRLF"):
         raise CsvFormatError(
@@ -180,47 +187,34 @@ def _check_line_ending(text: str, line_ending: str) -> None:
         )
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # A large upload allocates millions of lists and strings but no reference cycles; the
-    # cyclic collector would walk them over and over and triple the parse time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 # -- fast path ---------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=None)
-def _fast_path_shape(delimiter: str, terminator: str) -> re.Pattern[str]:
-    """A pattern that spans the whole text only if csv.reader reads it like Salesforce.
+def _quoting_shape(delimiter: str) -> re.Pattern[str]:
+    """Spans the whole text when every quote belongs to a quoted value that starts a field.
 
-    The text must split into quoted values and runs outside quotes. A quoted value starts
-    right after a delimiter, a line feed or the start of the text and may hold anything
-    (doubled quotes, delimiters, line breaks). A run outside quotes holds no quote
-    (csv.reader would keep a stray quote as data, strict mode or not) and no line break other
-    than the job's line ending (csv.reader ends a record at any ``\\r`` or ``\\n``). Given
-    that, csv.reader(strict=True) ends records and values at the same places as Salesforce
-    and reads quoted values the same way; text after a closing quote makes it raise.
+    A quoted value starts right after a delimiter, a line feed or the start of the text and
+    may hold anything, doubled quotes included; outside them no quote may appear.
     """
     d = re.escape(delimiter)
     p = _POSSESSIVE
     quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"'
-    if terminator == "\n":
-        outside = f'[^"\\r]+{p}'
-    else:
-        outside = f'[^"\\r\\n]+{p}|\\r\\n'
-    return re.compile(f"(?:{outside}|{quoted})*{p}")
+    return re.compile(f'(?:[^"]+{p}|{quoted})*{p}')
 
 
 def _records_fast(text: str, delimiter: str, terminator: str) -> list[list[str]] | None:
-    """All records via csv.reader, or None when the exact path must decide."""
-    if _fast_path_shape(delimiter, terminator).match(text).end() != len(text):
+    """All records via csv.reader, or None when the exact path must decide.
+
+    csv.reader(strict=True) reads a text like Salesforce does when two things hold, checked
+    first. Every quote belongs to a well-placed quoted value: csv.reader would keep a stray
+    quote as data, strict mode or not. Every line break that is data for this job (``\\r``
+    for LF, a lone ``\\r`` or ``\\n`` for CRLF) is inside quotes: csv.reader ends a record
+    at any of them outside quotes. Text after a closing quote makes strict mode raise.
+    """
+    if '"' in text and _quoting_shape(delimiter).match(text).end() != len(text):
+        return None
+    if _first_outside_quotes(text, _data_breaks(text, terminator)) is not None:
         return None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
@@ -231,6 +225,13 @@ def _records_fast(text: str, delimiter: str, terminator: str) -> list[list[str]]
     if not records or set(map(len, records)) != {len(records[0])}:
         return None
     return records
+
+
+def _data_breaks(text: str, terminator: str) -> Iterator[int]:
+    """Positions, in order, of the line break characters that are data for this job."""
+    if terminator == "\n":
+        return map(_start, _CR.finditer(text))
+    return heapq.merge(map(_start, _LONE_CR.finditer(text)), map(_start, _LONE_LF.finditer(text)))
 
 
 # -- exact path --------------------------------------------------------------------------------
@@ -252,30 +253,44 @@ _CLOSED_QUOTE = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
 
 
 def _records_exact(text: str, delimiter: str, terminator: str) -> list[list[str]]:
-    """All records, scanned value by value; raises CsvFormatError naming the line."""
+    """All records, scanned value by value (whole lines when they hold no quote).
+
+    Raises CsvFormatError naming the line of the first problem.
+    """
     match = _field_pattern(delimiter, terminator).match
     records: list[list[str]] = []
     starts: list[int] = []
-    record: list[str] = []
-    start = pos = 0
+    start = 0
     while True:
-        m = match(text, pos)
-        if m is None:
-            raise _quote_error(text, pos)
-        quoted, plain, separator = m.groups()
-        record.append(plain if quoted is None else quoted.replace('""', '"'))
-        pos = m.end()
-        if separator == delimiter:
-            continue
-        blank = quoted is None and not plain and len(record) == 1
-        records.append([] if blank else record)
         starts.append(start)
+        end = text.find(terminator, start)
+        stop = len(text) if end < 0 else end
+        if text.find('"', start, stop) < 0:
+            # No quote before the line ending: the record is this line, whatever else it holds.
+            line = text[start:stop]
+            records.append(line.split(delimiter) if line else [])
+            if end < 0:
+                break
+            start = end + len(terminator)
+            continue
+        record: list[str] = []
+        pos = start
+        while True:
+            m = match(text, pos)
+            if m is None:
+                raise _quote_error(text, pos)
+            quoted, plain, separator = m.groups()
+            record.append(plain if quoted is None else quoted.replace('""', '"'))
+            pos = m.end()
+            if separator != delimiter:
+                break
+        records.append(record)
         if not separator:
             break
-        record, start = [], pos
+        start = pos
     _drop_blank_lines(records)
     if not records:
-        raise CsvFormatError("ClientInputError : No content found in the uploaded data")
+        raise CsvFormatError(_NO_CONTENT)
     width = len(records[0])
     for record, start in zip(records, starts):
         if len(record) != width:
@@ -317,6 +332,21 @@ def _drop_blank_lines(records: list[list[str]]) -> None:
         records.pop()
     if [] in records:
         records[:] = [record or [""] for record in records]
+
+
+def _first_outside_quotes(text: str, positions: Iterable[int]) -> int | None:
+    """The first of the ascending ``positions`` outside quotes, or None.
+
+    In validly quoted text a position is outside quotes exactly when an even number of
+    quotes precede it (each quoted value holds an even number of them).
+    """
+    quotes = start = 0
+    for pos in positions:
+        quotes += text.count('"', start, pos)
+        if quotes % 2 == 0:
+            return pos
+        start = pos
+    return None
 
 
 def _line(text: str, pos: int) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from . import ids
 from .catalog import Catalog, Field, SObject
+from .gcpause import gc_paused
 from .store import Store, case_insensitive_match
 from .values import Converter, RowError, converter, default_for_create
 
@@ -123,7 +124,8 @@ def apply_batch(store: Store, header: Header, rows: Sequence[list[str]], *,
     `on_commit(conn, result)` runs inside the batch's transaction, so whatever it records
     (results, job counters) commits together with the record changes or not at all.
     """
-    return _Batch(store, header, rows, external_id, user_id, now).run(on_commit)
+    with gc_paused():
+        return _Batch(store, header, rows, external_id, user_id, now).run(on_commit)
 
 
 class _Batch:

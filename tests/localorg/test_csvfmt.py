@@ -1,0 +1,317 @@
+"""Tests for the local org's CSV layer (sfbulk_nb.localorg.csvfmt).
+
+Every parsing case runs through the public function, the exact path alone and the fast path
+alone: the fast path must either decline (return None) or agree with the exact path.
+"""
+from __future__ import annotations
+
+import gc
+import random
+import re
+
+import pytest
+
+from sfbulk_nb.localorg import csvfmt
+from sfbulk_nb.localorg.csvfmt import (
+    DELIMITERS,
+    LINE_ENDINGS,
+    CsvFormatError,
+    parse_upload,
+    render_header,
+    render_rows,
+)
+
+FAST, EXACT = True, False  # whether the fast path takes an upload or leaves it to the exact one
+LF_MISMATCH = "LineEnding is invalid on user data. Current LineEnding setting is LF"
+CRLF_MISMATCH = "LineEnding is invalid on user data. Current LineEnding setting is CRLF"
+NO_CONTENT = "No content found in the uploaded data"
+
+
+def ok(header: list[str], *rows: list[str]) -> tuple[list[str], list[list[str]]]:
+    return header, list(rows)
+
+
+def bad(message: str) -> CsvFormatError:
+    return CsvFormatError(f"ClientInputError : {message}")
+
+
+def outcome(fn, *args):
+    """fn's result, or the CsvFormatError it raised."""
+    try:
+        return fn(*args)
+    except CsvFormatError as exc:
+        return exc
+
+
+def same(a, b) -> bool:
+    if isinstance(a, CsvFormatError) or isinstance(b, CsvFormatError):
+        return type(a) is type(b) and str(a) == str(b)
+    return a == b
+
+
+def check(data: bytes, expected, *, fast: bool, delimiter: str = "COMMA", line_ending: str = "LF"):
+    """Assert the outcome of all three ways of parsing, and whether the fast path applies."""
+    assert same(outcome(parse_upload, data, delimiter, line_ending), expected)
+    assert same(outcome(csvfmt._parse, data, delimiter, line_ending, False), expected)
+    if isinstance(expected, CsvFormatError) and re.search("LineEnding|UTF-8", str(expected)):
+        return  # rejected before either path runs
+    text = data.decode("utf-8").removeprefix("\ufeff")
+    records = csvfmt._records_fast(text, DELIMITERS[delimiter], LINE_ENDINGS[line_ending])
+    assert (records is not None) == fast
+    if records is not None:
+        assert (records[0], records[1:]) == expected
+
+
+LF_CASES = [
+    # (id, upload, expected, which path takes it)
+    ("simple", b"Name,City\nAcme,Milano\n", ok(["Name", "City"], ["Acme", "Milano"]), FAST),
+    ("no-final-newline", b"Name,City\nAcme,Milano", ok(["Name", "City"], ["Acme", "Milano"]), FAST),
+    ("trailing-blank-lines", b"Name\nAcme\n\n\n", ok(["Name"], ["Acme"]), FAST),
+    ("header-only", b"Name,City\n", ok(["Name", "City"]), FAST),
+    ("header-only-no-newline", b"Name,City", ok(["Name", "City"]), FAST),
+    ("header-only-blank-after", b"Name\n\n", ok(["Name"]), FAST),
+    ("leading-blank-line", b"\nx\r", ok([""], ["x\r"]), EXACT),
+    ("blank-line-inside-one-column", b"Name\nA\n\nB\n", ok(["Name"], ["A"], [""], ["B"]), FAST),
+    ("blank-line-inside-two-columns", b"A,B\n1,2\n\n3,4\n",
+     bad("Wrong number of columns at line 3: expected 2, found 1"), EXACT),
+    ("quoted-empty-last-line-kept", b'Name\nA\n""\n', ok(["Name"], ["A"], [""]), FAST),
+    ("empty-values", b'A,B,C\n"",,x\n,,\n', ok(["A", "B", "C"], ["", "", "x"], ["", "", ""]), FAST),
+    ("doubled-quotes", b'Name,Desc\n"The ""gold"" standard","""q"""\n',
+     ok(["Name", "Desc"], ['The "gold" standard', '"q"']), FAST),
+    ("quote-only-value", b'A\n""""\n', ok(["A"], ['"']), FAST),
+    ("embedded-lf-in-quotes", b'A,B\n"l1\nl2",x\n', ok(["A", "B"], ["l1\nl2", "x"]), FAST),
+    ("embedded-crlf-in-quotes", b'A,B\n"l1\r\nl2",x\n', ok(["A", "B"], ["l1\r\nl2", "x"]), FAST),
+    ("lone-cr-unquoted", b"A,B\na\rb,x\n", ok(["A", "B"], ["a\rb", "x"]), EXACT),
+    ("lone-cr-quoted", b'A,B\n"a\rb",x\n', ok(["A", "B"], ["a\rb", "x"]), FAST),
+    ("crlf-rows-after-lf-header", b"A,B\n1,2\r\n3,4\r\n",
+     ok(["A", "B"], ["1", "2\r"], ["3", "4\r"]), EXACT),
+    ("cr-after-closing-quote", b'A\n"x"\r\n',
+     bad("Unexpected character '\\r' after a closing quote at line 2"), EXACT),
+    ("unicode", "Name,City\nJosé,東京\n😀 emoji,Zürich\n".encode(),
+     ok(["Name", "City"], ["José", "東京"], ["😀 emoji", "Zürich"]), FAST),
+    ("unicode-line-separators-are-data", "A\nx\u2028y\x85z\x0c\x0b\x1c\n".encode(),
+     ok(["A"], ["x\u2028y\x85z\x0c\x0b\x1c"]), FAST),
+    ("nul-is-data", b"A\nx\x00y\n", ok(["A"], ["x\x00y"]), FAST),
+    ("bom-stripped", b"\xef\xbb\xbfName\nA\n", ok(["Name"], ["A"]), FAST),
+    ("second-bom-kept", b"\xef\xbb\xbf\xef\xbb\xbfName\nA\n", ok(["\ufeffName"], ["A"]), FAST),
+    ("empty-body", b"", bad(NO_CONTENT), EXACT),
+    ("bom-only", b"\xef\xbb\xbf", bad(NO_CONTENT), EXACT),
+    ("blank-lines-only", b"\n\n", bad(NO_CONTENT), EXACT),
+    ("invalid-utf8", b"A\n\xff\n", bad("Invalid UTF-8 byte 0xff at line 2"), EXACT),
+    ("truncated-utf8", "A\né".encode()[:-1], bad("Invalid UTF-8 byte 0xc3 at line 2"), EXACT),
+    ("crlf-file", b"Name,City\r\nAcme,Milano\r\n", bad(LF_MISMATCH), EXACT),
+    ("crlf-file-quoted-header", b'"Name","City"\r\nA,B\r\n', bad(LF_MISMATCH), EXACT),
+    ("crlf-after-quoted-lf-in-header", b'"Na\nme",B\r\nx,y\r\n', bad(LF_MISMATCH), EXACT),
+    ("quote-inside-unquoted", b'A,B\nab"c,d\n',
+     bad("Unexpected character '\"' in an unquoted value at line 2"), EXACT),
+    ("space-before-opening-quote", b'A,B\n"John", "Smith"\n',
+     bad("Unexpected character '\"' in an unquoted value at line 2"), EXACT),
+    ("text-after-closing-quote", b'A,B\n"ab"c,d\n',
+     bad("Unexpected character 'c' after a closing quote at line 2"), EXACT),
+    ("space-after-closing-quote", b'A,B\n"ab" ,d\n',
+     bad("Unexpected character ' ' after a closing quote at line 2"), EXACT),
+    ("unterminated", b'A,B\nx,y\n"abc,d\n',
+     bad("Unterminated quoted value starting at line 3"), EXACT),
+    ("unterminated-after-doubled-quote", b'A\n"abc""',
+     bad("Unterminated quoted value starting at line 2"), EXACT),
+    ("quote-in-header", b'Na"me,B\nx,y\n',
+     bad("Unexpected character '\"' in an unquoted value at line 1"), EXACT),
+    ("error-line-counts-physical-lines", b'A,B\n"x\ny",1\nbad"q,2\n',
+     bad("Unexpected character '\"' in an unquoted value at line 4"), EXACT),
+    ("too-few-values", b"A,B,C\n1,2,3\n1,2\n",
+     bad("Wrong number of columns at line 3: expected 3, found 2"), EXACT),
+    ("too-many-values", b"A,B\n1,2,\n",
+     bad("Wrong number of columns at line 2: expected 2, found 3"), EXACT),
+    ("column-error-after-multiline-value", b'A,B\n"x\ny",1\n1\n',
+     bad("Wrong number of columns at line 4: expected 2, found 1"), EXACT),
+    ("values-not-trimmed", b"A,B\n a , b \n", ok(["A", "B"], [" a ", " b "]), FAST),
+    ("header-as-sent", b' name ,CITY,"Quoted"\n1,2,3\n',
+     ok([" name ", "CITY", "Quoted"], ["1", "2", "3"]), FAST),
+    ("value-over-csv-field-limit", b"A\n" + b"x" * 200_000 + b"\n", ok(["A"], ["x" * 200_000]),
+     EXACT),
+]
+
+CRLF_CASES = [
+    ("simple", b"Name,City\r\nAcme,Milano\r\n", ok(["Name", "City"], ["Acme", "Milano"]), FAST),
+    ("no-final-newline", b"Name,City\r\nAcme,Mi", ok(["Name", "City"], ["Acme", "Mi"]), FAST),
+    ("trailing-blank-lines", b"A\r\nx\r\n\r\n\r\n", ok(["A"], ["x"]), FAST),
+    ("header-only", b"Name,City\r\n", ok(["Name", "City"]), FAST),
+    ("embedded-crlf-in-quotes", b'A,B\r\n"a\r\nb",x\r\n', ok(["A", "B"], ["a\r\nb", "x"]), FAST),
+    ("lone-lf-unquoted", b"A,B\r\na\nb,x\r\n", ok(["A", "B"], ["a\nb", "x"]), EXACT),
+    ("lone-lf-quoted", b'A,B\r\n"a\nb",x\r\n', ok(["A", "B"], ["a\nb", "x"]), FAST),
+    ("lone-lf-at-end", b"A\r\nx\n", ok(["A"], ["x\n"]), EXACT),
+    ("lone-cr-unquoted", b"A,B\r\na\rb,x\r\n", ok(["A", "B"], ["a\rb", "x"]), EXACT),
+    ("lone-cr-quoted", b'A,B\r\n"a\rb",x\r\n', ok(["A", "B"], ["a\rb", "x"]), FAST),
+    ("lf-after-closing-quote", b'A\r\n"x"\ny\r\n',
+     bad("Unexpected character '\\n' after a closing quote at line 2"), EXACT),
+    ("lf-file", b"Name,City\nAcme,Milano\n", bad(CRLF_MISMATCH), EXACT),
+    ("lone-lf-in-header", b"Na\nme,B\r\nx,y\r\n", bad(CRLF_MISMATCH), EXACT),
+    ("quoted-lf-in-header", b'"Na\nme",B\r\nx,y\r\n', ok(["Na\nme", "B"], ["x", "y"]), FAST),
+]
+
+
+@pytest.mark.parametrize(
+    "line_ending, data, expected, fast",
+    [("LF", *case[1:]) for case in LF_CASES] + [("CRLF", *case[1:]) for case in CRLF_CASES],
+    ids=[f"lf-{case[0]}" for case in LF_CASES] + [f"crlf-{case[0]}" for case in CRLF_CASES],
+)
+def test_parse_cases(line_ending, data, expected, fast):
+    check(data, expected, fast=fast, line_ending=line_ending)
+
+
+@pytest.mark.parametrize("name", sorted(DELIMITERS))
+def test_every_delimiter(name):
+    d = DELIMITERS[name]
+    others = "".join(c for c in DELIMITERS.values() if c != d)  # plain data for this job
+    data = f'Name{d}City{d}Note\n"a{d}b"{d}x{others}y{d}"say ""{d}"" twice"\n'.encode()
+    expected = (["Name", "City", "Note"], [[f"a{d}b", f"x{others}y", f'say "{d}" twice']])
+    check(data, expected, fast=True, delimiter=name)
+
+
+@pytest.mark.parametrize("name", sorted(DELIMITERS))
+def test_every_delimiter_crlf_multiline(name):
+    d = DELIMITERS[name]
+    data = f'A{d}B\r\n"1\r\n2{d}3"{d}4\r\n'.encode()
+    check(data, (["A", "B"], [[f"1\r\n2{d}3", "4"]]), fast=True, delimiter=name, line_ending="CRLF")
+
+
+def test_unknown_settings_are_programming_errors():
+    with pytest.raises(ValueError, match="columnDelimiter 'LF'") as info:
+        parse_upload(b"A\n1\n", "LF", "COMMA")  # swapped arguments
+    assert not isinstance(info.value, CsvFormatError)
+    with pytest.raises(ValueError, match="lineEnding 'COMMA'"):
+        render_rows([["1"]], "COMMA")
+    with pytest.raises(ValueError, match="columnDelimiter 'Comma'"):
+        render_header(["Name"], 0, "LF", "Comma")
+
+
+def test_error_is_a_value_error_with_the_message_as_str():
+    with pytest.raises(ValueError) as info:
+        parse_upload(b"A\r\n1\r\n")
+    assert isinstance(info.value, CsvFormatError)
+    assert str(info.value) == f"ClientInputError : {LF_MISMATCH}"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parse_leaves_the_garbage_collector_as_it_found_it(enabled):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        parse_upload(b"A\n1\n")
+        with pytest.raises(CsvFormatError):
+            parse_upload(b'A\n"1\n')
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def test_render_rows_quotes_every_value():
+    rows = [["0018c00002FInboAAD", "true", 'say "hi"'], ["", "false", "a,b\nc"]]
+    assert render_rows(rows) == '"0018c00002FInboAAD","true","say ""hi"""\n"","false","a,b\nc"\n'
+
+
+def test_render_rows_settings():
+    rows = [("1", "x|y"), ("2", "")]
+    assert render_rows(rows, "CRLF", "PIPE") == '"1"|"x|y"\r\n"2"|""\r\n'
+    assert render_rows(iter(rows), column_delimiter="TAB") == '"1"\t"x|y"\n"2"\t""\n'
+
+
+def test_render_rows_empty():
+    assert render_rows([]) == ""
+    assert render_rows(iter([])) == ""
+
+
+def test_render_rows_values_holding_the_internal_separators():
+    rows = [["a\x1fb", "\x1e"], ["\x1d\x1c", "\x00\x01"], ["\x02", "\x03\ue000\ue001"]]
+    text = render_rows(rows)
+    assert text == '"a\x1fb","\x1e"\n"\x1d\x1c","\x00\x01"\n"\x02","\x03\ue000\ue001"\n'
+
+
+def test_render_rows_gives_up_only_when_every_separator_is_taken():
+    every = "\x1f\x1e\x1d\x1c\x00\x01\x02\x03" + "".join(map(chr, range(0xE000, 0xF900)))
+    assert render_rows([[every[:-2]]]) == f'"{every[:-2]}"\n'  # the last pair is still free
+    with pytest.raises(ValueError, match="every candidate separator"):
+        render_rows([[every]])
+
+
+def test_render_rows_rejects_non_text_and_empty_rows():
+    with pytest.raises(TypeError):
+        render_rows([["1", 2]])
+    with pytest.raises(ValueError, match="at least one value"):
+        render_rows([["1"], []])
+
+
+def test_render_header_protocol_examples():
+    names = ["sf__Id", "sf__Created", "Name", "ShippingCity"]
+    assert render_header(names, 2) == '"sf__Id","sf__Created",Name,ShippingCity\n'
+    failed = render_header(["sf__Id", "sf__Error", "name"], 2, "CRLF")
+    assert failed == '"sf__Id","sf__Error",name\r\n'
+    assert render_header(["Name"], 0) == "Name\n"
+
+
+def test_render_header_quotes_caller_names_only_when_needed():
+    names = ["sf__Id", "a,b", 'q"', "x\ny", "c\rd", "", " spaced ", "a|b"]
+    assert render_header(names, 1) == '"sf__Id","a,b","q""","x\ny","c\rd","", spaced ,a|b\n'
+    assert render_header(["a,b", "a|b"], 0, column_delimiter="PIPE") == 'a,b|"a|b"\n'
+
+
+# -- round trip and path agreement on generated data --------------------------------------------
+
+NASTY = [
+    '"', '""', ",", ";", "|", "^", "`", "\t", "\r", "\n", "\r\n", " ", "é", "東", "😀", "\x00",
+    "\u2028", "\ufeff", "a", "Z", "0", "#N/A", "\x1f", "\x1e",
+]
+
+
+def nasty_value(rnd: random.Random) -> str:
+    return "".join(rnd.choice(NASTY) for _ in range(rnd.randrange(0, 6)))
+
+
+@pytest.mark.parametrize("line_ending", sorted(LINE_ENDINGS))
+@pytest.mark.parametrize("delimiter", sorted(DELIMITERS))
+def test_round_trip_nasty_values(delimiter, line_ending):
+    rnd = random.Random(f"{delimiter}/{line_ending}")
+    for width in (1, 2, 5):
+        names = [nasty_value(rnd) for _ in range(width)]
+        rows = [[nasty_value(rnd) for _ in range(width)] for _ in range(40)]
+        if width == 1:
+            rows.append([""])  # a last row holding one empty value must survive
+        text = (render_header(names, 0, line_ending, delimiter)
+                + render_rows(rows, line_ending, delimiter))
+        data = text.encode()
+        if text.startswith("\ufeff"):
+            data = b"\xef\xbb\xbf" + data  # an upload's leading BOM is stripped, so send one
+        # Quoted everywhere, so the fast path must take it.
+        check(data, (names, rows), fast=True, delimiter=delimiter, line_ending=line_ending)
+
+
+@pytest.mark.parametrize("line_ending", sorted(LINE_ENDINGS))
+@pytest.mark.parametrize("delimiter", ["COMMA", "TAB"])
+def test_fast_path_never_disagrees_on_random_text(delimiter, line_ending):
+    """Random short texts of the characters that matter: the fast path declines or agrees."""
+    d = DELIMITERS[delimiter]
+    alphabet = ['"', '"', d, d, "\r", "\n", "\r\n", "a", "b", " "]
+    rnd = random.Random(f"fuzz/{delimiter}/{line_ending}")
+    accepted = rejected = 0
+    for _ in range(3000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 16)))
+        exact = outcome(csvfmt._records_exact, text, d, LINE_ENDINGS[line_ending])
+        fast = csvfmt._records_fast(text, d, LINE_ENDINGS[line_ending])
+        if fast is None:
+            rejected += 1
+        else:
+            accepted += 1
+            assert same(fast, exact), repr(text)
+        data = text.encode()
+        assert same(outcome(parse_upload, data, delimiter, line_ending),
+                    outcome(csvfmt._parse, data, delimiter, line_ending, False)), repr(text)
+    assert accepted > 200 and rejected > 200  # both branches were exercised
+
+
+def test_error_messages_name_the_line():
+    upload = b"A,B\n" + b"1,2\n" * 10 + b'x,"y\n'
+    with pytest.raises(CsvFormatError, match=re.escape("starting at line 12")):
+        parse_upload(upload)
