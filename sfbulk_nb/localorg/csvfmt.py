@@ -20,6 +20,7 @@ import csv
 import functools
 import heapq
 import io
+import itertools
 import re
 import sys
 from typing import Iterable, Iterator, Sequence
@@ -30,6 +31,8 @@ __all__ = [
     "DELIMITERS",
     "LINE_ENDINGS",
     "CsvFormatError",
+    "Upload",
+    "open_upload",
     "parse_upload",
     "render_header",
     "render_rows",
@@ -146,6 +149,88 @@ def _parse(
     return records[0], records[1:]
 
 
+class Upload:
+    """A validated upload whose rows are read batch by batch, so a million-row job never
+    holds all its rows as Python lists at once."""
+
+    def __init__(self, header: list[str], rows: int, batches):
+        self.header = header
+        self.rows = rows
+        self._batches = batches
+
+    def batches(self, size: int, start: int = 0) -> Iterator[list[list[str]]]:
+        """The data rows from row `start` on (0 = first row after the header), `size` at a
+        time."""
+        return self._batches(size, start)
+
+
+def open_upload(data: bytes, column_delimiter: str = "COMMA",
+                line_ending: str = "LF") -> Upload:
+    """Validate an upload completely (every error parse_upload would raise is raised here,
+    before any row is handed out) and return it for reading in batches."""
+    delimiter = _setting(DELIMITERS, column_delimiter, "columnDelimiter")
+    terminator = _setting(LINE_ENDINGS, line_ending, "lineEnding")
+    text = _decode(data)
+    _check_line_ending(text, line_ending)
+    with gc_paused():
+        shape = (_stream_shape(text, delimiter)
+                 if _fast_path_applies(text, delimiter, terminator) else None)
+    if shape is not None:
+        header, count = shape
+
+        def from_reader(size: int, start: int) -> Iterator[list[list[str]]]:
+            rows = itertools.islice(_stream_rows(text, delimiter), 1 + start, 1 + count)
+            while True:
+                with gc_paused():
+                    batch = list(itertools.islice(rows, size))
+                if not batch:
+                    return
+                yield batch
+
+        return Upload(header, count, from_reader)
+    with gc_paused():
+        records = _records_exact(text, delimiter, terminator)
+
+    def from_list(size: int, start: int) -> Iterator[list[list[str]]]:
+        for k in range(1 + start, len(records), size):
+            yield records[k:k + size]
+
+    return Upload(records[0], len(records) - 1, from_list)
+
+
+def _stream_rows(text: str, delimiter: str) -> Iterator[list[str]]:
+    """csv.reader's records with _drop_blank_lines applied on the fly: an empty line is a
+    row of one empty value unless only empty lines follow it."""
+    blanks = 0
+    for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+        if not record:
+            blanks += 1
+            continue
+        for _ in range(blanks):
+            yield [""]
+        blanks = 0
+        yield record
+
+
+def _stream_shape(text: str, delimiter: str) -> tuple[list[str], int] | None:
+    """(header, data row count) when every record has the header's width, read without
+    keeping the rows; None when the exact path must decide (and name the error)."""
+    rows = _stream_rows(text, delimiter)
+    try:
+        header = next(rows, None)
+        if header is None:
+            return None
+        width = len(header)
+        count = 0
+        for record in rows:
+            if len(record) != width:
+                return None
+            count += 1
+    except csv.Error:
+        return None  # a value over csv.field_size_limit(), or NUL on Python 3.10
+    return header, count
+
+
 def _setting(table: dict[str, str], name: str, key: str) -> str:
     try:
         return table[name]
@@ -203,18 +288,23 @@ def _quoting_shape(delimiter: str) -> re.Pattern[str]:
     return re.compile(f'(?:[^"]+{p}|{quoted})*{p}')
 
 
-def _records_fast(text: str, delimiter: str, terminator: str) -> list[list[str]] | None:
-    """All records via csv.reader, or None when the exact path must decide.
+def _fast_path_applies(text: str, delimiter: str, terminator: str) -> bool:
+    """Whether csv.reader(strict=True) reads this text exactly as Salesforce does.
 
-    csv.reader(strict=True) reads a text like Salesforce does when two things hold, checked
-    first. Every quote belongs to a well-placed quoted value: csv.reader would keep a stray
-    quote as data, strict mode or not. Every line break that is data for this job (``\\r``
-    for LF, a lone ``\\r`` or ``\\n`` for CRLF) is inside quotes: csv.reader ends a record
-    at any of them outside quotes. Text after a closing quote makes strict mode raise.
+    Two things must hold. Every quote belongs to a well-placed quoted value: csv.reader
+    would keep a stray quote as data, strict mode or not. Every line break that is data for
+    this job (``\\r`` for LF, a lone ``\\r`` or ``\\n`` for CRLF) is inside quotes: csv.reader
+    ends a record at any of them outside quotes. Text after a closing quote makes strict
+    mode raise, which sends the text to the exact path.
     """
     if '"' in text and _quoting_shape(delimiter).match(text).end() != len(text):
-        return None
-    if _first_outside_quotes(text, _data_breaks(text, terminator)) is not None:
+        return False
+    return _first_outside_quotes(text, _data_breaks(text, terminator)) is None
+
+
+def _records_fast(text: str, delimiter: str, terminator: str) -> list[list[str]] | None:
+    """All records via csv.reader, or None when the exact path must decide."""
+    if not _fast_path_applies(text, delimiter, terminator):
         return None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:

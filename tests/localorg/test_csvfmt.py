@@ -49,9 +49,20 @@ def same(a, b) -> bool:
     return a == b
 
 
+def streamed(data: bytes, delimiter: str, line_ending: str):
+    """open_upload read back in batches of two rows, checked against its own row count and
+    a resumed read; returns (header, rows) like parse_upload."""
+    upload = csvfmt.open_upload(data, delimiter, line_ending)
+    rows = [row for batch in upload.batches(2) for row in batch]
+    assert upload.rows == len(rows)
+    assert [row for batch in upload.batches(2, start=1) for row in batch] == rows[1:]
+    return upload.header, rows
+
+
 def check(data: bytes, expected, *, fast: bool, delimiter: str = "COMMA", line_ending: str = "LF"):
-    """Assert the outcome of all three ways of parsing, and whether the fast path applies."""
+    """Assert the outcome of all four ways of parsing, and whether the fast path applies."""
     assert same(outcome(parse_upload, data, delimiter, line_ending), expected)
+    assert same(outcome(streamed, data, delimiter, line_ending), expected)
     assert same(outcome(csvfmt._parse, data, delimiter, line_ending, False), expected)
     if isinstance(expected, CsvFormatError) and re.search("LineEnding|UTF-8", str(expected)):
         return  # rejected before either path runs
