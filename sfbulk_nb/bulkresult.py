@@ -14,10 +14,6 @@ if TYPE_CHECKING:
     from .api import Run
 
 _SUCCESS = ("created", "updated", "deleted")
-_COLOURS = {"created": "#1a7f37", "updated": "#1a7f37", "deleted": "#1a7f37",
-            "failed": "#cf222e", "unprocessed": "#9a6700", "not_sent": "#9a6700",
-            "pending": "#57606a"}
-
 
 class BulkResult:
     """The input frame plus each row's fate, and the run's jobs and API usage.
@@ -143,6 +139,13 @@ class BulkResult:
 
     # -- display -------------------------------------------------------------------------
 
+    def plot(self, kind: str = "outcomes", ax=None, **options: Any):
+        """A chart of this run: kind "outcomes", "errors", "timeline" or "throughput"
+        (see sfbulk_nb.plots); returns the matplotlib Axes."""
+        from . import plots  # matplotlib only when a chart is asked for
+
+        return plots.plot(self, kind, ax=ax, **options)
+
     def _summary(self) -> tuple[str, list[tuple[str, int]]]:
         run = self._run
         head = (f"{run.operation} of {run.rows:,} rows into {run.sobject} "
@@ -161,7 +164,7 @@ class BulkResult:
     def _repr_html_(self) -> str:
         head, counts = self._summary()
         badges = " ".join(
-            f'<span style="color:{_COLOURS.get(s, "#000")};font-weight:600">{n:,} {s}</span>'
+            f'<span style="color:{results.STATUS_COLOURS.get(s, "#000")};font-weight:600">{n:,} {s}</span>'
             for s, n in counts)
         parts = [f"<div><b>BulkResult</b>: {html.escape(head)}<br>{badges}"]
         errs = self.errors

@@ -26,8 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 # One colour table for every view of a run (the HTML repr uses it too).
-from .bulkresult import _COLOURS as STATUS_COLOURS
-from .results import STATUSES, count_statuses, summarize_errors
+from .results import STATUS_COLOURS, STATUSES, count_statuses, summarize_errors
 
 __all__ = ["dashboard", "errors_by_code", "job_timeline", "outcomes", "plot", "throughput"]
 

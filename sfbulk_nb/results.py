@@ -65,6 +65,11 @@ __all__ = [
 STATUS_COLUMNS = ("sf_id", "sf_status", "sf_error_code", "sf_error_message", "sf_error_fields", "sf_job_id")
 # pending: the row's job had not finished when its results were read; wait on it later.
 STATUSES = ("created", "updated", "deleted", "failed", "unprocessed", "not_sent", "pending")
+# One colour per status for every display (HTML summary, widget, charts): green succeeded,
+# red failed, amber never processed, grey still running.
+STATUS_COLOURS = {"created": "#1a7f37", "updated": "#1a7f37", "deleted": "#1a7f37",
+                  "failed": "#cf222e", "unprocessed": "#9a6700", "not_sent": "#9a6700",
+                  "pending": "#57606a"}
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 
 _CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING = range(len(STATUSES))

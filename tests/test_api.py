@@ -287,3 +287,15 @@ def test_dry_run_checks_and_plans_without_sending(client, org):
     assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []
     with pytest.raises(errors.InputError, match="repeated"):
         api.dry_run(pd.concat([df, df]), "Account", "upsert", "customExtIdField__c")
+
+
+def test_result_plot_draws_on_the_given_axes(client):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    res = sfb.insert_df(pd.DataFrame({"Name": ["a", None, "c"]}), "Account", progress=False)
+    ax = Figure().subplots()
+    assert res.plot("outcomes", ax=ax) is ax
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["created", "failed"]
+    assert res.plot("errors").get_title()
