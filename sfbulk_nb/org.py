@@ -62,7 +62,7 @@ class Org:
     def __init__(self, instance_url: str, access_token: str, *, api_version: str | None = None,
                  session: requests.Session | None = None, timeout=DEFAULT_TIMEOUT,
                  retry: Retry | None = None, renew: Callable[[], str] | None = None,
-                 kind: str | None = None, label: str | None = None):
+                 kind: str | None = None, label: str | None = None, local_org: Any = None):
         self.instance_url = instance_url.rstrip("/")
         self._token = access_token
         self._renew = renew
@@ -73,6 +73,8 @@ class Org:
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
         self._api_version = api_version
+        # The LocalOrg behind a local connection (its fault injection, reset, ...), else None.
+        self.local_org = local_org
         self.kind = kind or _guess_kind(self.instance_url)
         self.label = label or urlparse(self.instance_url).netloc
         self._lock = threading.Lock()
@@ -218,7 +220,7 @@ def _connect_local(api_version: str | None) -> Org:
 def _org_for_local(local, api_version: str | None) -> Org:
     return Org(local.instance_url, local.access_token, renew=lambda: local.access_token,
                api_version=api_version or LATEST_API_VERSION, kind="local",
-               label="local org")
+               label="local org", local_org=local)
 
 
 def _connect_oauth(username, password, client_id, client_secret, login_url, api_version,

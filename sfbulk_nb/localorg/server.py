@@ -26,9 +26,14 @@ from .store import Store
 
 
 def default_path() -> Path:
-    """Where a persistent local org lives unless told otherwise."""
+    """Where the persistent local org lives: $SFBULK_NB_LOCALORG if set, else the user's
+    data directory (e.g. ~/.local/share/sfbulk_nb/localorg.sqlite3)."""
+    import os
+
     import platformdirs
 
+    if os.environ.get("SFBULK_NB_LOCALORG"):
+        return Path(os.environ["SFBULK_NB_LOCALORG"])
     return Path(platformdirs.user_data_dir("sfbulk_nb")) / "localorg.sqlite3"
 
 
