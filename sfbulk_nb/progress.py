@@ -2,7 +2,8 @@
 
 `api` publishes `ProgressEvent`s to one callable; it never imports a UI module. The text
 renderer prints one line per job state change (not per poll), so a terminal or CI log stays
-readable.
+readable. In a live Jupyter kernel "auto" shows the ipywidgets panel of `widgets` instead,
+imported only then.
 """
 from __future__ import annotations
 
@@ -59,11 +60,16 @@ class TextProgress:
     def _line(self, e: ProgressEvent) -> str | None:
         run = e.run
         tag = f"job {e.chunk + 1}/{run.job_count}" if e.chunk is not None else ""
+        query = run.operation == "query"
         if e.kind == RUN_STARTED:
+            if query:
+                return f"query of {run.sobject} on {run.org.label}"
             return (f"{run.operation} {run.rows:,} rows into {run.sobject} on "
                     f"{run.org.label} in {run.job_count} job(s)")
         if e.kind == JOB_CREATED:
-            return f"  {tag} {e.job_id}: created, {e.records:,} rows"
+            return f"  {tag} {e.job_id}: created" + ("" if query else f", {e.records:,} rows")
+        if e.kind == JOB_UPDATED and query:
+            return f"  {tag} {e.job_id}: {e.state}, {e.processed:,} rows"
         if e.kind == JOB_UPDATED:
             return (f"  {tag} {e.job_id}: {e.state}, {e.processed:,}/{e.records:,} processed"
                     + (f", {e.failed:,} failed" if e.failed else ""))
@@ -75,11 +81,29 @@ class TextProgress:
 
 
 def reporter_for(progress: Any) -> Reporter | None:
-    """progress=False/None: silent; "auto"/"text"/True: text lines; a callable: itself."""
+    """progress=False/None: silent; "text": text lines; "auto"/True: the widget panel in a
+    live Jupyter kernel with ipywidgets, else text lines; a callable: itself."""
     if progress is False or progress is None:
         return None
     if callable(progress):
         return progress
+    if progress in ("auto", True) and _in_kernel():
+        try:
+            from .widgets import WidgetProgress
+        except ImportError:
+            pass  # no ipywidgets: text lines still show progress
+        else:
+            return WidgetProgress()
     if progress in ("auto", "text", True):
         return TextProgress()
     raise ValueError(f"progress must be 'auto', 'text', False or a callable, not {progress!r}")
+
+
+def _in_kernel() -> bool:
+    """True inside a live Jupyter kernel (not a terminal IPython, not a plain script)."""
+    if "IPython" not in sys.modules:  # a kernel has always imported it; don't import it here
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None

@@ -11,8 +11,9 @@ import json
 import re
 import socket
 import time
+import zlib
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
@@ -24,6 +25,7 @@ from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_up
 from .errors import ApiError, not_found
 from .faults import Faults
 from .identity import Identity
+from .queryjobs import QueryJobs
 from .restquery import RestQueries
 from .store import Store
 
@@ -45,6 +47,12 @@ _GET_KEYS = _PATCH_KEYS + ("jobType", "contentUrl", "lineEnding", "columnDelimit
                            "numberRecordsProcessed", "numberRecordsFailed", "retries",
                            "totalProcessingTime", "apiActiveProcessingTime",
                            "apexProcessingTime", "errorMessage", "assignmentRuleId")
+# Query jobs (protocol notes 5.3): create, abort and list answer the first block, GET all.
+_QUERY_KEYS = ("id", "operation", "object", "createdById", "createdDate", "systemModstamp",
+               "state", "concurrencyMode", "contentType", "apiVersion", "jobType",
+               "lineEnding", "columnDelimiter")
+_QUERY_GET_KEYS = _QUERY_KEYS + ("numberRecordsProcessed", "retries", "totalProcessingTime",
+                                 "isPkChunkingSupported", "errorMessage")
 
 _URLS = Map([
     Rule("/services/oauth2/token", endpoint="token", methods=["POST"]),
@@ -74,6 +82,14 @@ _URLS = Map([
          methods=["PUT"]),
     Rule("/services/data/<version>/jobs/ingest/<job_id>/<kind>", endpoint="results",
          methods=["GET"]),
+    Rule("/services/data/<version>/jobs/query", endpoint="query_jobs", methods=["GET", "POST"]),
+    Rule("/services/data/<version>/jobs/query/<job_id>", endpoint="query_job",
+         methods=["GET", "PATCH", "DELETE"]),
+    Rule("/services/data/<version>/jobs/query/<job_id>/results", endpoint="query_results",
+         methods=["GET"]),
+    # Documented as resultPages; Salesforce's own nextRecordsUrl spells it resultpages.
+    Rule("/services/data/<version>/jobs/query/<job_id>/<any(resultPages, resultpages):_p>",
+         endpoint="query_result_pages", methods=["GET"]),
     Rule("/__localorg__/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
     Rule("/__localorg__/expire-tokens", endpoint="expire_tokens", methods=["POST"]),
     Rule("/__localorg__/fail-next-job", endpoint="fail_next_job", methods=["POST"]),
@@ -105,6 +121,7 @@ class LocalOrgApp:
         self.daily_api_limit = daily_api_limit
         self.clock = clock
         self.queries = RestQueries(store)
+        self.query_jobs = QueryJobs(engine)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -367,19 +384,10 @@ class LocalOrgApp:
 
     def on_ingest_jobs(self, request: Request, version: str, user_id: str, **_) -> Response:
         if request.method == "GET":
-            filters = {}
-            if request.args.get("jobType"):
-                filters["jobType"] = request.args["jobType"]
-            if request.args.get("concurrencyMode"):
-                filters["concurrencyMode"] = request.args["concurrencyMode"]
-            if request.args.get("isPkChunkingEnabled", "").lower() == "true":
-                filters["jobType"] = "PkChunking"  # never true for Bulk 2.0 ingest jobs
-            jobs, locator = self.engine.list_jobs(request.args.get("queryLocator"), filters)
-            return json_response({
-                "done": locator is None,
-                "records": [self._job_json(j, _LIST_KEYS) for j in jobs],
-                "nextRecordsUrl": None if locator is None else
-                f"/services/data/v{version}/jobs/ingest?queryLocator={locator}"})
+            jobs, locator = self.engine.list_jobs(request.args.get("queryLocator"),
+                                                  _list_filters(request))
+            return _job_list([self._job_json(j, _LIST_KEYS) for j in jobs], locator,
+                             f"/services/data/v{version}/jobs/ingest")
         if request.mimetype == "multipart/form-data":
             return self._multipart_create(request, version, user_id)
         job = self.engine.create_job(_json_body(request), float(version), user_id)
@@ -428,12 +436,53 @@ class LocalOrgApp:
         # Documented spellings, plus `unprocessedRecords` as simple-salesforce sends it.
         if canonical is None or (kind != canonical and kind != "unprocessedRecords"):
             raise not_found()
-        body = self.engine.results(job_id, canonical)
-        response = Response(body, content_type=CSV_TYPE)
-        if "gzip" in request.headers.get("Accept-Encoding", "").lower():
-            response.set_data(gzip.compress(body, compresslevel=1))
-            response.headers["Content-Encoding"] = "gzip"
-        return response
+        return _csv_response(request, [self.engine.results(job_id, canonical)])
+
+    # -- query jobs ------------------------------------------------------------------
+
+    @staticmethod
+    def _query_job_json(job: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        full = {**job, "apiVersion": float(job["apiVersion"])}
+        return {key: full.get(key) for key in keys if key != "errorMessage" or full.get(key)}
+
+    def on_query_jobs(self, request: Request, version: str, user_id: str, **_) -> Response:
+        if request.method == "GET":
+            jobs, locator = self.query_jobs.list_jobs(request.args.get("queryLocator"),
+                                                      _list_filters(request))
+            return _job_list([self._query_job_json(j, _QUERY_KEYS) for j in jobs], locator,
+                             f"/services/data/v{version}/jobs/query")
+        job = self.query_jobs.create(_json_body(request), float(version), user_id)
+        return json_response(self._query_job_json(job, _QUERY_KEYS))
+
+    def on_query_job(self, request: Request, job_id: str, **_) -> Response:
+        if request.method == "GET":
+            return json_response(self._query_job_json(self.query_jobs.get(job_id),
+                                                      _QUERY_GET_KEYS))
+        if request.method == "DELETE":
+            self.query_jobs.delete(job_id)
+            return Response(status=204)
+        body = _json_body(request)
+        state = body.get("state") if isinstance(body, dict) else None
+        return json_response(self._query_job_json(self.query_jobs.set_state(job_id, state),
+                                                  _QUERY_KEYS))
+
+    def on_query_results(self, request: Request, version: str, job_id: str, **_) -> Response:
+        page = self.query_jobs.results(job_id, version, request.args.get("locator"),
+                                       request.args.get("maxRecords"))
+        return _csv_response(request, page.body, {
+            "Sforce-NumberOfRecords": str(page.number_of_records),
+            "Sforce-Locator": page.next_locator or "null"})
+
+    def on_query_result_pages(self, request: Request, version: str, job_id: str,
+                              **_) -> Response:
+        locators, next_locator = self.query_jobs.result_pages(job_id, version,
+                                                              request.args.get("locator"))
+        base = f"/services/data/v{version}/jobs/query/{job_id}"
+        return json_response({
+            "resultPages": [{"resultUrl": f"{base}/results?locator={loc}"} for loc in locators],
+            "nextRecordsUrl": None if next_locator is None else
+            f"{base}/resultpages?locator={next_locator}",
+            "done": next_locator is None})
 
     # -- control -----------------------------------------------------------------------
 
@@ -456,6 +505,43 @@ class LocalOrgApp:
         options = _json_body(request) if request.get_data() else {}
         self.engine.job_faults.append(JobFault(**options))
         return Response(status=204)
+
+
+def _list_filters(request: Request) -> dict[str, str]:
+    """The job list's filters: `jobType`, `concurrencyMode`, `isPkChunkingEnabled`."""
+    filters = {}
+    if request.args.get("jobType"):
+        filters["jobType"] = request.args["jobType"]
+    if request.args.get("concurrencyMode"):
+        filters["concurrencyMode"] = request.args["concurrencyMode"]
+    if request.args.get("isPkChunkingEnabled", "").lower() == "true":
+        filters["jobType"] = "PkChunking"  # a Bulk 1.0 notion: never true of Bulk 2.0 jobs
+    return filters
+
+
+def _job_list(records: list[dict[str, Any]], locator: str | None, path: str) -> Response:
+    return json_response({
+        "done": locator is None, "records": records,
+        "nextRecordsUrl": None if locator is None else f"{path}?queryLocator={locator}"})
+
+
+def _csv_response(request: Request, body: Iterable[bytes],
+                  headers: dict[str, str] | None = None) -> Response:
+    """A CSV body (byte strings, sent as they are produced), gzipped when asked."""
+    headers = dict(headers or {})
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        body = _gzipped(body)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, content_type=CSV_TYPE, headers=headers)
+
+
+def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # with gzip framing
+    for chunk in chunks:
+        packed = packer.compress(chunk)
+        if packed:
+            yield packed
+    yield packer.flush()
 
 
 def _batch_size(request: Request) -> int | None:

@@ -9,6 +9,9 @@ A worker thread takes closed jobs from a queue and processes them in internal ba
 changes, its result rows and the job's counters in one transaction, so a job survives a
 restart of the server: unfinished jobs are queued again on start and resume after the last
 committed batch.
+
+The same worker runs every kind of job: each queue entry names its kind (`jobs.kind`), and
+a kind's processor is registered with `register` (query jobs: `queryjobs.py`).
 """
 from __future__ import annotations
 
@@ -72,10 +75,13 @@ class Engine:
         self.result_order = result_order
         self.random = random.Random(seed)
         self.job_faults: deque[JobFault] = deque()
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
         self._worker: threading.Thread | None = None
         self.idle = threading.Event()
         self.idle.set()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
 
     # -- worker -----------------------------------------------------------------------
 
@@ -83,8 +89,8 @@ class Engine:
         if self._worker is None:
             self._worker = threading.Thread(target=self._run, name="localorg-jobs", daemon=True)
             self._worker.start()
-            for job_id in self.store.unfinished_jobs():
-                self._enqueue(job_id)
+            for kind, job_id in self.store.unfinished_jobs():
+                self.enqueue(job_id, kind)
 
     def stop(self) -> None:
         if self._worker is not None:
@@ -92,9 +98,15 @@ class Engine:
             self._worker.join(timeout=30)
             self._worker = None
 
-    def _enqueue(self, job_id: str) -> None:
-        self.idle.clear()
-        self._queue.put(job_id)
+    def register(self, kind: str, processor: Callable[[str], None]) -> None:
+        """Have the worker run `processor(job_id)` for queued jobs of this kind."""
+        self._processors[kind] = processor
+
+    def enqueue(self, job_id: str, kind: str = "ingest") -> None:
+        with self._pending_lock:
+            self._pending += 1
+            self.idle.clear()
+        self._queue.put((kind, job_id))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued job has been processed (handy in tests)."""
@@ -102,17 +114,21 @@ class Engine:
 
     def _run(self) -> None:
         while True:
-            job_id = self._queue.get()
-            if job_id is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            kind, job_id = item
             try:
-                self._process(job_id)
+                self._processors[kind](job_id)
             except Exception as e:  # a bug must not kill the worker; the job shows it
                 self.store.update_job(job_id, state="Failed",
                                       errorMessage=f"InternalServerError : {e!r}")
             finally:
-                if self._queue.empty():
-                    self.idle.set()
+                # Counted under a lock: a job enqueued while this one ran keeps idle clear.
+                with self._pending_lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self.idle.set()
 
     # -- API operations -----------------------------------------------------------------
 
@@ -127,18 +143,7 @@ class Engine:
         if obj is None:
             raise ApiError(400, "INVALIDJOB",
                            f"InvalidJob : Unable to find object: {body.get('object') or ''}")
-        content_type = body.get("contentType", "CSV")
-        if content_type != "CSV":
-            raise ApiError(400, "API_ERROR",
-                           f"Invalid value: '{content_type}' supplied for property: 'contentType'")
-        delimiter = body.get("columnDelimiter", "COMMA")
-        if delimiter not in csvfmt.DELIMITERS:
-            raise ApiError(400, "API_ERROR", f"Invalid value: '{delimiter}' supplied for "
-                           "property: 'columnDelimiter'")
-        line_ending = body.get("lineEnding", "LF")
-        if line_ending not in csvfmt.LINE_ENDINGS:
-            raise ApiError(400, "API_ERROR",
-                           f"Invalid value: '{line_ending}' supplied for property: 'lineEnding'")
+        delimiter, line_ending = csv_options(body)
         external_id = body.get("externalIdFieldName")
         if operation == "upsert":
             key = obj.field(str(external_id or ""))
@@ -190,7 +195,7 @@ class Engine:
                                                systemModstamp=now):
                 raise invalid_state(f"Invalid state transition from {job['state']} to "
                                     "UploadComplete")
-            self._enqueue(job_id)
+            self.enqueue(job_id)
         elif state == "Aborted":
             if not self.store.set_job_state_if(job_id, list(UNFINISHED), state="Aborted",
                                                systemModstamp=now):
@@ -208,14 +213,15 @@ class Engine:
                            "the job is not terminated")
         self.store.delete_job(job_id)
 
-    def list_jobs(self, locator: str | None, filters: dict[str, Any]) -> tuple[list[dict], str | None]:
+    def list_jobs(self, locator: str | None, filters: dict[str, Any],
+                  kind: str = "ingest") -> tuple[list[dict], str | None]:
         after = 0
         if locator:
             try:
                 after = int(locator.rsplit("-", 1)[1])
             except (IndexError, ValueError):
                 raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator") from None
-        jobs = self.store.list_jobs("ingest", after, LIST_PAGE_SIZE + 1, filters)
+        jobs = self.store.list_jobs(kind, after, LIST_PAGE_SIZE + 1, filters)
         more = len(jobs) > LIST_PAGE_SIZE
         jobs = jobs[:LIST_PAGE_SIZE]
         next_locator = f"01gL0000000000AAAA-{jobs[-1]['seq']}" if more else None
@@ -238,12 +244,13 @@ class Engine:
             return csvfmt.render_header(names, 0, **opts).encode() if names else b""
         data = self.store.job_data(job["id"])
         try:
-            names, rows = csvfmt.parse_upload(data, job["columnDelimiter"], job["lineEnding"])
+            upload = csvfmt.open_upload(data, job["columnDelimiter"], job["lineEnding"])
         except csvfmt.CsvFormatError:
             return data  # nothing of it could be read: all of it is unprocessed, as sent
-        rest = rows[job["rowsProcessedUpTo"]:]
-        return (csvfmt.render_header(names, 0, **opts)
-                + csvfmt.render_rows(rest, **opts)).encode()
+        parts = [csvfmt.render_header(upload.header, 0, **opts).encode()]
+        for batch in upload.batches(BATCH_SIZE, start=job["rowsProcessedUpTo"]):
+            parts.append(csvfmt.render_rows(batch, **opts).encode())
+        return b"".join(parts)
 
     # -- processing -------------------------------------------------------------------
 
@@ -251,9 +258,9 @@ class Engine:
         job = self.store.get_job(job_id, "ingest")
         if job is None or job["state"] not in ("UploadComplete", "InProgress"):
             return
+        if job["state"] == "UploadComplete":
+            self.show_upload_complete()
         started = self.clock()
-        if self.pace and job["state"] == "UploadComplete":
-            self.sleep(min(1.0, PACED_STEP / self.pace))  # let watchers see UploadComplete
         if not self.store.set_job_state_if(job_id, ["UploadComplete", "InProgress"],
                                            state="InProgress",
                                            systemModstamp=sf_datetime(self.clock())):
@@ -262,27 +269,29 @@ class Engine:
             if not job["uploaded"]:
                 # Our guess at the wording: closing a job without data fails it.
                 raise JobFailure("InvalidBatch : No data uploaded for this job")
-            data = self.store.job_data(job_id)
-            names, rows = csvfmt.parse_upload(data, job["columnDelimiter"], job["lineEnding"])
+            # Validated whole first (a bad file fails the job before any row is written),
+            # then read a batch at a time so a big job never holds all its rows at once.
+            upload = csvfmt.open_upload(self.store.job_data(job_id), job["columnDelimiter"],
+                                        job["lineEnding"])
+            names = upload.header
             obj = self.catalog.get(job["object"])
             header = Header.parse(self.catalog, obj, job["operation"], names,
                                   job["externalIdFieldName"])
         except (csvfmt.CsvFormatError, JobFailure) as e:
-            self._finish(job_id, started, "Failed", str(e))
+            self.finish(job_id, started, "Failed", str(e))
             return
         self.store.update_job(job_id, resultHeader=json.dumps(names))
         step = PACED_STEP if self.pace else BATCH_SIZE
         fault = self.job_faults.popleft() if self.job_faults else None
         position = job["rowsProcessedUpTo"]
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
-        while position < len(rows):
+        for batch in upload.batches(step, start=position):
             if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
                 return  # aborted (or deleted) while running
             if fault is not None and processed >= fault.after_records:
-                self._finish(job_id, started, "Failed", fault.message)
+                self.finish(job_id, started, "Failed", fault.message)
                 return
             batch_started = self.clock()
-            batch = rows[position:position + step]
             now = self.clock()
             seq = position
 
@@ -313,17 +322,44 @@ class Engine:
                         user_id=job["createdById"], now=record_datetime(now),
                         on_commit=save_results)
             position += len(batch)
-            if self.pace:
-                behind = (processed / self.pace) - (self.clock() - started)
-                if behind > 0:
-                    self.sleep(behind)
-        self._finish(job_id, started, "JobComplete", None)
+            self.keep_pace(started, processed)
+        self.finish(job_id, started, "JobComplete", None)
 
-    def _finish(self, job_id: str, started: float, state: str, message: str | None) -> None:
+    def show_upload_complete(self) -> None:
+        """When paced, leave a job in UploadComplete for a moment so watchers see it."""
+        if self.pace:
+            self.sleep(min(1.0, PACED_STEP / self.pace))
+
+    def keep_pace(self, started: float, processed: int) -> None:
+        """When paced, sleep until `processed` records fit the pace since `started`."""
+        if self.pace:
+            behind = (processed / self.pace) - (self.clock() - started)
+            if behind > 0:
+                self.sleep(behind)
+
+    def finish(self, job_id: str, started: float, state: str, message: str | None) -> None:
         now = self.clock()
         self.store.set_job_state_if(job_id, ["InProgress"], state=state, errorMessage=message,
                                     totalProcessingTime=int((now - started) * 1000),
                                     systemModstamp=sf_datetime(now))
+
+
+def csv_options(body: dict[str, Any]) -> tuple[str, str]:
+    """A create body's `columnDelimiter` and `lineEnding` (defaults filled in), once it and
+    its `contentType` are checked: the same rules for every kind of job."""
+    content_type = body.get("contentType", "CSV")
+    if content_type != "CSV":
+        raise ApiError(400, "API_ERROR",
+                       f"Invalid value: '{content_type}' supplied for property: 'contentType'")
+    delimiter = body.get("columnDelimiter", "COMMA")
+    if delimiter not in csvfmt.DELIMITERS:
+        raise ApiError(400, "API_ERROR", f"Invalid value: '{delimiter}' supplied for "
+                       "property: 'columnDelimiter'")
+    line_ending = body.get("lineEnding", "LF")
+    if line_ending not in csvfmt.LINE_ENDINGS:
+        raise ApiError(400, "API_ERROR",
+                       f"Invalid value: '{line_ending}' supplied for property: 'lineEnding'")
+    return delimiter, line_ending
 
 
 def upload_too_large() -> ApiError:

@@ -286,16 +286,30 @@ class Store:
             conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
-    def unfinished_jobs(self) -> list[str]:
-        return [r[0] for r in self.query(
-            "SELECT id FROM jobs WHERE kind = 'ingest' AND state IN ('UploadComplete', "
-            "'InProgress') ORDER BY seq")]
+    def unfinished_jobs(self) -> list[tuple[str, str]]:
+        """`(kind, id)` of every job the worker still has to process, oldest first."""
+        return [(r[0], r[1]) for r in self.query(
+            "SELECT kind, id FROM jobs WHERE state IN ('UploadComplete', 'InProgress') "
+            "ORDER BY seq")]
 
     def add_results(self, conn: sqlite3.Connection, job_id: str, kind: str, seq: int,
-                    body: str) -> None:
+                    body: str | bytes) -> None:
         if body:
+            data = body.encode("utf-8") if isinstance(body, str) else body
             conn.execute("INSERT INTO job_results(job_id, kind, seq, body) VALUES (?, ?, ?, ?)",
-                         (job_id, kind, seq, body.encode("utf-8")))
+                         (job_id, kind, seq, data))
+
+    def clear_results(self, job_id: str) -> None:
+        self.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+
+    def result_chunks(self, job_id: str, kind: str, first: int, end: int
+                      ) -> list[tuple[int, bytes]]:
+        """`(seq, body)` of the stored pieces that hold items `first` to `end - 1`, for
+        results stored in pieces whose seq is the number of their first item."""
+        return [(r[0], r[1]) for r in self.query(
+            "SELECT seq, body FROM job_results WHERE job_id = ? AND kind = ? AND seq < ? "
+            "AND seq >= IFNULL((SELECT MAX(seq) FROM job_results WHERE job_id = ? AND kind = ? "
+            "AND seq <= ?), 0) ORDER BY seq", (job_id, kind, end, job_id, kind, first))]
 
     def result_bodies(self, job_id: str, kind: str) -> list[bytes]:
         return [r[0] for r in self.query(

@@ -104,3 +104,18 @@ def test_row_failures_and_unknown_jobs_are_reported(sf, org):
     missing = sf("data", "bulk", "results", "--job-id", "750000000000000AAA", "--target-org",
                  "local", check=False)
     assert missing["status"] == 1 and "Can't find a bulk job" in missing["message"]
+
+
+def test_export_bulk_runs_a_query_job(sf, org):
+    names = [f'Acme, "{i}"' for i in range(300)]
+    (sf.work / "in.csv").write_text(
+        "Name\n" + "".join('"' + n.replace('"', '""') + '"\n' for n in names))
+    sf("data", "import", "bulk", "--sobject", "Account", "--file", "in.csv", "--wait", "10",
+       "--target-org", "local")
+    exported = sf("data", "export", "bulk", "--query", "SELECT Id, Name, Phone FROM Account",
+                  "--output-file", "out.csv", "--wait", "10", "--target-org", "local")
+    assert exported["result"]["totalSize"] == 300
+    rows = list(csv.reader(io.StringIO((sf.work / "out.csv").read_text(), newline="")))
+    assert rows[0] == ["Id", "Name", "Phone"]
+    assert sorted(r[1] for r in rows[1:]) == sorted(names)
+    assert {r[2] for r in rows[1:]} == {""}

@@ -1,0 +1,351 @@
+"""Bulk API 2.0 query jobs: creation, the state machine, processing and paged CSV results.
+
+    create -> UploadComplete -> (worker) InProgress -> JobComplete | Failed
+    PATCH Aborted from UploadComplete or InProgress; DELETE once JobComplete, Failed or Aborted
+
+The engine's worker runs the job (`QueryJobs.process`, registered for the kind "query"). It
+reads the query's rows in chunks of CHUNK_ROWS (PACED_STEP when the org is paced), renders
+each chunk to CSV and commits it together with the job's counter, so neither the job nor a
+million-row result is ever held in memory whole. A stored chunk (job_results kind
+"queryResults", seq = number of its first row) comes with the byte offsets of its rows
+(kind "queryResultIndex"), so a page of any size at any offset is cut from the chunks without
+parsing CSV, and is streamed to the client chunk by chunk. Rows keep the query's order, so
+every read of a locator returns the same rows.
+
+Choices where Salesforce's behaviour is unrecorded (protocol notes 5.3, 5.4; ours unless
+marked):
+
+- Values are rendered as Salesforce's CSV forms: booleans `true`/`false`, numbers in plain
+  decimal notation (never an exponent: `1500.0`, `0.25`; whole-number fields `42`), dates
+  `2024-01-31`, datetimes `2024-01-31T10:00:00.000Z`, times `10:00:00.000Z`, ids in 18
+  characters. Every value is quoted, and so is every header name (`"Id","Account.Name"`).
+- A null is an empty, unquoted field (`"a",,"c"`); `""` would be an empty string, which
+  Salesforce never stores, so a reader can tell the two apart. The one exception: a row of a
+  single column whose value is null is written `""`, because an empty line is skipped by
+  csv.DictReader and pandas and the row would be lost.
+- A page holds DEFAULT_PAGE_SIZE (50,000) rows unless `maxRecords` says otherwise (the
+  value of Salesforce's examples and simple-salesforce's default). Locators are the row
+  offset of the page, base64-encoded without padding (`MTAwMDA` is row 10000), the form of
+  the locators in Salesforce's examples; clients must treat them as opaque.
+- Results of a job that is not JobComplete: 400 INVALIDJOBSTATE. Results asked with another
+  API version than the job's: 409 (documented status; the body is ours).
+- COUNT() and OFFSET, which Bulk API 2.0 documents as unsupported, are refused at create
+  with 400 API_ERROR: the code Salesforce uses for the unsupported features that were
+  recorded ("Aggregate Relationships not supported in Bulk V2 Query with CSV content type",
+  "Selecting compound data not supported in Bulk Query"); the wording is ours.
+- A failed job carries `errorMessage` on GET, as ingest jobs do.
+- isPkChunkingSupported is true for every object.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterator, Sequence
+
+from . import csvfmt, soql
+from .catalog import Field
+from .engine import PACED_STEP, Engine, csv_options, sf_datetime
+from .errors import ApiError, invalid_state, not_found
+
+OPERATIONS = ("query", "queryAll")
+KIND = "query"
+DEFAULT_PAGE_SIZE = 50_000
+CHUNK_ROWS = 2000
+RESULT_PAGES_PER_RESPONSE = 5  # "up to five URIs in one response"
+RESULT_PAGES_SINCE = 58.0
+COLUMN_ORDER_SINCE = 50.0  # before: columns in alphabetical order
+ABORTABLE = ("UploadComplete", "InProgress")
+TERMINATED = ("JobComplete", "Failed", "Aborted")
+_RESULTS = "queryResults"
+_INDEX = "queryResultIndex"
+_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+@dataclass
+class ResultPage:
+    """One page of results: its row count, the next page's locator (None on the last
+    page) and the CSV body, produced a chunk at a time."""
+
+    number_of_records: int
+    next_locator: str | None
+    body: Iterator[bytes]
+
+
+class QueryJobs:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = engine.store
+        self.catalog = engine.catalog
+        engine.register(KIND, self.process)
+
+    # -- API operations -----------------------------------------------------------------
+
+    def create(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        operation = body.get("operation")
+        if operation not in OPERATIONS:
+            raise ApiError(400, "API_ERROR",
+                           f"Invalid value: '{operation or ''}' supplied for property: 'operation'")
+        delimiter, line_ending = csv_options(body)
+        text = body.get("query")
+        if text is not None and not isinstance(text, str):
+            raise ApiError(400, "API_ERROR", f"Invalid value: '{text}' supplied for property: "
+                           "'query'")
+        query = self._compile(text or "", operation, self._now())
+        job_id = self.store.allocate_ids("750", 1)[0]
+        now = sf_datetime(self.engine.clock())
+        self.store.insert_job({
+            "id": job_id, "kind": KIND, "operation": operation, "object": query.object.name,
+            "createdById": user_id, "createdDate": now, "systemModstamp": now,
+            "state": "UploadComplete", "concurrencyMode": "Parallel", "contentType": "CSV",
+            "apiVersion": api_version, "jobType": "V2Query", "lineEnding": line_ending,
+            "columnDelimiter": delimiter, "query": text,
+        })
+        self.engine.enqueue(job_id, KIND)
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self.store.get_job(job_id, KIND)
+        if job is None:
+            raise not_found()
+        job["isPkChunkingSupported"] = True
+        return job
+
+    def list_jobs(self, locator: str | None, filters: dict[str, Any]
+                  ) -> tuple[list[dict], str | None]:
+        return self.engine.list_jobs(locator, filters, KIND)
+
+    def set_state(self, job_id: str, state: Any) -> dict[str, Any]:
+        self.get(job_id)
+        if state != "Aborted":
+            raise ApiError(400, "INVALIDJOBSTATE" if isinstance(state, str) else "API_ERROR",
+                           f"Invalid value: '{state}' supplied for property: 'state'; only "
+                           "Aborted can be set on a query job")
+        if not self.store.set_job_state_if(job_id, list(ABORTABLE), state="Aborted",
+                                           systemModstamp=sf_datetime(self.engine.clock())):
+            raise invalid_state("Aborting already Completed Job not allowed")
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        if self.get(job_id)["state"] not in TERMINATED:
+            raise ApiError(400, "API_ERROR", "Error encountered when deleting the job because "
+                           "the job is not terminated")
+        self.store.delete_job(job_id)
+
+    def results(self, job_id: str, version: str, locator: str | None,
+                max_records: str | None) -> ResultPage:
+        job = self._complete_job(job_id, version)
+        size = DEFAULT_PAGE_SIZE
+        if max_records is not None:
+            if not _DIGITS.match(max_records) or int(max_records) < 1:
+                raise ApiError(400, "API_ERROR", f"Invalid value: '{max_records}' supplied for "
+                               "parameter: 'maxRecords'; it must be a positive integer")
+            size = int(max_records)
+        total = job["numberRecordsProcessed"]
+        first = self._offset(locator, total)
+        count = min(size, total - first)
+        end = first + count
+        return ResultPage(count, encode_locator(end) if end < total else None,
+                          self._page_body(job, first, end))
+
+    def result_pages(self, job_id: str, version: str, locator: str | None
+                     ) -> tuple[list[str], str | None]:
+        """Locators of up to five result pages of the default size, and the locator of the
+        next set of pages (None when these are the last)."""
+        if float(version) < RESULT_PAGES_SINCE:
+            raise not_found()
+        job = self._complete_job(job_id, version)
+        total = job["numberRecordsProcessed"]
+        first = self._offset(locator, total)
+        stop = first + RESULT_PAGES_PER_RESPONSE * DEFAULT_PAGE_SIZE
+        starts = range(first, max(min(stop, total), first + 1), DEFAULT_PAGE_SIZE)
+        return [encode_locator(s) for s in starts], encode_locator(stop) if stop < total else None
+
+    # -- processing (the engine's worker) -------------------------------------------------
+
+    def process(self, job_id: str) -> None:
+        engine, store = self.engine, self.store
+        job = store.get_job(job_id, KIND)
+        if job is None or job["state"] not in ABORTABLE:
+            return
+        if job["state"] == "UploadComplete":
+            engine.show_upload_complete()
+        started = engine.clock()  # the pace and totalProcessingTime count from here
+        store.clear_results(job_id)  # a job resumed after a restart runs again from the start
+        if not store.set_job_state_if(job_id, list(ABORTABLE), state="InProgress",
+                                      numberRecordsProcessed=0,
+                                      systemModstamp=sf_datetime(engine.clock())):
+            return
+        try:
+            query = self._compile(job["query"], job["operation"], self._now())
+        except ApiError as e:  # the schema changed since the job was created
+            engine.finish(job_id, started, "Failed", f"InvalidBatch : {e.message}")
+            return
+        renderer = _Renderer(query.columns, job)
+        store.update_job(job_id, resultHeader=json.dumps(renderer.names))
+        fault = engine.job_faults.popleft() if engine.job_faults else None
+        step = PACED_STEP if engine.pace else CHUNK_ROWS
+        processed = 0
+        with contextlib.closing(soql.execute(store, query)) as rows:
+            while True:
+                if fault is not None and processed >= fault.after_records:
+                    engine.finish(job_id, started, "Failed", fault.message)
+                    return
+                batch = list(itertools.islice(rows, step))
+                if not batch:
+                    break
+                body, index = renderer.chunk(batch)
+                now = engine.clock()
+                with store.transaction() as conn:
+                    live = conn.execute(
+                        "UPDATE jobs SET numberRecordsProcessed = ?, totalProcessingTime = ?, "
+                        "systemModstamp = ? WHERE id = ? AND state = 'InProgress'",
+                        (processed + len(batch), int((now - started) * 1000), sf_datetime(now),
+                         job_id)).rowcount
+                    if live:
+                        store.add_results(conn, job_id, _RESULTS, processed, body)
+                        store.add_results(conn, job_id, _INDEX, processed, index)
+                if not live:
+                    return  # aborted (or deleted) while running
+                processed += len(batch)
+                engine.keep_pace(started, processed)
+        engine.finish(job_id, started, "JobComplete", None)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.engine.clock(), timezone.utc)
+
+    def _compile(self, text: str, operation: str, now: datetime) -> soql.CompiledQuery:
+        try:
+            query = soql.compile_query(text, self.catalog, include_deleted=operation == "queryAll",
+                                       now=now)
+            offset = soql.parse(text).offset
+        except soql.SoqlError as e:
+            raise ApiError(400, e.code, e.message) from None
+        if query.count_only:
+            raise ApiError(400, "API_ERROR", "Aggregate functions such as COUNT() are not "
+                           "supported in Bulk V2 Query")
+        if offset is not None:
+            raise ApiError(400, "API_ERROR", "OFFSET is not supported in Bulk V2 Query")
+        return query
+
+    def _complete_job(self, job_id: str, version: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if float(job["apiVersion"]) != float(version):
+            raise ApiError(409, "API_ERROR", "The results of a query job must be requested with "
+                           f"the API version that created it (v{float(job['apiVersion']):.1f})")
+        if job["state"] != "JobComplete":
+            raise invalid_state(f"The query job {job_id} is {job['state']}; its results are "
+                                "available once it is JobComplete")
+        return job
+
+    @staticmethod
+    def _offset(locator: str | None, total: int) -> int:
+        if not locator:
+            return 0
+        offset = decode_locator(locator)
+        if offset is None or (offset >= total and offset != 0):
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", f"invalid query locator: {locator}")
+        return offset
+
+    def _page_body(self, job: dict[str, Any], first: int, end: int) -> Iterator[bytes]:
+        """The header, then the rows first..end-1 cut from the stored chunks, one chunk
+        read at a time."""
+        terminator = csvfmt.LINE_ENDINGS[job["lineEnding"]]
+        delimiter = csvfmt.DELIMITERS[job["columnDelimiter"]]
+        names = json.loads(job["resultHeader"] or "[]")
+        yield (delimiter.join(map(_text, names)) + terminator).encode("utf-8")
+        position = first
+        while position < end:
+            found = self.store.result_chunks(job["id"], _INDEX, position, position + 1)
+            chunk = self.store.result_chunks(job["id"], _RESULTS, position, position + 1)
+            if not found or not chunk:
+                return  # the job was deleted while its page was being read
+            seq, index = found[0]
+            offsets = index.decode("ascii").split(",")
+            stop = min(end - seq, len(offsets) - 1)
+            yield chunk[0][1][int(offsets[position - seq]):int(offsets[stop])]
+            position = seq + stop
+
+
+def encode_locator(offset: int) -> str:
+    return base64.b64encode(str(offset).encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_locator(locator: str) -> int | None:
+    try:
+        text = base64.b64decode(locator + "=" * (-len(locator) % 4), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    if not _DIGITS.match(text) or encode_locator(int(text)) != locator:
+        return None
+    return int(text)
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return '"' + str(value).replace('"', '""') + '"'
+
+
+def _boolean(value: Any) -> str:
+    return '"true"' if value else '"false"'
+
+
+def _integer(value: Any) -> str:
+    return f'"{int(value)}"'
+
+
+def _number(value: Any) -> str:
+    text = repr(float(value))
+    if "e" in text:  # repr switches to an exponent from 1e16 and below 1e-4; keep digits
+        text = format(Decimal(text), "f")
+    return f'"{text}"'
+
+
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "boolean": _boolean, "int": _integer, "long": _integer,
+    "double": _number, "currency": _number, "percent": _number,
+}
+
+
+def _formatter(f: Field) -> Callable[[Any], str]:
+    return _FORMATS.get(f.type, _text)
+
+
+class _Renderer:
+    """Rows of stored values -> CSV lines in the job's delimiter and line ending."""
+
+    def __init__(self, columns: Sequence[soql.Column], job: dict[str, Any]):
+        order = list(range(len(columns)))
+        if float(job["apiVersion"]) < COLUMN_ORDER_SINCE:
+            order.sort(key=lambda i: columns[i].path.lower())
+        self.order = order
+        self.names = [columns[i].path for i in order]
+        self.formats = [_formatter(columns[i].field) for i in order]
+        self.delimiter = csvfmt.DELIMITERS[job["columnDelimiter"]]
+        self.terminator = csvfmt.LINE_ENDINGS[job["lineEnding"]]
+
+    def chunk(self, rows: Sequence[tuple]) -> tuple[bytes, str]:
+        """The CSV of `rows`, and the byte offsets of each row's start and of the end."""
+        delimiter, terminator, formats = self.delimiter, self.terminator, self.formats
+        single = len(formats) == 1
+        lines = []
+        for row in rows:
+            values = [row[i] for i in self.order]
+            line = delimiter.join([f(v) if v is not None else "" for f, v in zip(formats, values)])
+            if single and not line:
+                line = '""'  # an empty line would be skipped by CSV readers
+            lines.append((line + terminator).encode("utf-8"))
+        offsets = itertools.accumulate(map(len, lines), initial=0)
+        return b"".join(lines), ",".join(map(str, offsets))
