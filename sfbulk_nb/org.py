@@ -213,7 +213,9 @@ def _connect_local(api_version: str | None) -> Org:
     from .localorg import LocalOrg, default_path
 
     if _local_org is None:
-        _local_org = LocalOrg(path=default_path()).start()
+        # SFBULK_NB_PACE (records/second) slows processing so a demo shows jobs moving.
+        pace = float(os.environ.get("SFBULK_NB_PACE") or 0) or None
+        _local_org = LocalOrg(path=default_path(), pace=pace).start()
     return _org_for_local(_local_org, api_version)
 
 
