@@ -6,18 +6,28 @@
     res.frame                           # df plus sf_id, sf_status, sf_error_* per row
 
 `sfbulk_nb.localorg.LocalOrg` is a local Bulk API 2.0 server on SQLite to run it all on.
+`%load_ext sfbulk_nb` adds the magics (%sf_connect, %bulk_upsert, %%soql, ...).
 """
 from .api import delete_df, insert_df, update_df, upsert_df
 from .bulkresult import BulkResult
 from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitExceededError,
                      NotFoundError, RequestError, SFBulkError, TransportError)
 from .org import ApiUsage, Org, connect, default_org
+from .query import query_df
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext sfbulk_nb`: the %sf_connect, %bulk_*, %%soql magics (see sfbulk_nb.magics)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
 
 __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
     "LimitExceededError", "NotFoundError", "Org", "RequestError", "SFBulkError",
     "TransportError", "__version__", "connect", "default_org", "delete_df", "insert_df",
-    "update_df", "upsert_df",
+    "load_ipython_extension", "query_df", "update_df", "upsert_df",
 ]

@@ -11,6 +11,7 @@ no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,12 +47,16 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
               hard: bool = False, **options: Any) -> BulkResult:
     """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
     Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
+    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", "Id",
+                **options)
+
+
+def id_frame(df_or_ids: pd.DataFrame | pd.Series | Iterable[str]) -> pd.DataFrame:
+    """A frame with an `Id` column from a frame (as is), a Series or a list of ids."""
     if isinstance(df_or_ids, pd.DataFrame):
-        df = df_or_ids
-    else:
-        ids = df_or_ids if isinstance(df_or_ids, pd.Series) else pd.Series(list(df_or_ids))
-        df = pd.DataFrame({"Id": ids.astype("string") if len(ids) else ids.astype(object)})
-    return _run(df, sobject, "hardDelete" if hard else "delete", "Id", **options)
+        return df_or_ids
+    ids = df_or_ids if isinstance(df_or_ids, pd.Series) else pd.Series(list(df_or_ids))
+    return pd.DataFrame({"Id": ids.astype("string") if len(ids) else ids.astype(object)})
 
 
 def dry_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None = None,
@@ -66,6 +71,9 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | N
         raise errors.InputError("an upsert needs external_id")
     options.pop("wait", None)
     options.pop("timeout", None)
+    options["progress"] = False  # nothing runs, so there is nothing to show
+    if operation in ("delete", "hardDelete"):
+        df = id_frame(df)
     run = _build(df, sobject, operation, key, **options)
     return pd.DataFrame({"rows": [c.records for c in run.chunks],
                          "bytes": [len(c.data) for c in run.chunks]})
@@ -148,8 +156,10 @@ class Run:
         self.chunks = list(encode.iter_chunks(
             to_send, column_delimiter=column_delimiter, line_ending=line_ending,
             max_bytes=max_bytes, max_records=max_records, **self.encode_options))
+        self.chunk_bytes = [len(c.data) for c in self.chunks]
         self.outcomes = [results.JobOutcome(positions=c.positions, sent=False, finished=True)
                          for c in self.chunks]
+        self._aligned: pd.DataFrame | None = None
         self.infos: list[jobs.JobInfo | None] = [None] * len(self.chunks)
         self.rows = len(df)
 
@@ -242,6 +252,8 @@ class Run:
             self.emit(JOB_CREATED, chunk=i, job_id=job_id, state=info.state,
                       records=chunk.records)
             jobs.upload(self.org, job_id, chunk.data)
+            # The bytes are Salesforce's now: keep only their size (for res.jobs).
+            self.chunks[i] = dataclasses.replace(chunk, data=b"")
             self.emit(JOB_UPLOADED, chunk=i, job_id=job_id, records=chunk.records)
             self.infos[i] = jobs.close(self.org, job_id)
         except errors.SFBulkError as e:
@@ -272,9 +284,9 @@ class Run:
                              sleep=self.sleep, on_update=update)
             if not info.done:
                 return
-            fetched = {kind: results.parse_result_csv(
+            fetched = {kind: self._keep_needed(results.parse_result_csv(
                 jobs.results(self.org, outcome.job_id, kind),
-                column_delimiter=self.column_delimiter, line_ending=self.line_ending)
+                column_delimiter=self.column_delimiter, line_ending=self.line_ending))
                 for kind in jobs.RESULT_KINDS}
         except errors.SFBulkError as e:
             self._record(e, i)
@@ -287,16 +299,25 @@ class Run:
         self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
                   records=chunk.records, processed=info.processed, failed=info.failed)
 
+    def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Only the columns alignment reads: the key and the sf__ columns (an insert matches
+        on every column, so it keeps them all)."""
+        if self.operation == "insert":
+            return frame
+        return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key]]
+
     def _record(self, e: BaseException, i: int) -> None:
         with self._lock:
             self.exceptions.append(e)
 
     def _after(self) -> None:
-        if self.done:
+        if self.finished_at is None and all(o.finished for o in self.outcomes):
             self.finished_at = time.time()
-            counts = results.count_statuses(self.aligned())
-            summary = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n)
-            self.emit(RUN_FINISHED, message=summary or "no rows")
+            message = None
+            if self.reporter is not None:
+                counts = results.count_statuses(self.aligned())
+                message = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n) or "no rows"
+            self.emit(RUN_FINISHED, message=message)
 
     @property
     def done(self) -> bool:
@@ -333,8 +354,15 @@ class Run:
     # -- results -----------------------------------------------------------------------
 
     def aligned(self) -> pd.DataFrame:
-        return results.align(self.sent_text, self.operation, self.key, self.outcomes,
-                             key_case_insensitive=self.key_case_insensitive)
+        """The status columns; computed once when the run is over (twice would double the
+        peak memory of a big load)."""
+        if self._aligned is not None:
+            return self._aligned
+        aligned = results.align(self.sent_text, self.operation, self.key, self.outcomes,
+                                key_case_insensitive=self.key_case_insensitive)
+        if self.finished_at is not None:
+            self._aligned = aligned
+        return aligned
 
     @property
     def api_calls(self) -> int:

@@ -101,11 +101,12 @@ class BulkResult:
     @property
     def jobs(self) -> pd.DataFrame:
         rows = []
-        for chunk, outcome, info in zip(self._run.chunks, self._run.outcomes, self._run.infos):
+        for chunk, size, outcome, info in zip(self._run.chunks, self._run.chunk_bytes,
+                                              self._run.outcomes, self._run.infos):
             raw = info.raw if info is not None else {}
             rows.append({
                 "job_id": outcome.job_id, "state": raw.get("state"), "rows": chunk.records,
-                "bytes": len(chunk.data), "processed": raw.get("numberRecordsProcessed"),
+                "bytes": size, "processed": raw.get("numberRecordsProcessed"),
                 "failed": raw.get("numberRecordsFailed"), "created": raw.get("createdDate"),
                 "processing_ms": raw.get("totalProcessingTime"),
                 "error_message": raw.get("errorMessage")})

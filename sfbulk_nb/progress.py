@@ -82,7 +82,10 @@ class TextProgress:
 
 def reporter_for(progress: Any) -> Reporter | None:
     """progress=False/None: silent; "text": text lines; "auto"/True: the widget panel in a
-    live Jupyter kernel with ipywidgets, else text lines; a callable: itself."""
+    live Jupyter kernel with ipywidgets, else text lines; a callable: itself.
+
+    Call it where a run starts: in a kernel the (hidden) panel is placed in the calling cell
+    at once, as a run with wait=False goes on in a thread of its own."""
     if progress is False or progress is None:
         return None
     if callable(progress):

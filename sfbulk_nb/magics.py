@@ -1,0 +1,290 @@
+"""IPython magics: a thin shell over `api`. `%load_ext sfbulk_nb` registers them.
+
+    %sf_connect local                          # or ALIAS, or --instance-url URL --token-env VAR
+    res = %bulk_upsert df Account customExtIdField__c --nulls clear
+    %bulk_insert df Contact --dry-run
+    %bulk_delete ids Account --hard
+    %%soql accounts
+    SELECT Id, Name FROM Account
+    %bulk_jobs
+
+Defaults are traitlets: `%config SFBulkMagics.parallel = 2` (also `progress`, `nulls`,
+`api_version`). Bad arguments and library errors become a short `UsageError`, never a
+traceback or a SystemExit.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
+                                needs_local_scope)
+from IPython.display import display
+from IPython.utils.process import arg_split
+from traitlets import Enum, Integer, Unicode
+
+from . import api, jobs, org as orgs
+from .errors import SFBulkError
+from .query import query_df
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (with the usage line) instead of exiting, and takes
+    options only by their full names (`--token` must not pass for `--token-env`)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        raise UsageError(f"{self.format_usage().strip()}\n{message}")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if status:
+            raise UsageError(message or self.format_usage())
+        raise _HelpShown  # -h printed the help
+
+
+def _parse(parser: _Parser, line: str) -> argparse.Namespace | None:
+    """The parsed line, or None when it asked for -h."""
+    try:
+        return parser.parse_args(arg_split(line, posix=True, strict=True))
+    except ValueError as e:  # an unclosed quote
+        raise UsageError(f"{parser.format_usage().strip()}\n{e}") from None
+    except _HelpShown:
+        return None
+
+
+def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
+    p = _Parser(prog=f"%{name}", description=f"{name.split('_')[1]} the rows of a DataFrame "
+                "with the Bulk API 2.0 and return the BulkResult.")
+    p.add_argument("df", metavar="DF", help="a DataFrame variable (delete: or ids)")
+    p.add_argument("sobject", metavar="OBJECT", help="the object, e.g. Account")
+    for key in keys:
+        p.add_argument(key.lower(), metavar=key, help="the External ID field (or Id)")
+    p.add_argument("--nulls", choices=api.NULL_POLICIES,
+                   help="blank cells: keep (leave fields unchanged) or clear (#N/A)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check and encode only; return the jobs that would run")
+    p.add_argument("--no-wait", action="store_true",
+                   help="return at once; res.wait() finishes (the panel keeps updating)")
+    p.add_argument("--parallel", type=int, metavar="N", help="jobs at once")
+    if hard:
+        p.add_argument("--hard", action="store_true",
+                       help="hard delete: skip the Recycle Bin")
+    return p
+
+
+_PARSERS = {
+    "upsert": _load_parser("bulk_upsert", "EXT_ID"),
+    "insert": _load_parser("bulk_insert"),
+    "update": _load_parser("bulk_update"),
+    "delete": _load_parser("bulk_delete", hard=True),
+}
+
+_CONNECT = _Parser(prog="%sf_connect", description=(
+    "Connect to an org and make it the default. TARGET is 'local' or an sf CLI alias; "
+    "with neither TARGET nor --instance-url, SF_* environment variables, else the local org. "
+    "A token is never typed here: --token-env names the environment variable holding it."))
+_CONNECT.add_argument("target", nargs="?", metavar="local|ALIAS")
+_CONNECT.add_argument("--instance-url", metavar="URL")
+_CONNECT.add_argument("--token-env", metavar="VAR",
+                      help="the NAME of an environment variable holding the access token")
+
+_SOQL = _Parser(prog="%%soql", description=(
+    "Run the cell's SOQL as a Bulk API 2.0 query; display the typed frame and store it in "
+    "VAR (or return it). As a line magic the rest of the line is the SOQL."))
+_SOQL.add_argument("var", nargs="?", metavar="VAR")
+_SOQL.add_argument("--include-deleted", action="store_true",
+                   help="queryAll: deleted and archived records too")
+
+_JOBS = _Parser(prog="%bulk_jobs", description=(
+    "The default org's ingest jobs as a DataFrame, newest first."))
+_JOBS.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="at most N jobs (0: all; default 20)")
+
+_JOB_COLUMNS = ["id", "object", "operation", "state", "createdDate", "systemModstamp",
+                "externalIdFieldName", "apiVersion", "jobType", "createdById"]
+
+
+@magics_class
+class SFBulkMagics(Magics):
+    """%sf_connect, %bulk_upsert / insert / update / delete, %%soql and %bulk_jobs."""
+
+    parallel = Integer(4, help="Jobs run at once by the bulk magics (--parallel).").tag(
+        config=True)
+    progress = Enum(("auto", "text", "none"), "auto", help=(
+        "Progress of bulk runs and queries: auto (the widget in a kernel, else text), "
+        "text, or none.")).tag(config=True)
+    nulls = Enum(api.NULL_POLICIES, "keep", help=(
+        "Blank cells: keep (leave the field unchanged) or clear (send #N/A).")).tag(
+        config=True)
+    api_version = Unicode(None, allow_none=True, help=(
+        "API version %sf_connect asks for, e.g. '62.0' (None: the org's latest).")).tag(
+        config=True)
+
+    @property
+    def _progress(self) -> Any:
+        return False if self.progress == "none" else self.progress
+
+    # -- connecting ------------------------------------------------------------------
+
+    @line_magic
+    def sf_connect(self, line: str):
+        """%sf_connect [local | ALIAS | --instance-url URL --token-env VAR]: connect and
+        make the org the default of every sfbulk_nb call. `%sf_connect -h` for more."""
+        args = _parse(_CONNECT, line)
+        if args is None:
+            return None
+        version = self.api_version or None
+        if args.target and "!" in args.target:
+            # Salesforce session ids look like 00D...!AQ...: never accept one typed here.
+            raise UsageError("That looks like an access token. Put it in an environment "
+                             "variable and pass its name: --instance-url URL --token-env VAR")
+        with _short_errors():
+            if args.instance_url or args.token_env:
+                if not (args.instance_url and args.token_env) or args.target:
+                    raise UsageError(f"{_CONNECT.format_usage().strip()}\n--instance-url "
+                                     "and --token-env go together, without local|ALIAS")
+                token = os.environ.get(args.token_env)
+                if not token:
+                    raise UsageError(f"environment variable {args.token_env} is not set")
+                org = orgs.connect(instance_url=args.instance_url, access_token=token,
+                                   api_version=version)
+            elif args.target:
+                org = orgs.connect(args.target, api_version=version)
+            else:
+                org = orgs.connect(api_version=version)
+            print(f"Connected to {org.label} ({org.kind.upper()}, API v{org.api_version})")
+
+    # -- loads ---------------------------------------------------------------------------
+
+    @needs_local_scope
+    @line_magic
+    def bulk_upsert(self, line: str, local_ns: dict | None = None):
+        """%bulk_upsert DF OBJECT EXT_ID [--nulls keep|clear] [--dry-run] [--no-wait]
+        [--parallel N]: insert or update rows matched on EXT_ID; returns the BulkResult."""
+        return self._load("upsert", line, local_ns)
+
+    @needs_local_scope
+    @line_magic
+    def bulk_insert(self, line: str, local_ns: dict | None = None):
+        """%bulk_insert DF OBJECT [--nulls keep|clear] [--dry-run] [--no-wait]
+        [--parallel N]: create one record per row; returns the BulkResult."""
+        return self._load("insert", line, local_ns)
+
+    @needs_local_scope
+    @line_magic
+    def bulk_update(self, line: str, local_ns: dict | None = None):
+        """%bulk_update DF OBJECT [--nulls keep|clear] [--dry-run] [--no-wait]
+        [--parallel N]: update records by DF's Id column; returns the BulkResult."""
+        return self._load("update", line, local_ns)
+
+    @needs_local_scope
+    @line_magic
+    def bulk_delete(self, line: str, local_ns: dict | None = None):
+        """%bulk_delete DF OBJECT [--hard] [--dry-run] [--no-wait] [--parallel N]: delete
+        records by Id (DF: a frame with an Id column, a Series or a list of ids)."""
+        return self._load("delete", line, local_ns)
+
+    def _load(self, operation: str, line: str, local_ns: dict | None):
+        args = _parse(_PARSERS[operation], line)
+        if args is None:
+            return None
+        data = self._variable(args.df, local_ns)
+        options: dict[str, Any] = dict(nulls=args.nulls or self.nulls,
+                                       parallel=self.parallel if args.parallel is None
+                                       else args.parallel)
+        external_id = getattr(args, "ext_id", None)
+        with _short_errors():
+            if args.dry_run:
+                if operation == "delete" and args.hard:
+                    operation = "hardDelete"
+                return api.dry_run(data, args.sobject, operation, external_id, **options)
+            options.update(progress=self._progress, wait=not args.no_wait)
+            if operation == "upsert":
+                return api.upsert_df(data, args.sobject, external_id, **options)
+            if operation == "insert":
+                return api.insert_df(data, args.sobject, **options)
+            if operation == "update":
+                return api.update_df(data, args.sobject, **options)
+            return api.delete_df(data, args.sobject, hard=args.hard, **options)
+
+    def _variable(self, name: str, local_ns: dict | None) -> Any:
+        for ns in (local_ns or {}, self.shell.user_ns):
+            if name in ns:
+                return ns[name]
+        raise UsageError(f"no variable named {name!r} in the notebook; DF must be the name "
+                         "of a DataFrame")
+
+    # -- queries and jobs ----------------------------------------------------------------
+
+    @line_cell_magic
+    def soql(self, line: str, cell: str | None = None):
+        """%%soql [VAR] [--include-deleted]: run the cell's SOQL as a Bulk API 2.0 query,
+        display the typed DataFrame and store it in VAR (without VAR, return it).
+        `df = %soql SELECT ...` runs one line."""
+        if cell is None:
+            args = argparse.Namespace(var=None, include_deleted=False)
+            soql = line
+        else:
+            args = _parse(_SOQL, line)
+            if args is None:
+                return None
+            soql = cell
+        soql = soql.strip()
+        if not soql:
+            raise UsageError("no SOQL to run")
+        if args.var is not None and not args.var.isidentifier():
+            raise UsageError(f"{_SOQL.format_usage().strip()}\nVAR must be a Python name, "
+                             f"not {args.var!r}")
+        with _short_errors():
+            frame = query_df(soql, include_deleted=args.include_deleted,
+                             progress=self._progress)
+        if args.var is None:
+            return frame
+        self.shell.user_ns[args.var] = frame
+        display(frame)
+        return None
+
+    @line_magic
+    def bulk_jobs(self, line: str):
+        """%bulk_jobs [--limit N]: the default org's ingest jobs, newest first."""
+        args = _parse(_JOBS, line)
+        if args is None:
+            return None
+        with _short_errors():
+            records = jobs.list_jobs(orgs.default_org())
+        frame = pd.DataFrame(records)
+        if frame.empty:
+            return pd.DataFrame(columns=_JOB_COLUMNS)
+        for column in ("createdDate", "systemModstamp"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        first = [c for c in _JOB_COLUMNS if c in frame]
+        frame = frame[first + [c for c in frame.columns if c not in first]]
+        # Jobs created in the same millisecond: the later id is the newer job.
+        frame = frame.sort_values(["createdDate", "id"], ascending=False)
+        if args.limit > 0:
+            frame = frame.head(args.limit)
+        return frame.reset_index(drop=True)
+
+
+@contextmanager
+def _short_errors() -> Iterator[None]:
+    """Library errors as a one-line UsageError: the message is the answer, not the stack."""
+    try:
+        yield
+    except SFBulkError as e:
+        raise UsageError(f"{type(e).__name__}: {e}") from None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(SFBulkMagics)

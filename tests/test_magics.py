@@ -1,0 +1,261 @@
+"""The magics through a real IPython shell, against a running local org."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import sfbulk_nb as sfb
+from sfbulk_nb import jobs, org as orgs
+from sfbulk_nb.bulkresult import BulkResult
+from tests.conftest import BulkHttp
+
+ACCOUNTS = pd.DataFrame({"customExtIdField__c": ["M-1", "M-2", "M-3"],
+                         "Name": ["Alpha", "Beta", "Gamma"],
+                         "NumberOfEmployees": pd.array([10, 20, 30], dtype="Int64"),
+                         "Industry": ["Banking", "Nope", "Energy"]})
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "sfbulk_nb")
+    return ip
+
+
+@pytest.fixture
+def ip(shell, org, monkeypatch):
+    """The shell with `%sf_connect local` pointing at the test's org, quiet progress, and
+    the magics' settings and the default org restored afterwards."""
+    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setattr(orgs, "_default", None)
+    magics = shell.magics_manager.registry["SFBulkMagics"]
+    saved = {name: getattr(magics, name) for name in ("parallel", "progress", "nulls",
+                                                      "api_version")}
+    shell.run_line_magic("config", "SFBulkMagics.progress = 'none'")
+    shell.user_ns["df"] = ACCOUNTS.copy()
+    yield shell
+    for name, value in saved.items():
+        setattr(magics, name, value)
+    for name in ("df", "res", "accounts", "out"):
+        shell.user_ns.pop(name, None)
+
+
+def run(shell, cell: str):
+    """Run a cell as a user would; fail on any error in it."""
+    result = shell.run_cell(cell)
+    if result.error_in_exec is not None or result.error_before_exec is not None:
+        raise result.error_in_exec or result.error_before_exec
+    return result.result
+
+
+def test_load_ext_registers_the_magics(shell):
+    magics = shell.magics_manager.magics
+    assert {"sf_connect", "bulk_upsert", "bulk_insert", "bulk_update", "bulk_delete",
+            "bulk_jobs", "soql"} <= set(magics["line"])
+    assert "soql" in magics["cell"]
+    shell.run_line_magic("load_ext", "sfbulk_nb")  # loading again is harmless
+
+
+def test_sf_connect_local(ip, org, capsys):
+    ip.run_line_magic("sf_connect", "local")
+    assert sfb.default_org().instance_url == org.instance_url
+    assert sfb.default_org().kind == "local"
+    assert "Connected to local org (LOCAL, API v66.0)" in capsys.readouterr().out
+
+
+def test_sf_connect_takes_the_token_only_from_an_environment_variable(ip, org, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setenv("MY_SF_TOKEN", org.access_token)
+    ip.run_line_magic("sf_connect", f"--instance-url {org.instance_url} --token-env "
+                      "MY_SF_TOKEN")
+    assert sfb.default_org().instance_url == org.instance_url
+    assert org.access_token not in capsys.readouterr().out
+    with pytest.raises(UsageError, match="NOPE_TOKEN is not set"):
+        ip.run_line_magic("sf_connect", f"--instance-url {org.instance_url} --token-env "
+                          "NOPE_TOKEN")
+    with pytest.raises(UsageError, match="go together"):
+        ip.run_line_magic("sf_connect", f"--instance-url {org.instance_url}")
+    with pytest.raises(UsageError, match="unrecognized arguments: --token"):
+        ip.run_line_magic("sf_connect", "--token abc")
+    with pytest.raises(UsageError, match="looks like an access token"):
+        ip.run_line_magic("sf_connect", "00D5g000004XyZa!AQ4AQLq3.fake")
+
+
+def test_api_version_setting_is_used_by_sf_connect(ip):
+    run(ip, "%config SFBulkMagics.api_version = '62.0'")
+    ip.run_line_magic("sf_connect", "local")
+    assert sfb.default_org().api_version == "62.0"
+
+
+def test_res_equals_bulk_upsert_returns_the_aligned_result(ip, org):
+    run(ip, "%sf_connect local")
+    run(ip, "res = %bulk_upsert df Account customExtIdField__c")
+    res = ip.user_ns["res"]
+    assert isinstance(res, BulkResult) and res.done
+    assert list(res.frame["sf_status"]) == ["created", "failed", "created"]
+    assert res.frame.loc[1, "sf_error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    again = run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert list(again.frame["sf_status"]) == ["updated", "failed", "updated"]
+    record = BulkHttp(org).record("Account", res.frame.loc[0, "sf_id"])
+    assert record["Name"] == "Alpha" and record["NumberOfEmployees"] == 10
+
+
+def test_nulls_clear_by_option_and_by_config(ip, org):
+    run(ip, "%sf_connect local")
+    first = run(ip, "%bulk_upsert df Account customExtIdField__c")
+    record_id = first.frame.loc[0, "sf_id"]
+    ip.user_ns["df"] = pd.DataFrame({"customExtIdField__c": ["M-1"], "Name": ["Alpha"],
+                                     "NumberOfEmployees": pd.array([None], dtype="Int64")})
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert BulkHttp(org).record("Account", record_id)["NumberOfEmployees"] == 10  # kept
+    run(ip, "%bulk_upsert df Account customExtIdField__c --nulls clear")
+    assert BulkHttp(org).record("Account", record_id)["NumberOfEmployees"] is None
+    ip.user_ns["df"] = ACCOUNTS.iloc[[0]][["customExtIdField__c", "NumberOfEmployees"]]
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert BulkHttp(org).record("Account", record_id)["NumberOfEmployees"] == 10
+    ip.user_ns["df"] = pd.DataFrame({"customExtIdField__c": ["M-1"],
+                                     "NumberOfEmployees": pd.array([None], dtype="Int64")})
+    run(ip, "%config SFBulkMagics.nulls = 'clear'")
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert BulkHttp(org).record("Account", record_id)["NumberOfEmployees"] is None
+    run(ip, "%bulk_upsert df Account customExtIdField__c --nulls keep")  # option wins
+
+
+def test_insert_update_and_delete(ip, org):
+    run(ip, "%sf_connect local")
+    ip.user_ns["df"] = pd.DataFrame({"LastName": ["Ng", "Okafor"], "Email": ["a@x.io", None]})
+    inserted = run(ip, "%bulk_insert df Contact")
+    assert list(inserted.frame["sf_status"]) == ["created", "created"]
+    ids = list(inserted.frame["sf_id"])
+    ip.user_ns["df"] = pd.DataFrame({"Id": ids, "LastName": ["Ng-Smith", "Okafor"]})
+    updated = run(ip, "%bulk_update df Contact")
+    assert list(updated.frame["sf_status"]) == ["updated", "updated"]
+    assert BulkHttp(org).record("Contact", ids[0])["LastName"] == "Ng-Smith"
+    ip.user_ns["ids"] = ids[:1]
+    deleted = run(ip, "%bulk_delete ids Contact")
+    assert list(deleted.frame["sf_status"]) == ["deleted"]
+    assert BulkHttp(org).record("Contact", ids[0]) is None
+    ip.user_ns["df"] = pd.DataFrame({"Id": ids[1:]})
+    hard = run(ip, "%bulk_delete df Contact --hard")
+    assert list(hard.frame["sf_status"]) == ["deleted"]
+    assert hard.jobs.loc[0, "job_id"] in {j["id"] for j in jobs.list_jobs(sfb.default_org())
+                                          if j["operation"] == "hardDelete"}
+
+
+def test_dry_run_returns_the_jobs_that_would_run_and_sends_nothing(ip, org):
+    run(ip, "%sf_connect local")
+    frame = run(ip, "%bulk_upsert df Account customExtIdField__c --dry-run")
+    assert list(frame.columns) == ["rows", "bytes"] and frame["rows"].sum() == 3
+    ip.user_ns["ids"] = ["001000000000001AAA"]
+    assert run(ip, "%bulk_delete ids Account --hard --dry-run")["rows"].sum() == 1
+    assert jobs.list_jobs(sfb.default_org()) == []
+    with pytest.raises(UsageError, match="InputError: Contact has no field"):
+        ip.run_line_magic("bulk_upsert", "df Contact customExtIdField__c --dry-run")
+
+
+def test_no_wait_returns_at_once_and_wait_finishes(ip):
+    run(ip, "%sf_connect local")
+    res = run(ip, "%bulk_upsert df Account customExtIdField__c --no-wait")
+    res.wait()
+    assert res.done and res.counts["created"] == 2
+
+
+def test_parallel_from_config_and_option(ip):
+    run(ip, "%sf_connect local")
+    assert run(ip, "%bulk_upsert df Account customExtIdField__c")._run.parallel == 4
+    run(ip, "%config SFBulkMagics.parallel = 2")
+    assert run(ip, "%bulk_upsert df Account customExtIdField__c")._run.parallel == 2
+    res = run(ip, "%bulk_upsert df Account customExtIdField__c --parallel 3")
+    assert res._run.parallel == 3
+
+
+def test_progress_setting(ip, capsys):
+    run(ip, "%sf_connect local")
+    capsys.readouterr()
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert "JobComplete" not in capsys.readouterr().err
+    run(ip, "%config SFBulkMagics.progress = 'text'")
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    assert "JobComplete, 3/3 processed, 1 failed" in capsys.readouterr().err
+
+
+def test_soql_cell_stores_a_typed_frame_in_var(ip, capsys):
+    run(ip, "%sf_connect local")
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    capsys.readouterr()
+    out = run(ip, "%%soql accounts\nSELECT customExtIdField__c, Name, NumberOfEmployees\n"
+                  "FROM Account ORDER BY customExtIdField__c")
+    assert out is None
+    accounts = ip.user_ns["accounts"]
+    assert list(accounts["customExtIdField__c"]) == ["M-1", "M-3"]
+    assert str(accounts["NumberOfEmployees"].dtype) == "Int64"
+    assert list(accounts["NumberOfEmployees"]) == [10, 30]
+    assert "Gamma" in capsys.readouterr().out  # displayed too
+    frame = run(ip, "%%soql\nSELECT Name FROM Account WHERE customExtIdField__c = 'M-1'")
+    assert list(frame["Name"]) == ["Alpha"]
+    run(ip, "out = %soql SELECT Id FROM Account")
+    assert len(ip.user_ns["out"]) == 2
+
+
+def test_soql_errors_are_short(ip):
+    run(ip, "%sf_connect local")
+    with pytest.raises(UsageError, match="VAR must be a Python name"):
+        ip.run_cell_magic("soql", "not-a-name", "SELECT Id FROM Account")
+    with pytest.raises(UsageError, match="no SOQL"):
+        ip.run_cell_magic("soql", "accounts", "  \n")
+    with pytest.raises(UsageError, match="Error"):
+        ip.run_cell_magic("soql", "accounts", "SELECT Nope__c FROM Account")
+
+
+def test_bulk_jobs_lists_the_org_jobs_newest_first(ip):
+    run(ip, "%sf_connect local")
+    first = run(ip, "%bulk_upsert df Account customExtIdField__c")
+    second = run(ip, "%bulk_upsert df Account customExtIdField__c")
+    frame = run(ip, "%bulk_jobs")
+    assert list(frame["id"]) == [second.jobs.loc[0, "job_id"], first.jobs.loc[0, "job_id"]]
+    assert list(frame.columns[:4]) == ["id", "object", "operation", "state"]
+    assert str(frame["createdDate"].dtype).startswith("datetime64")
+    assert list(frame["operation"]) == ["upsert", "upsert"]
+    assert len(run(ip, "%bulk_jobs --limit 1")) == 1
+
+
+@pytest.mark.parametrize("line,message", [
+    ("df Account", "the following arguments are required: EXT_ID"),
+    ("df Account customExtIdField__c --parallel x", "invalid int value: 'x'"),
+    ("df Account customExtIdField__c --nulls maybe", "invalid choice: 'maybe'"),
+    ("df Account customExtIdField__c --bogus", "unrecognized arguments: --bogus"),
+    ("'df Account", "No closing quotation"),
+])
+def test_bad_arguments_raise_usage_error_with_the_usage_line(ip, line, message):
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("bulk_upsert", line)
+    assert str(caught.value).startswith("usage: %bulk_upsert")
+    assert message in str(caught.value)
+
+
+def test_unknown_variable_and_library_errors_are_usage_errors(ip, capsys):
+    run(ip, "%sf_connect local")
+    with pytest.raises(UsageError, match="no variable named 'nope'"):
+        ip.run_line_magic("bulk_upsert", "nope Account customExtIdField__c")
+    with pytest.raises(UsageError, match="InputError: upsert needs a 'Nope__c' column"):
+        ip.run_line_magic("bulk_upsert", "df Account Nope__c")
+    ip.user_ns["df"] = ACCOUNTS.assign(Nope__c=1)
+    with pytest.raises(UsageError, match="InputError: Account has no field 'Nope__c'"):
+        ip.run_line_magic("bulk_upsert", "df Account Nope__c")
+    with pytest.raises(UsageError, match="parallel must be at least 1"):
+        ip.run_line_magic("bulk_upsert", "df Account customExtIdField__c --parallel 0")
+    with pytest.raises(UsageError, match="NotFoundError"):
+        ip.run_line_magic("bulk_insert", "df NoSuchObject__c")
+    capsys.readouterr()
+    result = ip.run_cell("%bulk_insert df NoSuchObject__c")
+    assert isinstance(result.error_in_exec, UsageError)
+    err = capsys.readouterr()
+    assert "Traceback" not in err.out + err.err and "UsageError" in err.out + err.err
+
+
+def test_help_prints_and_returns_nothing(ip, capsys):
+    assert ip.run_line_magic("bulk_upsert", "-h") is None
+    out = capsys.readouterr().out
+    assert "usage: %bulk_upsert" in out and "--dry-run" in out
