@@ -59,24 +59,38 @@ def _base62_5(n: int) -> tuple[str, int]:
             char.isupper() | _PAIR_BITS[middle] << 1 | _PAIR_BITS[last] << 3)
 
 
-def make_ids(prefix: str, start: int, count: int) -> list[str]:
-    """The 18-character ids of records number start .. start+count-1 (sequential ids share
-    most of their characters, so only the last chunk is worked out per id)."""
-    if not (0 <= start and start + count <= 62 ** 10):
-        raise OverflowError(f"id counter {start + count} does not fit in 10 base-62 digits")
-    out = []
-    head = prefix + POD
-    high = None
-    for number in range(start, start + count):
-        h, low = divmod(number, 62 ** 5)
-        if h != high:
-            high = h
-            middle, _ = _base62_5(h)
-            body = head + middle
-            suffix12 = checksum(body + "00000")[:2]
+class IdSequence:
+    """Consecutive 18-character ids from record number `start` on, one per call.
+
+    Consecutive ids share their first ten characters and two of the three checksum
+    characters, so only the last chunk is worked out per id."""
+
+    def __init__(self, prefix: str, start: int):
+        self.head = prefix + POD
+        self.number = start
+        self._high: int | None = None
+        self._body = self._suffix12 = ""
+
+    def __call__(self) -> str:
+        number = self.number
+        if number >= 62 ** 10:
+            raise OverflowError(f"id counter {number} does not fit in 10 base-62 digits")
+        self.number = number + 1
+        high, low = divmod(number, 62 ** 5)
+        if high != self._high:
+            self._high = high
+            self._body = self.head + _base62_5(high)[0]
+            self._suffix12 = checksum(self._body + "00000")[:2]
         digits, bits = _base62_5(low)
-        out.append(body + digits + suffix12 + _SUFFIX[bits])
-    return out
+        return self._body + digits + self._suffix12 + _SUFFIX[bits]
+
+
+def make_ids(prefix: str, start: int, count: int) -> list[str]:
+    """The 18-character ids of records number start .. start+count-1."""
+    if start < 0:
+        raise OverflowError(f"id counter {start} is negative")
+    next_id = IdSequence(prefix, start)
+    return [next_id() for _ in range(count)]
 
 
 def make_id(prefix: str, number: int) -> str:

@@ -152,35 +152,39 @@ class _Batch:
             self.errors[i] = error
 
     def convert_cells(self) -> None:
+        if self.op in ("delete", "hardDelete"):
+            return  # only Id matters; other columns are echoed back untouched
         writable_flag = {"insert": "createable", "update": "updateable"}.get(self.op)
+        values = self.values
         for col in self.h.columns:
             if col.index in (self.h.id_column, self.h.key_column) and col.parent is None:
                 continue
-            if self.op in ("delete", "hardDelete"):
-                continue  # only Id matters; other columns are echoed back untouched
             f = col.field
             if writable_flag:
                 writable = f.flag(writable_flag)
-            else:  # upsert: a row may insert or update; judged per row below
+            else:  # upsert: a row may insert or update; judged per row later
                 writable = f.flag("createable") or f.flag("updateable")
             name = f.name
             convert = col.convert
-            idx = col.index
-            for i, row in enumerate(self.rows):
-                text = row[idx]
-                if text == "":
-                    continue
-                if not writable:
-                    self._fail(i, _not_writable(f))
-                    continue
+            texts = [row[col.index] for row in self.rows]
+            if not writable:
+                for i, text in enumerate(texts):
+                    if text:
+                        self._fail(i, _not_writable(f))
+                continue
+            if convert is None:  # a relationship column: resolved by key in stage 2
+                for i, text in enumerate(texts):
+                    if text:
+                        values[i][name] = None if text == CLEAR else ("parent", col, text)
+                continue
+            for i, text in enumerate(texts):
+                if not text:
+                    continue  # blank: the field is left as it is
                 if text == CLEAR:
-                    self.values[i][name] = None
-                    continue
-                if convert is None:
-                    self.values[i][name] = ("parent", col, text)
+                    values[i][name] = None
                     continue
                 try:
-                    self.values[i][name] = convert(text)
+                    values[i][name] = convert(text)
                 except RowError as e:
                     self._fail(i, e)
 
@@ -369,10 +373,9 @@ class _Batch:
         if not uniques.fields:
             uniques = None
         upsert_by_key = op == "upsert" and self.external_id.lower() != "id"
-        next_number = (self.store.allocate_numbers(obj.key_prefix, len(self.rows))
-                       if op in ("insert", "upsert") else 0)
-        created = 0
-        new_numbers = []
+        next_id = (ids.IdSequence(obj.key_prefix,
+                                  self.store.allocate_numbers(obj.key_prefix, len(self.rows)))
+                   if op in ("insert", "upsert") else None)
         for i, row in enumerate(self.rows):
             error = self.errors[i]
             vals = self.values[i]
@@ -409,9 +412,7 @@ class _Batch:
                 succeeded.append([rid, "false", *row])
                 continue
             if creating:
-                new_numbers.append(next_number + created)
-                created += 1
-                rid = len(new_numbers) - 1  # placeholder until the ids are made below
+                rid = next_id()
                 inserts.append((rid, vals))
                 succeeded.append([rid, "true", *row])
                 if upsert_by_key:
@@ -421,27 +422,11 @@ class _Batch:
                 succeeded.append([rid, "false", *row])
             if uniques is not None:
                 uniques.commit(i, rid)
-        if new_numbers:
-            self._name_new_records(result, inserts, new_numbers)
         with self.store.transaction() as conn:
             self._write(conn, inserts, updates, deletes)
             if on_commit is not None:
                 on_commit(conn, result)
         return result
-
-    def _name_new_records(self, result: BatchResult, inserts, numbers: list[int]) -> None:
-        """Swap the placeholders of created rows for real ids, made in one go (consecutive
-        numbers, so cheaply)."""
-        new_ids = self.store.make_ids(self.obj.key_prefix, numbers[0], len(numbers))
-        for k, (placeholder, vals) in enumerate(inserts):
-            inserts[k] = (new_ids[placeholder], vals)
-        for line in result.succeeded:
-            if line[1] == "true":
-                line[0] = new_ids[line[0]]
-        if self.op == "upsert" and self.external_id.lower() != "id":
-            for key, value in self._key_index.items():
-                if value and isinstance(value[0], int):
-                    self._key_index[key] = [new_ids[value[0]]]
 
     def _write(self, conn, inserts, updates, deletes) -> None:
         obj, now, user = self.obj, self.now, self.user_id
