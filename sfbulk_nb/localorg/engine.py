@@ -133,12 +133,7 @@ class Engine:
     # -- API operations -----------------------------------------------------------------
 
     def create_job(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-        operation = body.get("operation")
-        if operation not in OPERATIONS:
-            raise ApiError(400, "API_ERROR",
-                           f"Invalid value: '{operation or ''}' supplied for property: 'operation'")
+        operation = job_operation(body, OPERATIONS)
         obj = self.catalog.get(str(body.get("object") or ""))
         if obj is None:
             raise ApiError(400, "INVALIDJOB",
@@ -342,6 +337,18 @@ class Engine:
         self.store.set_job_state_if(job_id, ["InProgress"], state=state, errorMessage=message,
                                     totalProcessingTime=int((now - started) * 1000),
                                     systemModstamp=sf_datetime(now))
+
+
+def job_operation(body: Any, allowed: tuple[str, ...]) -> str:
+    """A create body's `operation`, once the body is a JSON object and the operation is one
+    this kind of job allows."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+    operation = body.get("operation")
+    if operation not in allowed:
+        raise ApiError(400, "API_ERROR",
+                       f"Invalid value: '{operation or ''}' supplied for property: 'operation'")
+    return operation
 
 
 def csv_options(body: dict[str, Any]) -> tuple[str, str]:

@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import csvfmt, soql
 from .catalog import Field
-from .engine import PACED_STEP, Engine, csv_options, sf_datetime
+from .engine import PACED_STEP, Engine, csv_options, job_operation, sf_datetime
 from .errors import ApiError, invalid_state, not_found
 
 OPERATIONS = ("query", "queryAll")
@@ -88,12 +88,7 @@ class QueryJobs:
     # -- API operations -----------------------------------------------------------------
 
     def create(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-        operation = body.get("operation")
-        if operation not in OPERATIONS:
-            raise ApiError(400, "API_ERROR",
-                           f"Invalid value: '{operation or ''}' supplied for property: 'operation'")
+        operation = job_operation(body, OPERATIONS)
         delimiter, line_ending = csv_options(body)
         text = body.get("query")
         if text is not None and not isinstance(text, str):
