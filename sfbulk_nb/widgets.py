@@ -57,8 +57,10 @@ class JobRow(widgets.HBox):
         self.steps.add_class("sfbulk-state")
         self.bar = widgets.IntProgress(value=0, min=0, max=1,
                                        layout=widgets.Layout(width="16em"))
-        self.counts = widgets.HTML(layout=widgets.Layout(min_width="14em"))
-        self.timing = widgets.HTML(layout=widgets.Layout(min_width="11em"))
+        self.counts = widgets.HTML(layout=widgets.Layout(min_width="19em"))
+        self.counts.add_class("sfbulk-counts")
+        self.timing = widgets.HTML(layout=widgets.Layout(min_width="13em"))
+        self.timing.add_class("sfbulk-timing")
         self.id_label = widgets.HTML()
         super().__init__([self.title, self.steps, self.bar, self.counts, self.timing,
                           self.id_label], layout=widgets.Layout(align_items="center"))
@@ -110,7 +112,9 @@ class JobRow(widgets.HBox):
         return ""
 
     def seconds_left(self) -> float | None:
-        if self.rate_base is None or self.last_at is None or self.finished:
+        # Only while records are being processed: after JobComplete the results are still
+        # downloading, and "~0 s left" would mislead.
+        if self.rate_base is None or self.last_at is None or self.state != "InProgress":
             return None
         at0, done0 = self.rate_base
         if self.last_at <= at0 or self.processed <= done0:
@@ -148,7 +152,8 @@ class JobRow(widgets.HBox):
         parts = [f'<span class="sfbulk-step{" sfbulk-current" if current else ""}" '
                  f'style="padding:0 4px;border-radius:3px;{_CHIP[look]}">'
                  f"{html.escape(name)}</span>" for name, look, current in chips]
-        return (f'<span data-state="{html.escape(self.state)}" style="font-size:0.85em">'
+        return (f'<span data-state="{html.escape(self.state)}" '
+                f'style="font-size:0.85em;white-space:nowrap">'
                 + " &rsaquo; ".join(parts) + "</span>")
 
     def _counts_html(self) -> str:
@@ -203,6 +208,7 @@ class RunPanel(widgets.VBox):
         self._min_interval = min_interval
         self._clock = clock
         self._last_render: dict[Any, float] = {}
+        self._catch_up: dict[Any, threading.Timer] = {}
         self._lock = threading.RLock()
         self._calls_before = 0
         self.badge = widgets.HTML()
@@ -288,10 +294,26 @@ class RunPanel(widgets.VBox):
 
     def _due(self, key: Any, force: bool) -> bool:
         now = self._clock()
-        if not force and now - self._last_render.get(key, float("-inf")) < self._min_interval:
+        wait = self._min_interval - (now - self._last_render.get(key, float("-inf")))
+        if not force and wait > 0:
+            # A skipped update is not lost: one catch-up render follows the throttle window,
+            # so the last counters of a burst of polls always reach the screen.
+            if key not in self._catch_up:
+                timer = threading.Timer(wait, self._catch_up_render, args=(key,))
+                timer.daemon = True
+                self._catch_up[key] = timer
+                timer.start()
             return False
         self._last_render[key] = now
         return True
+
+    def _catch_up_render(self, key: Any) -> None:
+        with self._lock:
+            self._catch_up.pop(key, None)
+            if key == "run":
+                self._render_run(force=True)
+            elif isinstance(key, int) and key < len(self.job_rows):
+                self._render_job(self.job_rows[key], force=True)
 
     def _render_job(self, row: JobRow, force: bool) -> None:
         if self._due(row.chunk, force):

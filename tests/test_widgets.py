@@ -369,3 +369,22 @@ def test_importing_the_library_imports_no_ui():
 @pytest.fixture
 def client(org):
     return sfb.connect(org)
+
+
+def test_throttled_updates_catch_up_after_the_window():
+    # Polls of several jobs arrive in a burst; the run bar must end on the last counters
+    # even when no later event comes to render them.
+    panel = RunPanel(display=False, min_interval=0.05)
+    run = FakeRun(job_count=2, rows=2000)
+    feed(panel, run, (RUN_STARTED, {}),
+         (JOB_UPDATED, dict(chunk=0, job_id="750A", state="InProgress", records=1000,
+                            processed=100)),
+         (JOB_UPDATED, dict(chunk=1, job_id="750B", state="InProgress", records=1000,
+                            processed=300)),
+         (JOB_UPDATED, dict(chunk=0, job_id="750A", state="InProgress", records=1000,
+                            processed=600)))
+    done = threading.Event()
+    threading.Timer(0.3, done.set).start()
+    done.wait(2)
+    assert panel.overall.value == 900
+    assert panel.job_rows[0].bar.value == 600

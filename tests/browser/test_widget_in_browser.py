@@ -1,0 +1,212 @@
+"""The live run panel as a person sees it: JupyterLab in a real (headless) chromium.
+
+notebooks/05_live_progress.ipynb is opened in a JupyterLab on 127.0.0.1 and run with
+Run > Run All Cells against a paced local org; the panel must go live through the job
+states, end at JobComplete for every job with the right counts and full bars, and show no
+broken-widget marker, with no request leaving the machine. Screenshots are kept in the
+test's tmp_path (lab.png, panel.png, panel-live.png), with the sampled timeline
+(timeline.json), the browser console and the time each step took (phases.json).
+
+Needs Debian's chromium (`apt-get install chromium`) and the test extras (playwright,
+jupyterlab); skipped when they are missing, except in CI (CI set), where it must run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import labdriver as lab
+from sfbulk_nb.sample import INDUSTRIES, sample_accounts
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "05_live_progress.ipynb"
+# What the notebook runs (checked against its source below): 3,000 sample rows in 3 jobs.
+ROWS, SEED, MAX_RECORDS = 3000, 5, 1000
+JOBS = ROWS // MAX_RECORDS
+# records/second: ~1.3 s per job. The client polls a job 0.5, 1.25, 2.4, 4.1 s after closing
+# it, and the org runs the jobs one after the other: at this pace each job is usually seen
+# InProgress (at 1500/s a job often goes UploadComplete -> JobComplete between two polls).
+PACE = 750
+STEPS = ["Open", "UploadComplete", "InProgress", "JobComplete"]
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+MISSING = [name for name, ok in ((f"chromium ({lab.CHROMIUM})", Path(lab.CHROMIUM).exists()),
+                                 ("playwright", find_spec("playwright") is not None),
+                                 ("jupyterlab", find_spec("jupyterlab") is not None))
+           if not ok]
+needs_browser = pytest.mark.skipif(
+    bool(MISSING) and not IN_CI,
+    reason=f"needs {', '.join(MISSING)} (apt-get install chromium; pip install -e '.[test]')")
+
+
+def expected_failures() -> list[int]:
+    """Rows per job that the org must reject, from the data itself: sample_accounts breaks
+    a row by an Industry outside Account's restricted picklist (which lacks Manufacturing),
+    a missing Name, or a Name over 255 characters."""
+    df = sample_accounts(ROWS, seed=SEED)
+    allowed = set(INDUSTRIES) - {"Manufacturing"}
+    bad = (~df["Industry"].isin(allowed) | df["Name"].isna()
+           | (df["Name"].str.len() > 255).fillna(False))
+    return [int(bad.iloc[i * MAX_RECORDS:(i + 1) * MAX_RECORDS].sum()) for i in range(JOBS)]
+
+
+BROKEN_NOTEBOOK = "broken_widgets.ipynb"
+MISSING_MODULE = """\
+import ipywidgets
+from traitlets import Unicode
+
+class NoSuchWidget(ipywidgets.DOMWidget):  # its JS module exists nowhere
+    _model_module = Unicode("sfbulk-no-such-module").tag(sync=True)
+    _view_module = Unicode("sfbulk-no-such-module").tag(sync=True)
+    _model_name = Unicode("NoSuchModel").tag(sync=True)
+    _view_name = Unicode("NoSuchView").tag(sync=True)
+
+NoSuchWidget()
+"""
+
+
+def write_broken_notebook(path: Path) -> None:
+    """The two ways a widget shows broken: its first cell displays a widget whose JS module
+    is missing; its second holds saved widget outputs whose models are gone (what a notebook
+    executed elsewhere shows), so only their text/plain can render."""
+    view = {"model_id": "0" * 32, "version_major": 2, "version_minor": 0}
+    saved = [nbformat.v4.new_output("display_data", data={
+                 "application/vnd.jupyter.widget-view+json": view, "text/plain": text})
+             for text in ("<RunPanel upsert Account on local org: 2,970 created, 30 failed>",
+                          "VBox(children=(HTML(value='<b>State:</b> Open'), "
+                          "IntProgress(value=0)))")]
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}},
+        cells=[nbformat.v4.new_code_cell(MISSING_MODULE),
+               nbformat.v4.new_code_cell("# outputs saved by another run", outputs=saved)])
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def lab_url(tmp_path_factory):
+    work = tmp_path_factory.mktemp("jupyterlab")
+    root = work / "notebooks"  # serve a copy: Lab marks notebooks dirty and autosaves
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root)
+    write_broken_notebook(root / BROKEN_NOTEBOOK)
+    env = lab.clean_env(SFBULK_NB_LOCALORG=str(work / "org.sqlite3"),
+                        SFBULK_NB_PACE=str(PACE))
+    with lab.jupyter_lab(root, work, env) as base:
+        yield base
+
+
+def test_notebook_is_what_this_test_expects():
+    source = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells)
+    assert f"sample_accounts({ROWS}, seed={SEED})" in source
+    assert f"max_records={MAX_RECORDS}" in source
+
+
+@needs_browser
+def test_run_all_shows_live_panel_to_job_complete(lab_url, tmp_path):
+    failed = expected_failures()
+    assert sum(failed) > 0  # the run must show failures, not only successes
+    shot = tmp_path / "lab.png"
+    phases, t0 = {}, time.monotonic()
+
+    def phase(name):
+        phases[name] = round(time.monotonic() - t0, 2)
+
+    with lab.browser_page(timeout_s=60) as page:
+        try:
+            phase("browser")
+            lab.open_notebook(page, lab_url, NOTEBOOK.name)
+            phase("kernel idle")
+            lab.run_menu(page, "Run All Cells")
+            lab.wait_for_state(page, "InProgress")
+            phase("first InProgress")
+            page.locator(".sfbulk-run:visible").first.screenshot(path=tmp_path / "panel-live.png")
+            lab.wait_finished(page, ("JobComplete", "Failed", "Aborted"), jobs=JOBS)
+            phase("all cells done")
+            page.screenshot(path=shot)
+            page.locator(".sfbulk-run:visible").first.screenshot(path=tmp_path / "panel.png")
+            panels = lab.panels(page)
+            samples = lab.timeline(page)
+            problems = lab.widget_problems(page)
+            outputs = lab.output_texts(page)
+        except Exception:
+            lab.keep_failure(page, shot)
+            raise
+        finally:
+            (tmp_path / "console.txt").write_text("\n".join(page.console))
+        external = list(page.external_requests)
+    phase("browser closed")
+    (tmp_path / "timeline.json").write_text(json.dumps(samples, indent=1))
+    (tmp_path / "phases.json").write_text(json.dumps(phases))
+
+    assert problems == []
+    assert external == []
+    assert len(panels) == 1, panels
+    panel = panels[0]
+    text = panel["text"]
+    assert "LOCAL" in text and "upsert" in text and "Account" in text
+    assert f"{ROWS:,} rows" in text and f"{JOBS} jobs" in text
+    # The run's summary line and the overall bar: all rows processed, some failed.
+    assert f"{ROWS - sum(failed):,} created, {sum(failed):,} failed" in text
+    assert panel["overall"]["width"] >= 99.5
+    assert "progress-bar-warning" in panel["overall"]["cls"]
+
+    assert len(panel["jobs"]) == JOBS
+    for i, job in enumerate(panel["jobs"]):
+        assert job["state"] == "JobComplete" and job["current"] == "JobComplete", job
+        assert f"job {i + 1}/{JOBS}" in job["text"]
+        counts = f"{MAX_RECORDS:,} / {MAX_RECORDS:,} processed"
+        if failed[i]:
+            counts += f", {failed[i]:,} failed"
+        assert re.search(re.escape(counts) + r"(?![\d,])", job["text"]), (counts, job["text"])
+        assert job["bar"]["width"] >= 99.5, job
+        assert ("progress-bar-warning" if failed[i] else "progress-bar-success") \
+            in job["bar"]["cls"], job
+        assert "took " in job["text"]
+
+    # Live: every job moved forward through the states and was seen before its end; some
+    # job was seen InProgress with its bar part-way, before JobComplete; so was the run.
+    for i in range(JOBS):
+        seen = lab.states_seen(samples, i)
+        assert seen[-1] == "JobComplete" and len(seen) >= 2, seen
+        assert [STEPS.index(s) for s in seen] == sorted(STEPS.index(s) for s in seen), seen
+    in_progress = [(i, s["t"]) for s in samples for i, job in enumerate(s["panels"][0]["jobs"])
+                   if job["state"] == "InProgress" and 0 < job["bar"]["width"] < 100]
+    assert in_progress, "no job was seen InProgress with a part-way bar"
+    assert all(any(s["t"] > t and s["panels"][0]["jobs"][i]["state"] == "JobComplete"
+                   for s in samples) for i, t in in_progress)
+    assert any(0 < s["panels"][0]["overall"]["width"] < 100 for s in samples)
+    assert any(re.search(r"~[\d.]+ s left", job["text"]) for s in samples
+               for job in s["panels"][0]["jobs"])
+    # The notebook's last cell shows the same counts.
+    assert any(re.search(rf"created\s+{ROWS - sum(failed)}\b", o)
+               and re.search(rf"failed\s+{sum(failed)}\b", o) for o in outputs), outputs
+
+
+@needs_browser
+def test_broken_widget_markers_are_caught(lab_url, tmp_path):
+    """The check above must be able to fail: both kinds of broken widget are reported."""
+    shot = tmp_path / "broken.png"
+    with lab.browser_page(timeout_s=60) as page:
+        try:
+            lab.open_notebook(page, lab_url, BROKEN_NOTEBOOK)
+            page.keyboard.press("Control+Enter")  # run the first cell only
+            page.get_by_text("Click to show javascript error").first.wait_for()
+            page.screenshot(path=shot)
+            problems = lab.widget_problems(page)
+        except Exception:
+            lab.keep_failure(page, shot)
+            raise
+        external = list(page.external_requests)
+    assert any(p.startswith("text: Click to show javascript error") for p in problems), problems
+    assert any(p.startswith("plain repr: <RunPanel") for p in problems), problems
+    assert any(p.startswith("plain repr: VBox(children=") for p in problems), problems
+    assert external == []
