@@ -128,10 +128,18 @@ def _number(f: Field) -> Converter:
     scale = int(f.describe.get("scale") or 0)
     bound = Decimal(10) ** (precision - scale)
     quantum = Decimal(1).scaleb(-scale)
+    float_bound = float(bound)
 
     def convert(text: str) -> float:
         if not _NUMBER_RE.match(text):
             raise type_error(f, text)
+        dot = text.find(".")
+        if (dot < 0 or len(text) - dot - 1 <= scale) and "e" not in text and "E" not in text:
+            # No rounding needed: skip Decimal, which costs ten times as much per cell.
+            value = float(text)
+            if abs(value) >= float_bound:
+                raise _out_of_range(f, text)
+            return value
         try:
             # Salesforce rounds half up to the field's scale.
             value = Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP)

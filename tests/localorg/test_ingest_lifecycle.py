@@ -392,3 +392,20 @@ def test_input_order_is_an_option(tmp_path):
         names = [f"N{i:04d}" for i in range(300)]
         info = api.run("Account", "insert", "Name\n" + "\n".join(names) + "\n")
         assert [r[2] for r in rows(api.results(info["id"], "successfulResults"))[1:]] == names
+
+
+def test_numbers_round_half_up_to_the_field_scale_and_respect_the_range(api):
+    csv_text = ("Name,StageName,CloseDate,Amount\n"
+                "A,Prospecting,2024-01-01,10.255\nB,Prospecting,2024-01-01,2.5\n"
+                "C,Prospecting,2024-01-01,1.5E3\nD,Prospecting,2024-01-01,10000000000000000\n")
+    info = api.run("Opportunity", "insert", csv_text)
+    ok = {r[2]: r[0] for r in rows(api.results(info["id"], "successfulResults"))[1:]}
+    assert api.record("Opportunity", ok["A"])["Amount"] == 10.26
+    assert api.record("Opportunity", ok["B"])["Amount"] == 2.5
+    assert api.record("Opportunity", ok["C"])["Amount"] == 1500.0
+    failed = rows(api.results(info["id"], "failedResults"))[1:]
+    assert [r[2] for r in failed] == ["D"]
+    assert failed[0][1].startswith("NUMBER_OUTSIDE_VALID_RANGE:Amount: value outside of valid range")
+    rounded = api.run("Account", "insert", "Name,AnnualRevenue\nR,2.5\n")
+    rid = rows(api.results(rounded["id"], "successfulResults"))[1][0]
+    assert api.record("Account", rid)["AnnualRevenue"] == 3.0  # currency(18, 0): half up
