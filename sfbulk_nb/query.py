@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from . import errors, jobs
@@ -45,8 +44,12 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
     report = reporter_for(progress)
 
     def emit(kind: str, **fields: Any) -> None:
+        nonlocal report
         if report is not None:
-            report(ProgressEvent(kind, run, **fields))
+            try:
+                report(ProgressEvent(kind, run, **fields))
+            except Exception:  # a broken display must never break the query
+                report = None
 
     info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
     run.sobject = info.raw.get("object", "?")
@@ -72,7 +75,7 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
         names = _header(page.data, delimiter)
         if types is None:
             types = _column_types(org, run.sobject, names)
-        if page.data.strip():
+        if page.records:
             tables.append(_typed_table(page.data, names, types, delimiter))
         run.rows += page.records
         locator = page.locator
@@ -95,9 +98,10 @@ class _QueryRun:
 
 def _header(data: bytes, delimiter: str) -> list[str]:
     # Header names are field paths: never a delimiter or quote inside, so a split is exact.
-    if not data.strip():
+    end = data.find(b"\n")
+    line = (data if end < 0 else data[:end]).rstrip(b"\r").decode("utf-8-sig")
+    if not line.strip():
         return []
-    line = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
     return [name.strip('"') for name in line.split(delimiter)]
 
 
@@ -127,37 +131,25 @@ def _path_type(org: Org, sobject: str, parts: list[str]) -> str:
 
 def _typed_table(data: bytes, names: list[str], types: dict[str, str],
                  delimiter: str) -> pa.Table:
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=True))
-    columns = [_convert(table.column(i), types.get(name, "string"), name)
-               for i, name in enumerate(table.column_names)]
-    return pa.table(columns, names=table.column_names)
-
-
-def _convert(column: pa.ChunkedArray, sf_type: str, name: str) -> pa.ChunkedArray:
+    """One results page, each column parsed straight to its final type (no text copy)."""
+    column_types = {n: _arrow_type(types.get(n, "string")) for n in names}
     try:
-        if sf_type in _INTEGER:
-            return pc.cast(column, pa.int64())
-        if sf_type in _NUMBER:
-            return pc.cast(column, pa.float64())
-        if sf_type == "boolean":
-            return pc.equal(pc.utf8_lower(column), "true")
-        if sf_type == "date":
-            return pc.cast(column, pa.date32())
-        if sf_type == "datetime":
-            return pc.cast(column, pa.timestamp("ms", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise errors.SFBulkError(f"column {name!r} ({sf_type}) has a value that is not a "
-                                 f"{sf_type}: {e}") from None
-    return column
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            # a page is a few MB: threads cost more than they bring
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types, null_values=[""], true_values=["true"],
+                false_values=["false"], strings_can_be_null=True,
+                quoted_strings_can_be_null=True))
+    except pa.ArrowInvalid as e:
+        raise errors.SFBulkError(f"a results page does not fit the describe types "
+                                 f"{column_types}: {e}") from None
 
 
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
-                 pa.string(): pd.StringDtype("pyarrow"),
+                 pa.large_string(): pd.StringDtype("pyarrow"),
                  pa.date32(): pd.ArrowDtype(pa.date32())}
 
 
@@ -166,7 +158,7 @@ def _to_pandas(tables: list[pa.Table], types: dict[str, str]) -> pd.DataFrame:
         schema = pa.schema([(name, _arrow_type(t)) for name, t in types.items()])
         tables = [schema.empty_table()]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    del tables
+    tables.clear()  # the caller's pages too: self_destruct can then free them as it converts
     return table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
 
 
@@ -176,4 +168,4 @@ def _arrow_type(sf_type: str) -> pa.DataType:
     if sf_type in _NUMBER:
         return pa.float64()
     return {"boolean": pa.bool_(), "date": pa.date32(),
-            "datetime": pa.timestamp("ms", tz="UTC")}.get(sf_type, pa.string())
+            "datetime": pa.timestamp("ms", tz="UTC")}.get(sf_type, pa.large_string())
