@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import median, proc_status_mb, start_server, vm_hwm_mb  # noqa: E402
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 CLIENTS = ("sfbulk_nb", "simple_salesforce")
@@ -178,14 +179,6 @@ def path_simple_salesforce(df, url: str, token: str, wait: float) -> dict:
 
 # -- measuring (inside a subprocess) ---------------------------------------------------------
 
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(args: argparse.Namespace) -> None:
     """One client run (or a baseline) in this fresh process; prints one JSON line."""
     import threading
@@ -249,38 +242,14 @@ def child(args: argparse.Namespace) -> None:
 
 # -- orchestration (the parent process) ------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def server_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen, str, str]:
+def start_org(db: Path) -> tuple[subprocess.Popen, str, str]:
+    """The local org with Account.Rank__c added (see account_with_rank)."""
     describe = db.with_name("Account-with-rank.json")
     describe.write_text(json.dumps(account_with_rank()))
     subprocess.run([sys.executable, "-m", "sfbulk_nb.cli", "localorg", "add-object",
                     "--db", str(db), str(describe)], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk_nb.cli", "localorg", "serve",
-                             "--port", str(port), "--db", str(db)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    token = None
-    for line in proc.stdout:
-        if "access token:" in line:
-            token = line.split("access token:")[1].strip()
-            break
-    if token is None:
-        proc.kill()
-        raise RuntimeError("the local org did not start")
-    return proc, f"http://127.0.0.1:{port}", token
+    return start_server(db)
 
 
 def api_usage(url: str, token: str) -> int:
@@ -319,7 +288,7 @@ def run_child(mode: str, rows: int, *, url: str = "", token: str = "", sf_wait: 
 
 def run_client(lib: str, rows: int, sf_wait: float, profile: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        proc, url, token = start_server(Path(tmp) / "org.sqlite3")
+        proc, url, token = start_org(Path(tmp) / "org.sqlite3")
         try:
             u0 = api_usage(url, token)
             u1 = api_usage(url, token)
@@ -328,7 +297,7 @@ def run_client(lib: str, rows: int, sf_wait: float, profile: str | None) -> dict
                                profile=profile)
             result["server_api_calls"] = api_usage(url, token) - u1 - step
             result["server_processing_s"] = server_processing_s(url, token)
-            result["server_hwm_mb"] = server_hwm_mb(proc.pid)
+            result["server_hwm_mb"] = proc_status_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -356,11 +325,6 @@ def stored_digest(db: Path) -> str:
     finally:
         conn.close()
     return h.hexdigest()[:16]
-
-
-def median(values: list[float]) -> float:
-    v = sorted(values)
-    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
 def main() -> None:

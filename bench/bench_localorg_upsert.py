@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import proc_status_mb, start_server, stop_server  # noqa: E402
 
 COLUMNS = ["customExtIdField__c", "Name", "AccountNumber", "NumberOfEmployees",
            "AnnualRevenue", "BillingCity", "Active__c"]
@@ -42,33 +42,6 @@ def to_csv(rows: list[list[str]], suffix: str = "") -> bytes:
     lines = [",".join(COLUMNS)]
     lines += [",".join(cell(v + suffix if k == 1 else v) for k, v in enumerate(r)) for r in rows]
     return ("\n".join(lines) + "\n").encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_server(db: Path, port: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk_nb.cli", "localorg", "serve",
-                             "--port", str(port), "--db", str(db)],
-                            stdout=subprocess.PIPE, text=True)
-    token = None
-    for line in proc.stdout:
-        if "access token:" in line:
-            token = line.split("access token:")[1].strip()
-            break
-    if token is None:
-        raise RuntimeError("the local org did not start")
-    return proc, token
 
 
 def run_job(base: str, headers: dict, data: bytes) -> tuple[float, dict]:
@@ -117,17 +90,15 @@ def main() -> None:
     first, second = to_csv(rows), to_csv(rows, suffix=" v2")
     with tempfile.TemporaryDirectory() as tmp:
         baseline = sqlite_baseline(rows, Path(tmp) / "baseline.sqlite3")
-        port = free_port()
-        proc, token = start_server(Path(tmp) / "org.sqlite3", port)
+        proc, url, token = start_server(Path(tmp) / "org.sqlite3")
         try:
-            base = f"http://127.0.0.1:{port}/services/data/v66.0"
+            base = f"{url}/services/data/v66.0"
             headers = {"Authorization": f"Bearer {token}"}
             t_insert, info1 = run_job(base, headers, first)
             t_update, info2 = run_job(base, headers, second)
-            rss = peak_rss_mb(proc.pid)
+            rss = proc_status_mb(proc.pid)
         finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
+            stop_server(proc)
     n = args.rows
     print(f"rows: {n:,}  CSV: {len(first) / 1e6:.1f} MB  cores: {os.cpu_count()}")
     print(f"baseline sqlite executemany: {n / baseline:,.0f} rows/s")

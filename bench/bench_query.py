@@ -58,8 +58,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +66,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import median, proc_status_mb, start_server, stop_server, vm_hwm_mb  # noqa: E402
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 PAGE = 50_000
@@ -172,14 +172,6 @@ def path_simple_salesforce(url: str, token: str, sf_wait: float):
 
 # -- measuring (inside a subprocess) ---------------------------------------------------------
 
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def frame_digest(df) -> str:
     """Row count, Ids and Names in order: both clients must have read the same rows."""
     import hashlib
@@ -257,43 +249,6 @@ def child(args: argparse.Namespace) -> None:
 
 # -- orchestration (the parent process) ------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_status_mb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen, str, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk_nb.cli", "localorg", "serve",
-                             "--port", str(port), "--db", str(db)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    token = None
-    for line in proc.stdout:
-        if "access token:" in line:
-            token = line.split("access token:")[1].strip()
-            break
-    if token is None:
-        proc.kill()
-        raise RuntimeError("the local org did not start")
-    return proc, f"http://127.0.0.1:{port}", token
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def stored_accounts(db: Path) -> int:
     import sqlite3
 
@@ -339,11 +294,6 @@ def run_child(mode: str, rows: int, *, url: str = "", token: str = "", sf_wait: 
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def median(values: list[float]) -> float:
-    v = sorted(values)
-    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
 def main() -> None:

@@ -198,11 +198,27 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
     return Upload(records[0], len(records) - 1, from_list)
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The text in pieces ending at each line feed, for csv.reader. Not io.StringIO: it
+    would hold a second copy of the whole upload at four bytes a character. A quoted value
+    spanning pieces is read across them, its line breaks kept as data."""
+    find = text.find
+    start = 0
+    while True:
+        end = find("\n", start)
+        if end < 0:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end + 1]
+        start = end + 1
+
+
 def _stream_rows(text: str, delimiter: str) -> Iterator[list[str]]:
     """csv.reader's records with _drop_blank_lines applied on the fly: an empty line is a
     row of one empty value unless only empty lines follow it."""
     blanks = 0
-    for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+    for record in csv.reader(_lines(text), delimiter=delimiter, strict=True):
         if not record:
             blanks += 1
             continue
@@ -306,7 +322,7 @@ def _records_fast(text: str, delimiter: str, terminator: str) -> list[list[str]]
     """All records via csv.reader, or None when the exact path must decide."""
     if not _fast_path_applies(text, delimiter, terminator):
         return None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     try:
         records = list(reader)
     except csv.Error:
