@@ -177,6 +177,15 @@ class _Batch:
                     if text:
                         values[i][name] = None if text == CLEAR else ("parent", col, text)
                 continue
+            if "" not in texts and CLEAR not in texts:
+                # The common column: every cell holds a value. One map() converts them all;
+                # any bad cell sends the column down the cell-by-cell path for its error.
+                try:
+                    for vals, value in zip(values, map(convert, texts)):
+                        vals[name] = value
+                    continue
+                except RowError:
+                    pass
             for i, text in enumerate(texts):
                 if not text:
                     continue  # blank: the field is left as it is
