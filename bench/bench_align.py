@@ -19,28 +19,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import io
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sfbulk_nb.results import JobOutcome, align, count_statuses, parse_result_csv
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import timed  # noqa: E402
+
 FAIL_RATE = 0.05
-
-
-def timed(fn, repeat: int):
-    """(best seconds, last result) over `repeat` runs."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def result_csv(prefix: list[str], frame: pd.DataFrame) -> bytes:

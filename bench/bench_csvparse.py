@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import io
 import random
-import time
+import sys
+from pathlib import Path
 
 from sfbulk_nb.localorg import csvfmt
 from sfbulk_nb.localorg.gcpause import gc_paused
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import timed  # noqa: E402
 
 HEADER = [
     "Name", "BillingCity", "AnnualRevenue", "NumberOfEmployees", "CloseDate", "IsActive__c",
@@ -59,18 +62,6 @@ def make_text(rows: int, line_ending: str, ascii_only: bool = False, seed: int =
         ])
     text = out.getvalue()
     return text.encode("ascii", "replace").decode() if ascii_only else text
-
-
-def timed(fn, repeat: int):
-    """(best seconds, last result) over `repeat` runs."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:

@@ -61,3 +61,18 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def timed(fn, repeat: int):
+    """(best seconds, last result) over `repeat` runs, each after a full collection."""
+    import gc
+    import time
+
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        result = None
+        gc.collect()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
