@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import functools
 import heapq
-import io
 import itertools
 import re
 import sys
