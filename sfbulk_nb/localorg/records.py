@@ -382,6 +382,10 @@ class _Batch:
         if not uniques.fields:
             uniques = None
         upsert_by_key = op == "upsert" and self.external_id.lower() != "id"
+        # An upsert key matched without case may differ in case from the stored one, and the
+        # update then writes the new spelling; an exact match changes nothing.
+        keep_key = (case_insensitive_match(obj, self._key_field.name) if upsert_by_key
+                    else None)
         next_id = (ids.IdSequence(obj.key_prefix,
                                   self.store.allocate_numbers(obj.key_prefix, len(self.rows)))
                    if op in ("insert", "upsert") else None)
@@ -427,6 +431,10 @@ class _Batch:
                 if upsert_by_key:
                     self._key_index[self._keys[i]] = [rid]
             else:
+                if keep_key is False:
+                    # Matched exactly, so the stored key already holds this text: rewriting
+                    # it would only churn its index.
+                    vals.pop(self._key_field.name, None)
                 updates.append((rid, vals))
                 succeeded.append([rid, "false", *row])
             if uniques is not None:

@@ -144,7 +144,10 @@ def test_upsert_case_rules_follow_the_field(api):
             externalIdFieldName="Contact_Ext_Id__c")
     info = api.run("Contact", "upsert", "Contact_Ext_Id__c,LastName\nc1,Lovelace\n",
                    externalIdFieldName="Contact_Ext_Id__c")
-    assert rows(api.results(info["id"], "successfulResults"))[1][1] == "false"
+    updated = rows(api.results(info["id"], "successfulResults"))[1]
+    assert updated[1] == "false"
+    record = api.record("Contact", updated[0])
+    assert (record["Contact_Ext_Id__c"], record["LastName"]) == ("c1", "Lovelace")
 
 
 def test_upsert_with_blank_key_fails_the_row(api):
