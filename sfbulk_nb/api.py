@@ -144,8 +144,10 @@ class Run:
         field_types = {c: fields[c.lower()]["type"] for c in to_send.columns
                        if isinstance(c, str) and c.lower() in fields}
         self.key_case_insensitive = self._key_ignores_case(fields)
-        self.encode_options = dict(nulls=nulls, tz=tz, field_types=field_types)
-        self.sent_text = encode.format_frame(to_send, **self.encode_options)
+        # One preparation of the frame serves the texts (duplicate check, alignment) and
+        # the CSV chunks.
+        encoding = encode.Encoding(to_send, nulls=nulls, tz=tz, field_types=field_types)
+        self.sent_text = encoding.text()
         dups = results.find_duplicate_keys(self.sent_text, operation, self.key,
                                            self.key_case_insensitive)
         if len(dups):
@@ -153,9 +155,9 @@ class Run:
                 f"{len(dups)} row(s) cannot be sent: their {self.key} is blank or repeated, "
                 "so their results could not be told apart. Fix or drop them:\n"
                 + dups.head(20).to_string())
-        self.chunks = list(encode.iter_chunks(
-            to_send, column_delimiter=column_delimiter, line_ending=line_ending,
-            max_bytes=max_bytes, max_records=max_records, **self.encode_options))
+        self.chunks = list(encoding.chunks(
+            column_delimiter=column_delimiter, line_ending=line_ending,
+            max_bytes=max_bytes, max_records=max_records))
         self.chunk_bytes = [len(c.data) for c in self.chunks]
         self.outcomes = [results.JobOutcome(positions=c.positions, sent=False, finished=True)
                          for c in self.chunks]

@@ -73,6 +73,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.types import infer_dtype
 
+from .errors import InputError
+
 __all__ = [
     "COLUMN_DELIMITERS",
     "LINE_ENDINGS",
@@ -111,7 +113,7 @@ _DIGIT_SLOTS = np.flatnonzero(_TIMESTAMP_TEMPLATE == 0)
 _FLOAT_EXP = r"^(?P<sign>-?)(?P<lead>\d)(?:\.(?P<frac>\d+))?e\+?(?P<exp>-?\d+)$"
 
 
-class EncodeError(ValueError):
+class EncodeError(InputError):
     """The frame cannot be encoded as Bulk API 2.0 CSV; the message names the column,
     the row and the fix."""
 
@@ -131,20 +133,41 @@ class Chunk:
 # --------------------------------------------------------------------------- public
 
 
+class Encoding:
+    """A frame checked and prepared once, for both its cell texts and its CSV chunks
+    (a load needs both: the texts to refuse duplicate keys and to align results, the
+    chunks to send)."""
+
+    def __init__(self, df, *, nulls="keep", tz=None, field_types=None):
+        self.df = df
+        self.columns = _prepare(df, nulls, tz, field_types)
+
+    def text(self) -> pd.DataFrame:
+        """What format_frame returns."""
+        data = {}
+        for i, col in enumerate(self.columns):
+            data[i] = pc.fill_null(col.render(col.values), col.null_text).to_pandas()
+        out = pd.DataFrame(data)
+        out.index = self.df.index
+        out.columns = self.df.columns
+        return out
+
+    def chunks(self, *, column_delimiter="COMMA", line_ending="LF", max_bytes=100_000_000,
+               max_records=None) -> Iterator[Chunk]:
+        """What iter_chunks returns (same checks, same errors)."""
+        _check_limits(max_bytes, max_records)
+        enc = _Encoder(self.df, None, None, None, column_delimiter, line_ending,
+                       columns=self.columns)
+        return _chunks(enc, self.df.index, max_bytes, max_records)
+
+
 def format_frame(df, *, nulls="keep", tz=None, field_types=None) -> pd.DataFrame:
     """Every cell as the exact text that goes into the CSV (before CSV quoting).
 
     Strings throughout, null policy applied ('' or '#N/A'); index and columns of
     ``df`` kept. Result alignment compares this against echoed result values.
     """
-    columns = _prepare(df, nulls, tz, field_types)
-    data = {}
-    for i, col in enumerate(columns):
-        data[i] = pc.fill_null(col.render(col.values), col.null_text).to_pandas()
-    out = pd.DataFrame(data)
-    out.index = df.index
-    out.columns = df.columns
-    return out
+    return Encoding(df, nulls=nulls, tz=tz, field_types=field_types).text()
 
 
 def encode_csv(
@@ -188,6 +211,12 @@ def iter_chunks(
     encoded text is released as chunks are taken. A frame with no rows gives no
     chunks.
     """
+    _check_limits(max_bytes, max_records)
+    enc = _Encoder(df, nulls, tz, field_types, column_delimiter, line_ending)
+    return _chunks(enc, df.index, max_bytes, max_records)
+
+
+def _check_limits(max_bytes, max_records) -> None:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes <= 0:
         raise EncodeError(f"max_bytes must be a positive integer, got {max_bytes!r}")
     if max_records is not None and (
@@ -196,7 +225,9 @@ def iter_chunks(
         or max_records <= 0
     ):
         raise EncodeError(f"max_records must be a positive integer or None, got {max_records!r}")
-    enc = _Encoder(df, nulls, tz, field_types, column_delimiter, line_ending)
+
+
+def _chunks(enc: "_Encoder", index, max_bytes, max_records) -> Iterator[Chunk]:
     segments: list[memoryview | None] = []
     # row_starts[i]: byte offset of row i in the data after the header; [n]: data size
     row_starts = [np.zeros(1, np.int64)]
@@ -207,7 +238,7 @@ def iter_chunks(
         row_starts.append(ends + size)
         size += len(data)
     starts = np.concatenate(row_starts)
-    bounds = _plan_chunks(starts, len(enc.header), df.index, int(max_bytes), max_records)
+    bounds = _plan_chunks(starts, len(enc.header), index, int(max_bytes), max_records)
     return _emit_chunks(enc.header, segments, starts, bounds)
 
 
@@ -217,10 +248,14 @@ def iter_chunks(
 class _Encoder:
     """A validated frame, ready to be turned into CSV lines batch by batch."""
 
-    def __init__(self, df, nulls, tz, field_types, column_delimiter, line_ending):
+    def __init__(self, df, nulls, tz, field_types, column_delimiter, line_ending, columns=None):
         self.delimiter = _option(column_delimiter, COLUMN_DELIMITERS, "column_delimiter")
         self.eol = _option(line_ending, LINE_ENDINGS, "line_ending")
-        self.columns = _prepare(df, nulls, tz, field_types, delimiter=self.delimiter)
+        if columns is None:
+            columns = _prepare(df, nulls, tz, field_types, delimiter=self.delimiter)
+        else:  # prepared already (Encoding): only the delimiter's own name check is left
+            _check_names(df.columns, self.delimiter)
+        self.columns = columns
         self.header = (self.delimiter.join(c.name for c in self.columns) + self.eol).encode("utf-8")
         self.specials = np.frombuffer(('"\r\n' + self.delimiter).encode("ascii"), np.uint8)
         self.rows = len(df)

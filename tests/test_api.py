@@ -299,3 +299,9 @@ def test_result_plot_draws_on_the_given_axes(client):
     assert res.plot("outcomes", ax=ax) is ax
     assert [t.get_text() for t in ax.get_yticklabels()] == ["created", "failed"]
     assert res.plot("errors").get_title()
+
+
+def test_a_frame_that_cannot_be_encoded_is_an_input_error(client, org):
+    with pytest.raises(sfb.InputError, match="'Name'"):
+        sfb.insert_df(pd.DataFrame({"Name": [complex(1, 2)]}), "Account", progress=False)
+    assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []

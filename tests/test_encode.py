@@ -731,3 +731,27 @@ def test_pyarrow_write_csv_needed_style_is_not_bulk_shaped():
     assert sink.getvalue() == b'"s","i"\n"plain",1\n"",2\n"lone\rcr",3\n"q""x",4\n,5\n'
     with pytest.raises(pa.ArrowInvalid):
         pa_csv.write_csv(table, io.BytesIO(), pa_csv.WriteOptions(quoting_style="none"))
+
+
+def test_one_encoding_gives_the_texts_and_the_chunks_of_the_two_functions():
+    from sfbulk_nb.encode import Encoding
+
+    df = pd.DataFrame({"Name": ["a,b", None, 'say "hi"', "x"], "N": pd.array([1, None, 3, 4],
+                                                                           dtype="Int64")})
+    enc = Encoding(df, nulls="clear")
+    pd.testing.assert_frame_equal(enc.text(), format_frame(df, nulls="clear"))
+    got = [(c.positions, c.data) for c in enc.chunks(max_bytes=32, line_ending="CRLF")]
+    want = [(c.positions, c.data) for c in iter_chunks(df, nulls="clear", max_bytes=32,
+                                                       line_ending="CRLF")]
+    assert got == want and len(got) > 1
+    with pytest.raises(EncodeError, match="column delimiter"):
+        Encoding(pd.DataFrame({"a;b": [1]})).chunks(column_delimiter="SEMICOLON")
+    with pytest.raises(EncodeError, match="max_bytes"):
+        enc.chunks(max_bytes=0)
+
+
+def test_encode_errors_belong_to_the_package_exception_tree():
+    import sfbulk_nb
+
+    assert issubclass(EncodeError, sfbulk_nb.InputError)
+    assert issubclass(EncodeError, sfbulk_nb.SFBulkError) and issubclass(EncodeError, ValueError)
