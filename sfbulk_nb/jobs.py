@@ -175,11 +175,6 @@ def get_query_job(org: Org, job_id: str) -> JobInfo:
     return JobInfo(org.request("GET", f"jobs/query/{job_id}").json())
 
 
-def abort_query_job(org: Org, job_id: str) -> JobInfo:
-    return JobInfo(org.request("PATCH", f"jobs/query/{job_id}",
-                               json={"state": "Aborted"}).json())
-
-
 @dataclass(frozen=True)
 class ResultPage:
     data: bytes

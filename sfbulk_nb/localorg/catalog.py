@@ -18,9 +18,6 @@ from typing import Any
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
                  "LastModifiedById", "SystemModstamp")
 
-_STRING_TYPES = {"string", "textarea", "phone", "url", "email", "picklist", "multipicklist",
-                 "combobox", "encryptedstring"}
-
 
 class SchemaError(ValueError):
     """A describe JSON that the local org cannot use."""
@@ -65,10 +62,6 @@ class Field:
     def is_key(self) -> bool:
         """Usable to match records: upsert key or a relationship column's parent field."""
         return self.name == "Id" or self.flag("externalId") or self.flag("idLookup")
-
-    @property
-    def is_string(self) -> bool:
-        return self.type in _STRING_TYPES
 
     @property
     def picklist_values(self) -> frozenset[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from . import csvfmt
+from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
 from .records import Header, JobFailure, apply_batch
@@ -148,7 +148,7 @@ class Engine:
             external_id = key.name
         else:
             external_id = None
-        job_id = self.store.allocate_ids("750", 1)[0]
+        job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
         now = sf_datetime(self.clock())
         job = {
             "id": job_id, "kind": "ingest", "operation": operation, "object": obj.name,

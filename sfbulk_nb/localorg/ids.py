@@ -16,15 +16,9 @@ _ID_RE = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Z]{3})?\Z")
 # local id can never collide with one minted by a real org's pods.
 POD = "0L"
 
-KEY_PREFIXES = {
-    "Organization": "00D",
-    "User": "005",
-    "Account": "001",
-    "Contact": "003",
-    "Opportunity": "006",
-    "IngestJob": "750",
-    "QueryJob": "750",
-}
+# Bulk API jobs, ingest and query alike, carry this key prefix; records take their
+# object's keyPrefix from its describe.
+JOB_PREFIX = "750"
 
 
 # Maps a character to "1" when it is an upper-case letter, "0" otherwise, so the three

@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Sequence
 
-from . import csvfmt, soql
+from . import csvfmt, ids, soql
 from .catalog import Field
 from .engine import PACED_STEP, Engine, csv_options, job_operation, sf_datetime
 from .errors import ApiError, invalid_state, not_found
@@ -95,7 +95,7 @@ class QueryJobs:
             raise ApiError(400, "API_ERROR", f"Invalid value: '{text}' supplied for property: "
                            "'query'")
         query = self._compile(text or "", operation, self._now())
-        job_id = self.store.allocate_ids("750", 1)[0]
+        job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
         now = sf_datetime(self.engine.clock())
         self.store.insert_job({
             "id": job_id, "kind": KIND, "operation": operation, "object": query.object.name,

@@ -9,8 +9,8 @@ which is where duplicate keys in one upload collide.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from . import ids
@@ -21,7 +21,6 @@ from .values import Converter, RowError, converter, default_for_create
 
 DML_CHUNK = 200
 CLEAR = "#N/A"
-_BLANK = object()  # a cell left empty: the field is not touched
 
 
 class JobFailure(Exception):
