@@ -58,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median, proc_status_mb, start_server, vm_hwm_mb  # noqa: E402
+from benchlib import awkward_names, median, proc_status_mb, start_server, vm_hwm_mb  # noqa: E402
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 CLIENTS = ("sfbulk_nb", "simple_salesforce")
@@ -74,14 +74,7 @@ def build_frame(n: int, seed: int = 7):
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    names = []
-    for i in range(n):
-        if i % 10 == 0:
-            names.append(f'Acme, "Intl" {i}')
-        elif i % 10 == 5:
-            names.append(f"Account {i}, Ltd")
-        else:
-            names.append(f"Account {i}")
+    names = awkward_names(n)
     revenue = np.round(rng.lognormal(14, 1.5, n), 2)
     revenue[rng.random(n) < 0.02] = np.nan
     epoch = dt.date(1950, 1, 1)

@@ -76,3 +76,16 @@ def timed(fn, repeat: int):
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def awkward_names(n: int) -> list[str]:
+    """Account names, a fifth of them holding the comma or quotes that CSV must escape."""
+    names = []
+    for i in range(n):
+        if i % 10 == 0:
+            names.append(f'Acme, "Intl" {i}')
+        elif i % 10 == 5:
+            names.append(f"Account {i}, Ltd")
+        else:
+            names.append(f"Account {i}")
+    return names
