@@ -19,10 +19,14 @@ from __future__ import annotations
 import csv
 import functools
 import heapq
+import io
 import itertools
 import re
 import sys
 from typing import Iterable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from .gcpause import gc_paused
 
@@ -150,17 +154,32 @@ def _parse(
 
 class Upload:
     """A validated upload whose rows are read batch by batch, so a million-row job never
-    holds all its rows as Python lists at once."""
+    holds all its rows as Python lists at once.
 
-    def __init__(self, header: list[str], rows: int, batches):
+    Built from one of two readers: `rows(size, start)` yielding lists of rows, or
+    `columns(size, start)` yielding lists of columns; the other form is derived."""
+
+    def __init__(self, header: list[str], rows: int, *, row_reader=None, column_reader=None):
         self.header = header
         self.rows = rows
-        self._batches = batches
+        self._rows = row_reader
+        self._columns = column_reader
 
     def batches(self, size: int, start: int = 0) -> Iterator[list[list[str]]]:
         """The data rows from row `start` on (0 = first row after the header), `size` at a
         time."""
-        return self._batches(size, start)
+        if self._rows is not None:
+            return self._rows(size, start)
+        return (list(map(list, zip(*columns))) for columns in self._columns(size, start))
+
+    def column_batches(self, size: int, start: int = 0) -> Iterator[list[list[str]]]:
+        """As `batches`, each batch given as its columns (one list of texts per header
+        name), the form the ingest engine processes."""
+        if self._columns is not None:
+            return self._columns(size, start)
+        width = len(self.header)
+        return ([list(column) for column in zip(*batch)] if batch else [[]] * width
+                for batch in self._rows(size, start))
 
 
 def open_upload(data: bytes, column_delimiter: str = "COMMA",
@@ -172,8 +191,13 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
     text = _decode(data)
     _check_line_ending(text, line_ending)
     with gc_paused():
-        shape = (_stream_shape(text, delimiter)
-                 if _fast_path_applies(text, delimiter, terminator) else None)
+        fast = _fast_path_applies(text, delimiter, terminator)
+        table = _arrow_table(data, text, delimiter, terminator) if fast else None
+        shape = (_stream_shape(text, delimiter) if fast and table is None else None)
+    if table is not None:
+        header, table = table
+        return Upload(header, table.num_rows,
+                      column_reader=functools.partial(_table_columns, table))
     if shape is not None:
         header, count = shape
 
@@ -186,7 +210,7 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
                     return
                 yield batch
 
-        return Upload(header, count, from_reader)
+        return Upload(header, count, row_reader=from_reader)
     with gc_paused():
         records = _records_exact(text, delimiter, terminator)
 
@@ -194,7 +218,60 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
         for k in range(1 + start, len(records), size):
             yield records[k:k + size]
 
-    return Upload(records[0], len(records) - 1, from_list)
+    return Upload(records[0], len(records) - 1, row_reader=from_list)
+
+
+def _arrow_table(data: bytes, text: str, delimiter: str,
+                 terminator: str) -> tuple[list[str], pa.Table] | None:
+    """The header and every data row, read by Arrow's C CSV reader (in threads, straight
+    into columns), or None when csv.reader's path must decide.
+
+    On top of what makes csv.reader exact (`_fast_path_applies`, checked by the caller),
+    Arrow needs: every quoted value ends where its field ends (Arrow would append text
+    after a closing quote, where csv.reader raises), a header on one physical line (it is
+    skipped as a line), more than one column, and no empty line outside quotes (Arrow
+    reads one as a row of empty values; csv.reader's path drops trailing ones and reports
+    the others as ragged rows)."""
+    if '"' in text and _strict_quoting(delimiter).match(text).end() != len(text):
+        return None
+    blank = terminator * 2
+    if blank in text and _first_outside_quotes(
+            text, map(_start, re.finditer(re.escape(blank), text))) is not None:
+        return None
+    end = text.find(terminator)
+    first_line = text[:end]
+    # Arrow skips the header as a physical line, blind to quotes: it must hold no other
+    # line break character.
+    if end < 0 or "\r" in first_line or "\n" in first_line:
+        return None
+    try:
+        header = next(_stream_rows(first_line, delimiter), None)
+    except csv.Error:
+        return None
+    if header is None or len(header) < 2:
+        return None
+    names = [str(k) for k in range(len(header))]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
+                newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                check_utf8=False))  # _decode has checked it
+    except pa.ArrowInvalid:
+        return None  # a ragged or blank line: csv.reader's path names it
+    return header, table
+
+
+def _table_columns(table: pa.Table, size: int, start: int) -> Iterator[list[list[str]]]:
+    for k in range(start, table.num_rows, size):
+        with gc_paused():
+            batch = [column.to_pylist() for column in table.slice(k, size).columns]
+        yield batch
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -300,6 +377,16 @@ def _quoting_shape(delimiter: str) -> re.Pattern[str]:
     d = re.escape(delimiter)
     p = _POSSESSIVE
     quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"'
+    return re.compile(f'(?:[^"]+{p}|{quoted})*{p}')
+
+
+@functools.lru_cache(maxsize=None)
+def _strict_quoting(delimiter: str) -> re.Pattern[str]:
+    """As _quoting_shape, and every quoted value is followed by a delimiter, a line break
+    or the end of the text."""
+    d = re.escape(delimiter)
+    p = _POSSESSIVE
+    quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"(?=[{d}\\r\\n]|\\Z)'
     return re.compile(f'(?:[^"]+{p}|{quoted})*{p}')
 
 

@@ -280,7 +280,7 @@ class Engine:
         fault = self.job_faults.popleft() if self.job_faults else None
         position = job["rowsProcessedUpTo"]
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
-        for batch in upload.batches(step, start=position):
+        for batch in upload.column_batches(step, start=position):
             if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
                 return  # aborted (or deleted) while running
             if fault is not None and processed >= fault.after_records:
@@ -290,7 +290,9 @@ class Engine:
             now = self.clock()
             seq = position
 
-            def save_results(conn, outcome, end=position + len(batch)):
+            size = len(batch[0])
+
+            def save_results(conn, outcome, end=position + size):
                 nonlocal processed, failed
                 if self.result_order == "shuffled":
                     self.random.shuffle(outcome.succeeded)
@@ -301,7 +303,7 @@ class Engine:
                                        csvfmt.render_rows(outcome.succeeded, **opts))
                 self.store.add_results(conn, job_id, "failedResults", seq,
                                        csvfmt.render_rows(outcome.failed, **opts))
-                processed += len(batch)
+                processed += size
                 failed += len(outcome.failed)
                 elapsed = int((self.clock() - started) * 1000)
                 conn.execute(
@@ -316,7 +318,7 @@ class Engine:
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
                         on_commit=save_results)
-            position += len(batch)
+            position += size
             self.keep_pace(started, processed)
         self.finish(job_id, started, "JobComplete", None)
 

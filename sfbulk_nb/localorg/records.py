@@ -9,6 +9,7 @@ which is where duplicate keys in one upload collide.
 """
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -17,7 +18,8 @@ from . import ids
 from .catalog import Catalog, Field, SObject
 from .gcpause import gc_paused
 from .store import Store, case_insensitive_match
-from .values import Converter, RowError, converter, default_for_create
+from .values import (BulkConverter, Converter, RowError, bulk_converter, converter,
+                     default_for_create)
 
 DML_CHUNK = 200
 CLEAR = "#N/A"
@@ -33,6 +35,7 @@ class Column:
     header: str
     field: Field                      # the field written (for Rel.Key columns: the lookup)
     convert: Converter | None = None  # None for relationship columns (value is a parent key)
+    bulk: BulkConverter | None = None  # the whole column at once, when its type has one
     parent: SObject | None = None
     parent_key: Field | None = None
 
@@ -75,7 +78,7 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
         f = obj.field(name)
         if f is None:
             raise not_found
-        return Column(index, name, f, convert=converter(f))
+        return Column(index, name, f, convert=converter(f), bulk=bulk_converter(f))
     # `Relationship.KeyField`, or `ParentType:Relationship.KeyField` for polymorphic lookups.
     rel_part, _, key_name = name.partition(".")
     parent_type, _, rel_name = rel_part.rpartition(":")
@@ -99,8 +102,8 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
 
 @dataclass
 class BatchResult:
-    succeeded: list[list[str]] = field(default_factory=list)  # sf__Id, sf__Created, *row
-    failed: list[list[str]] = field(default_factory=list)     # sf__Id, sf__Error, *row
+    succeeded: list[Sequence[str]] = field(default_factory=list)  # sf__Id, sf__Created, *row
+    failed: list[Sequence[str]] = field(default_factory=list)     # sf__Id, sf__Error, *row
 
 
 class _Folding:
@@ -114,35 +117,64 @@ class _Folding:
         return value.lower() if self.fold else value
 
 
-def apply_batch(store: Store, header: Header, rows: Sequence[list[str]], *,
+class _Missing:
+    """A blank cell: the field is left as it is (None, from `#N/A`, clears it)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def apply_batch(store: Store, header: Header, columns: Sequence[list[str]], *,
                 external_id: str | None, user_id: str, now: str,
                 on_commit: Callable[[sqlite3.Connection, BatchResult], None] | None = None,
                 ) -> BatchResult:
-    """Process one batch and write its changes; returns the result rows.
+    """Process one batch, given as its CSV columns (each a list of the cells' texts), and
+    write its changes; returns the result rows.
 
     `on_commit(conn, result)` runs inside the batch's transaction, so whatever it records
     (results, job counters) commits together with the record changes or not at all.
     """
     with gc_paused():
-        return _Batch(store, header, rows, external_id, user_id, now).run(on_commit)
+        return _Batch(store, header, columns, external_id, user_id, now).run(on_commit)
+
+
+def _pick(column: list[Any], rows: list[int], n: int) -> list[Any]:
+    """The column's values at `rows` (ascending indexes); the column itself when that is
+    every row."""
+    return column if len(rows) == n else [column[i] for i in rows]
 
 
 class _Batch:
-    def __init__(self, store: Store, header: Header, rows: Sequence[list[str]],
+    """One batch, held column by column: converting, matching and writing work on whole
+    columns with C-speed builtins, and only the decisions that depend on a row's own
+    outcome loop over rows."""
+
+    def __init__(self, store: Store, header: Header, columns: Sequence[list[str]],
                  external_id: str | None, user_id: str, now: str):
         self.store = store
         self.h = header
         self.obj = header.obj
-        self.rows = rows
+        self.texts = columns
+        self.n = n = len(columns[0]) if columns else 0
         self.op = header.operation
         self.external_id = external_id
         self.user_id = user_id
         self.now = now
-        n = len(rows)
         self.errors: list[RowError | None] = [None] * n
-        self.values: list[dict[str, Any]] = [{} for _ in range(n)]  # field name -> stored/None
+        # field name -> each row's stored value, None (cleared) or MISSING (left as it is)
+        self.values: dict[str, list[Any]] = {}
         self.target: list[str | None] = [None] * n  # existing record id (update/delete/upsert)
         self.given_id: list[str | None] = [None] * n  # a well-formed Id the row named
+        self._relationship_columns: list[Column] = []
+
+    def _row(self, i: int) -> list[str]:
+        return [column[i] for column in self.texts]
+
+    def _column(self, index: int | None) -> list[str]:
+        return self.texts[index] if index is not None else [""] * self.n
 
     # -- stage 1: cells -> values -----------------------------------------------------
 
@@ -154,7 +186,6 @@ class _Batch:
         if self.op in ("delete", "hardDelete"):
             return  # only Id matters; other columns are echoed back untouched
         writable_flag = {"insert": "createable", "update": "updateable"}.get(self.op)
-        values = self.values
         for col in self.h.columns:
             if col.index in (self.h.id_column, self.h.key_column) and col.parent is None:
                 continue
@@ -163,52 +194,59 @@ class _Batch:
                 writable = f.flag(writable_flag)
             else:  # upsert: a row may insert or update; judged per row later
                 writable = f.flag("createable") or f.flag("updateable")
-            name = f.name
-            convert = col.convert
-            texts = [row[col.index] for row in self.rows]
+            texts = self.texts[col.index]
             if not writable:
-                for i, text in enumerate(texts):
-                    if text:
-                        self._fail(i, _not_writable(f))
+                if any(texts):
+                    for i, text in enumerate(texts):
+                        if text:
+                            self._fail(i, _not_writable(f))
                 continue
-            if convert is None:  # a relationship column: resolved by key in stage 2
-                for i, text in enumerate(texts):
-                    if text:
-                        values[i][name] = None if text == CLEAR else ("parent", col, text)
+            if col.convert is None:  # a relationship column: resolved by key in stage 2
+                self._relationship_columns.append(col)
                 continue
-            if "" not in texts and CLEAR not in texts:
-                # The common column: every cell holds a value. One map() converts them all;
-                # any bad cell sends the column down the cell-by-cell path for its error.
-                try:
-                    for vals, value in zip(values, map(convert, texts)):
-                        vals[name] = value
-                    continue
-                except RowError:
-                    pass
-            for i, text in enumerate(texts):
-                if not text:
-                    continue  # blank: the field is left as it is
-                if text == CLEAR:
-                    values[i][name] = None
-                    continue
-                try:
-                    values[i][name] = convert(text)
-                except RowError as e:
-                    self._fail(i, e)
+            self.values[f.name] = self._convert_column(col, texts)
+
+    def _convert_column(self, col: Column, texts: list[str]) -> list[Any]:
+        convert = col.convert
+        if "" not in texts and CLEAR not in texts:
+            # The common column: every cell holds a value. The bulk converter takes the
+            # whole column when every cell is plainly well formed; otherwise one map()
+            # converts them, and any bad cell sends the column down the cell-by-cell path
+            # for its error.
+            if col.bulk is not None:
+                values = col.bulk(texts)
+                if values is not None:
+                    return values
+            try:
+                return list(map(convert, texts))
+            except RowError:
+                pass
+        values = [MISSING] * self.n
+        for i, text in enumerate(texts):
+            if not text:
+                continue  # blank: the field is left as it is
+            if text == CLEAR:
+                values[i] = None
+                continue
+            try:
+                values[i] = convert(text)
+            except RowError as e:
+                self._fail(i, e)
+        return values
 
     # -- stage 2: references -----------------------------------------------------------
 
     def resolve_relationships(self) -> None:
-        for col in self.h.columns:
-            if col.parent is None:
-                continue
-            name = col.field.name
+        for col in self._relationship_columns:
+            values = [MISSING] * self.n
+            self.values[col.field.name] = values
+            keys: dict[int, str] = {}
+            for i, text in enumerate(self.texts[col.index]):
+                if text == CLEAR:
+                    values[i] = None
+                elif text:
+                    keys[i] = text
             fold = _Folding(col.parent, col.parent_key)
-            keys = {}
-            for i, vals in enumerate(self.values):
-                v = vals.get(name)
-                if isinstance(v, tuple) and v[1] is col:
-                    keys[i] = v[2]
             if col.parent_key.name == "Id":
                 normal = {i: ids.normalize(k) or k for i, k in keys.items()}
             else:
@@ -218,10 +256,8 @@ class _Batch:
             for i, key in normal.items():
                 matches = found.get(fold(key), [])
                 if len(matches) == 1:
-                    self.values[i][name] = matches[0][0]
-                    continue
-                del self.values[i][name]
-                if not matches:
+                    values[i] = matches[0][0]
+                elif not matches:
                     self._fail(i, RowError(
                         "INVALID_FIELD", f"Foreign key external ID: {keys[i]} not found for "
                         f"field {col.parent_key.name} in entity {col.parent.name}", ()))
@@ -236,11 +272,10 @@ class _Batch:
         referenced object."""
         for col in self.h.columns:
             f = col.field
-            if col.parent is not None or f.type != "reference":
+            if col.parent is not None or f.type != "reference" or f.name not in self.values:
                 continue
             wanted: dict[str, list[int]] = {}
-            for i, vals in enumerate(self.values):
-                v = vals.get(f.name)
+            for i, v in enumerate(self.values[f.name]):
                 if isinstance(v, str):
                     wanted.setdefault(v, []).append(i)
             by_prefix: dict[str, list[str]] = {}
@@ -270,8 +305,8 @@ class _Batch:
     def find_targets(self) -> None:
         if self.op == "insert":
             if self.h.id_column is not None:
-                for i, row in enumerate(self.rows):
-                    if row[self.h.id_column]:
+                for i, text in enumerate(self.texts[self.h.id_column]):
+                    if text:
                         self._fail(i, RowError("INVALID_FIELD_FOR_INSERT_UPDATE",
                                                "cannot specify Id in an insert call", ("Id",)))
             return
@@ -281,10 +316,8 @@ class _Batch:
         self._targets_by_id()
 
     def _targets_by_id(self) -> None:
-        col = self.h.id_column
-        raw = [row[col] if col is not None else "" for row in self.rows]
         normal: dict[int, str] = {}
-        for i, text in enumerate(raw):
+        for i, text in enumerate(self._column(self.h.id_column)):
             if text == "":
                 if self.op != "upsert":  # upsert on Id with no Id inserts
                     article = "an" if self.op == "update" else "a"
@@ -308,50 +341,62 @@ class _Batch:
                 self._fail(i, RowError("ENTITY_IS_DELETED", "entity is deleted", ()))
             else:
                 self.target[i] = match[0][0]
-        self._chunk_duplicates(normal,
-                               lambda v: f"Duplicate id in list: {v}")
+        keys: list[str | None] = [None] * self.n
+        for i, rid in normal.items():
+            keys[i] = rid
+        self._chunk_duplicates(keys, self.h.id_column, lambda v: f"Duplicate id in list: {v}")
 
     def _targets_by_external_id(self) -> None:
         key = self.obj.field(self.external_id)
         fold = _Folding(self.obj, key)
-        col = self.h.key_column
-        convert = converter(key)
-        keys: dict[int, str] = {}
-        for i, row in enumerate(self.rows):
-            text = row[col] if col is not None else ""
-            if text in ("", CLEAR):
-                # Apex/REST report a missing upsert key this way; Bulk presumably the same.
-                self._fail(i, RowError("MISSING_ARGUMENT", f"{key.name} not specified", ()))
-                continue
-            try:
-                self.values[i][key.name] = convert(text)
-            except RowError as e:
-                self._fail(i, e)
-                continue
-            keys[i] = fold(text)
-        found = self.store.lookup(self.obj, key.name, keys.values())
+        texts = self._column(self.h.key_column)
+        bulk = bulk_converter(key)
+        values = (bulk(texts) if bulk is not None and "" not in texts and CLEAR not in texts
+                  else None)
+        if values is not None:
+            # Every row has a plainly valid key: fold them all at once.
+            keys: list[str | None] = list(map(str.lower, texts)) if fold.fold else texts
+        else:
+            convert = converter(key)
+            values = [MISSING] * self.n
+            keys = [None] * self.n
+            for i, text in enumerate(texts):
+                if text in ("", CLEAR):
+                    # Apex/REST report a missing upsert key this way; Bulk presumably the same.
+                    self._fail(i, RowError("MISSING_ARGUMENT", f"{key.name} not specified", ()))
+                    continue
+                try:
+                    values[i] = convert(text)
+                except RowError as e:
+                    self._fail(i, e)
+                    continue
+                keys[i] = fold(text)
+        self.values[key.name] = values
+        found = self.store.lookup(self.obj, key.name, [k for k in keys if k is not None])
         # Rows are judged in order: a key inserted by an earlier chunk is updated by a
         # later one, as successive DML chunks do in Salesforce.
         self._key_index = {k: [m[0] for m in v] for k, v in found.items()}
         self._keys = keys
         self._key_field = key
-        self._chunk_duplicates(keys, lambda v: f"Duplicate external id specified: {v}")
+        self._chunk_duplicates(keys, self.h.key_column,
+                               lambda v: f"Duplicate external id specified: {v}")
 
-    def _chunk_duplicates(self, keys: dict[int, str], message) -> None:
+    def _chunk_duplicates(self, keys: list[str | None], column: int | None, message) -> None:
         """Rows of one 200-row chunk sharing a key all fail (our reading of the
         DUPLICATE_VALUE behaviour; Salesforce does not document which rows fail)."""
-        for start in range(0, len(self.rows), DML_CHUNK):
+        present = [k for k in keys if k is not None]
+        if len(set(present)) == len(present):
+            return  # no key repeats anywhere in the batch
+        texts = self._column(column)
+        for start in range(0, self.n, DML_CHUNK):
             seen: dict[str, list[int]] = {}
-            for i in range(start, min(start + DML_CHUNK, len(self.rows))):
-                if i in keys:
+            for i in range(start, min(start + DML_CHUNK, self.n)):
+                if keys[i] is not None:
                     seen.setdefault(keys[i], []).append(i)
-            for key, rows in seen.items():
+            for rows in seen.values():
                 if len(rows) > 1:
                     for i in rows:
-                        text = self.rows[i][self.h.key_column if self.op == "upsert"
-                                            and self.h.key_column is not None
-                                            else self.h.id_column]
-                        self._fail(i, RowError("DUPLICATE_VALUE", message(text), ()))
+                        self._fail(i, RowError("DUPLICATE_VALUE", message(texts[i]), ()))
 
     # -- stage 4: decide and write -----------------------------------------------------
 
@@ -364,36 +409,31 @@ class _Batch:
         return self.decide_and_write(on_commit)
 
     def decide_and_write(self, on_commit) -> BatchResult:
-        obj, op = self.obj, self.op
+        obj, op, n, values = self.obj, self.op, self.n, self.values
         result = BatchResult()
-        succeeded, failed = result.succeeded, result.failed
-        inserts: list[tuple[str, dict[str, Any]]] = []
-        updates: list[tuple[str, dict[str, Any]]] = []
-        deletes: list[str] = []
+        failed = result.failed
         writes = op in ("insert", "update", "upsert")
-        required = [f.name for f in obj.required_fields]
-        # Columns of this upload that a create (or an update) may not write; usually none,
-        # so the per-row check below costs nothing.
-        header_fields = [c.field for c in self.h.columns]
-        no_create = {f.name for f in header_fields if not f.flag("createable") and not f.is_key}
-        no_update = {f.name for f in header_fields if not f.flag("updateable") and not f.is_key}
-        uniques = _UniqueIndex(self.store, obj, self.values)
-        if not uniques.fields:
-            uniques = None
         upsert_by_key = op == "upsert" and self.external_id.lower() != "id"
+        rules = _RowRules(self.store, obj, self.h, values)
         # An upsert key matched without case may differ in case from the stored one, and the
         # update then writes the new spelling; an exact match changes nothing.
         keep_key = (case_insensitive_match(obj, self._key_field.name) if upsert_by_key
                     else None)
-        next_id = (ids.IdSequence(obj.key_prefix,
-                                  self.store.allocate_numbers(obj.key_prefix, len(self.rows)))
-                   if op in ("insert", "upsert") else None)
-        for i, row in enumerate(self.rows):
-            error = self.errors[i]
-            vals = self.values[i]
-            rid = self.target[i]
+        new_ids = (ids.make_ids(obj.key_prefix,
+                                self.store.allocate_numbers(obj.key_prefix, n), n)
+                   if op in ("insert", "upsert") else [])
+        key_index = self._key_index if upsert_by_key else {}
+        keys = self._keys if upsert_by_key else []
+        errors, target, given_id = self.errors, self.target, self.given_id
+        inserted: list[int] = []
+        updated: list[int] = []
+        ok: list[int] = []
+        ok_ids: list[str] = []
+        for i in range(n):
+            error = errors[i]
+            rid = target[i]
             if error is None and upsert_by_key:
-                matches = self._key_index.get(self._keys[i])
+                matches = key_index.get(keys[i])
                 if matches:
                     if len(matches) > 1:
                         error = RowError("DUPLICATE_EXTERNAL_ID",
@@ -402,91 +442,133 @@ class _Batch:
                     else:
                         rid = matches[0]
             creating = op == "insert" or (op == "upsert" and rid is None)
-            if error is None and writes:
-                forbidden = no_create if creating else no_update
-                bad = forbidden and forbidden.intersection(vals)
-                if bad:
-                    error = _not_writable(obj.fields[next(iter(bad))])
-                else:
-                    missing = ([n for n in required if vals.get(n) is None] if creating else
-                               [n for n in required if n in vals and vals[n] is None])
-                    if missing:
-                        error = RowError("REQUIRED_FIELD_MISSING",
-                                         f"Required fields are missing: [{', '.join(missing)}]",
-                                         missing)
-                    elif uniques is not None:
-                        error = uniques.claim(i, rid)
+            if error is None and writes and rules.active:
+                error = rules.check(i, rid, creating)
             if error is not None:
-                failed.append([rid or self.given_id[i] or "", error.render(), *row])
-                continue
-            if not writes:
-                deletes.append(rid)
-                succeeded.append([rid, "false", *row])
+                failed.append((rid or given_id[i] or "", error.render(), *self._row(i)))
                 continue
             if creating:
-                rid = next_id()
-                inserts.append((rid, vals))
-                succeeded.append([rid, "true", *row])
+                rid = new_ids[len(inserted)]
+                inserted.append(i)
                 if upsert_by_key:
-                    self._key_index[self._keys[i]] = [rid]
-            else:
-                if keep_key is False:
-                    # Matched exactly, so the stored key already holds this text: rewriting
-                    # it would only churn its index.
-                    vals.pop(self._key_field.name, None)
-                updates.append((rid, vals))
-                succeeded.append([rid, "false", *row])
-            if uniques is not None:
-                uniques.commit(i, rid)
+                    key_index[keys[i]] = [rid]
+            elif writes:
+                updated.append(i)
+            ok.append(i)
+            ok_ids.append(rid)
+            if rules.uniques is not None:
+                rules.uniques.commit(i, rid)
+        created = {i: "true" for i in inserted}
+        result.succeeded = list(zip(ok_ids, [created.get(i, "false") for i in ok],
+                                    *(_pick(t, ok, n) for t in self.texts)))
+        ids_of = dict(zip(ok, ok_ids))
         with self.store.transaction() as conn:
-            self._write(conn, inserts, updates, deletes)
+            if inserted:
+                self._insert(conn, inserted, [ids_of[i] for i in inserted])
+            if updated:
+                skip = self._key_field.name if keep_key is False else None
+                self._update(conn, updated, [ids_of[i] for i in updated], skip)
+            if not writes and ok:
+                self.store.delete_records(conn, obj, ok_ids, hard=op == "hardDelete",
+                                          stamp=self.now, user_id=self.user_id)
             if on_commit is not None:
                 on_commit(conn, result)
         return result
 
-    def _write(self, conn, inserts, updates, deletes) -> None:
-        obj, now, user = self.obj, self.now, self.user_id
+    def _insert(self, conn, rows: list[int], record_ids: list[str]) -> None:
+        obj, now, user, n = self.obj, self.now, self.user_id, self.n
+        base = {f.name: default_for_create(f) for f in obj.data_fields}
+        if "OwnerId" in base:
+            base["OwnerId"] = user
+        base.update({"IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
+                     "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now})
+        given = {name: _pick(col, rows, n) for name, col in self.values.items()}
         derive = _name_deriver(obj)
-        if inserts:
-            base = {f.name: default_for_create(f) for f in obj.data_fields}
-            if "OwnerId" in base:
-                base["OwnerId"] = user
-            base.update({"Id": None, "IsDeleted": 0, "CreatedDate": now, "CreatedById": user,
-                         "LastModifiedDate": now, "LastModifiedById": user,
-                         "SystemModstamp": now})
-            # Only the columns this batch fills: binding a NULL costs as much as a value.
-            written = {name for _, vals in inserts for name in vals}
-            if derive:
-                written.add("Name")
-            columns = [c for c in self.store.column_names(obj)
-                       if c in written or base.get(c) is not None or c == "Id"]
-            position = {c: k for k, c in enumerate(columns)}
-            template = [base.get(c) for c in columns]
-            rows = []
-            for rid, vals in inserts:
-                if derive:
-                    derive(vals)
-                record = template.copy()
-                record[0] = rid
-                for name, value in vals.items():
-                    record[position[name]] = value
-                rows.append(record)
-            self.store.insert_records(conn, obj, columns, rows)
+        if derive:
+            given["Name"] = derive.column(given, len(rows))
+        given["Id"] = record_ids
+        # Only the columns this batch fills: binding a NULL costs as much as a value.
+        columns = [c for c in self.store.column_names(obj)
+                   if c in given or base.get(c) is not None]
+        data = []
+        for c in columns:
+            if c not in given:
+                data.append(itertools.repeat(base[c]))
+                continue
+            col = given[c]
+            if MISSING in col:
+                default = base.get(c)
+                col = [default if v is MISSING else v for v in col]
+            data.append(col)
+        self.store.insert_records(conn, obj, columns, zip(*data))
+
+    def _update(self, conn, rows: list[int], record_ids: list[str], skip: str | None) -> None:
+        obj, now, user, n = self.obj, self.now, self.user_id, self.n
+        given = {name: _pick(col, rows, n) for name, col in self.values.items() if name != skip}
+        derive = _name_deriver(obj)
+        stamps = ("LastModifiedDate", "LastModifiedById", "SystemModstamp")
+        if not any(MISSING in col for col in given.values()) and not (
+                derive and derive.touched(given)):
+            # Every row sets the same fields: one statement for the batch.
+            data = [*given.values(), itertools.repeat(now), itertools.repeat(user),
+                    itertools.repeat(now), record_ids]
+            self.store.update_records(conn, obj, (*given, *stamps), zip(*data))
+            return
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
-        for rid, vals in updates:
+        for k, rid in enumerate(record_ids):
+            vals = {name: col[k] for name, col in given.items() if col[k] is not MISSING}
             if derive and derive.touched(vals):
                 current = self.store.get_record(obj, rid)
                 merged = {**current, **vals}
-                derive(merged)
-                vals = {**vals, "Name": merged["Name"]}
-            names = tuple(vals) + ("LastModifiedDate", "LastModifiedById", "SystemModstamp")
-            groups.setdefault(names, []).append([*vals.values(), now, user, now, rid])
-        for names, rows in groups.items():
-            self.store.update_records(conn, obj, names, rows)
-        if deletes:
-            self.store.delete_records(conn, obj, deletes, hard=self.op == "hardDelete",
-                                      stamp=now, user_id=user)
+                vals["Name"] = derive.name(merged)
+            groups.setdefault((*vals, *stamps), []).append([*vals.values(), now, user, now, rid])
+        for names, group in groups.items():
+            self.store.update_records(conn, obj, names, group)
 
+
+class _RowRules:
+    """The per-row checks of a write that depend on whether the row creates or updates:
+    fields the operation may not write, required fields, unique fields. Worked out per
+    column first, so a batch that cannot break them skips them row by row."""
+
+    def __init__(self, store: Store, obj: SObject, header: Header, values: dict[str, list]):
+        self.values = values
+        self.fields = obj.fields
+        header_fields = [c.field for c in header.columns]
+        self.no_create = [f.name for f in header_fields
+                          if not f.flag("createable") and not f.is_key and f.name in values]
+        self.no_update = [f.name for f in header_fields
+                          if not f.flag("updateable") and not f.is_key and f.name in values]
+        self.required = [(f.name, values.get(f.name)) for f in obj.required_fields]
+        # A create misses a required field the upload lacks or leaves blank; an update
+        # only one it clears with #N/A.
+        self.create_gaps = any(col is None or MISSING in col or None in col
+                               for _, col in self.required)
+        self.update_gaps = any(col is not None and None in col for _, col in self.required)
+        uniques = _UniqueIndex(store, obj, values)
+        self.uniques = uniques if uniques.fields else None
+        self.active = bool(self.no_create or self.no_update or self.create_gaps
+                           or self.update_gaps or self.uniques)
+
+    def check(self, i: int, rid: str | None, creating: bool) -> RowError | None:
+        values = self.values
+        forbidden = self.no_create if creating else self.no_update
+        for name in forbidden:
+            if values[name][i] is not MISSING:
+                return _not_writable(self.fields[name])
+        if creating and self.create_gaps:
+            missing = [name for name, col in self.required
+                       if col is None or col[i] is MISSING or col[i] is None]
+        elif not creating and self.update_gaps:
+            missing = [name for name, col in self.required if col is not None and col[i] is None]
+        else:
+            missing = []
+        if missing:
+            return RowError("REQUIRED_FIELD_MISSING",
+                            f"Required fields are missing: [{', '.join(missing)}]", missing)
+        if self.uniques is not None:
+            return self.uniques.claim(i, rid)
+        return None
 
 def _not_writable(f: Field) -> RowError:
     return RowError("INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -498,14 +580,13 @@ def _not_writable(f: Field) -> RowError:
 class _UniqueIndex:
     """Unique fields: a value may be held by one live record (existing or from this batch)."""
 
-    def __init__(self, store: Store, obj: SObject, values: list[dict[str, Any]]):
-        self.obj = obj
-        self.fields = [f for f in obj.data_fields if f.flag("unique")]
+    def __init__(self, store: Store, obj: SObject, values: dict[str, list[Any]]):
+        self.fields = [f for f in obj.data_fields if f.flag("unique") and f.name in values]
         self.values = values
         self.owner: dict[tuple[str, str], str] = {}
         self.fold = {f.name: case_insensitive_match(obj, f.name) for f in self.fields}
         for f in self.fields:
-            wanted = [v for vals in values if isinstance(v := vals.get(f.name), str)]
+            wanted = [v for v in values[f.name] if isinstance(v, str)]
             if not wanted:
                 continue
             fold = self.fold[f.name]
@@ -515,7 +596,7 @@ class _UniqueIndex:
 
     def _keys(self, i: int):
         for f in self.fields:
-            v = self.values[i].get(f.name)
+            v = self.values[f.name][i]
             if isinstance(v, str):
                 yield f, (f.name, v.lower() if self.fold[f.name] else v)
 
@@ -542,8 +623,14 @@ class _NameDeriver:
     def touched(self, vals: dict[str, Any]) -> bool:
         return any(p in vals for p in self.parts)
 
-    def __call__(self, record: dict[str, Any]) -> None:
-        record["Name"] = " ".join(str(record[p]) for p in self.parts if record.get(p)) or None
+    def name(self, record: dict[str, Any]) -> str | None:
+        texts = [str(v) for v in map(record.get, self.parts) if v and v is not MISSING]
+        return " ".join(texts) or None
+
+    def column(self, given: dict[str, list[Any]], n: int) -> list[str | None]:
+        """The Name of each new record, from the part columns (blank parts left out)."""
+        parts = [given.get(p) or [None] * n for p in self.parts]
+        return [self.name(dict(zip(self.parts, row))) for row in zip(*parts)]
 
 
 def _name_deriver(obj: SObject) -> _NameDeriver | None:

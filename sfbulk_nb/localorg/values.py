@@ -8,7 +8,7 @@ as UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, ids as 18 characters.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -16,6 +16,9 @@ from . import ids
 from .catalog import Field
 
 Converter = Callable[[str], Any]
+# A whole column at once: the values, or None when some cell needs the per-cell converter
+# (to convert it the slow way or to name its error). Never raises.
+BulkConverter = Callable[[list[str]], "list[Any] | None"]
 
 
 class RowError(Exception):
@@ -220,6 +223,109 @@ _BUILDERS: dict[str, Callable[[Field], Converter]] = {
 def converter(f: Field) -> Converter:
     """The text -> stored value function for one field (raises RowError)."""
     return _BUILDERS.get(f.type, _string)(f)
+
+
+def bulk_converter(f: Field) -> BulkConverter | None:
+    """A column-at-a-time converter for the common, well-formed cells of `f`'s type, or None
+    when the type has none. It accepts a column only when every cell is a value the
+    per-cell converter would turn into exactly the same thing, checked with C-speed
+    builtins (map, max, set) instead of one Python call per cell."""
+    builder = _BULK_BUILDERS.get(f.type, _bulk_string if f.type not in _BUILDERS else None)
+    return builder(f) if builder else None
+
+
+def _bulk_string(f: Field) -> BulkConverter | None:
+    if f.type in ("email", "multipicklist"):
+        return None
+    limit = f.length
+    allowed = f.picklist_values if f.flag("restrictedPicklist") else None
+
+    def convert(texts: list[str]) -> list[str] | None:
+        if limit and max(map(len, texts)) > limit:
+            return None
+        if allowed is not None and not allowed.issuperset(texts):
+            return None
+        return texts[:]
+
+    return convert
+
+
+# The spellings a boolean column almost always holds; anything else goes cell by cell.
+_BOOL_CELLS = {"true": 1, "false": 0, "TRUE": 1, "FALSE": 0, "True": 1, "False": 0,
+               "1": 1, "0": 0}
+
+
+def _bulk_boolean(f: Field) -> BulkConverter:
+    def convert(texts: list[str]) -> list[int] | None:
+        values = list(map(_BOOL_CELLS.get, texts))
+        return None if None in values else values
+
+    return convert
+
+
+_PLAIN_INT_RE = re.compile(r"-?\d{1,18}\Z")
+
+
+def _bulk_int(f: Field) -> BulkConverter:
+    bound = 10 ** int(f.describe.get("digits") or 18)
+
+    def convert(texts: list[str]) -> list[int] | None:
+        if not all(map(_PLAIN_INT_RE.match, texts)):
+            return None
+        values = list(map(int, texts))
+        if max(values) >= bound or min(values) <= -bound:
+            return None
+        return values
+
+    return convert
+
+
+def _bulk_number(f: Field) -> BulkConverter:
+    precision = int(f.describe.get("precision") or 18)
+    scale = int(f.describe.get("scale") or 0)
+    float_bound = float(Decimal(10) ** (precision - scale))
+    # Plain decimals with at most `scale` fraction digits: no rounding, so float() of the
+    # text is the per-cell converter's value too.
+    fraction = f"(?:\\.\\d{{0,{scale}}})?" if scale else r"\.?"
+    plain = re.compile(f"-?\\d{{1,{precision}}}{fraction}\\Z")
+
+    def convert(texts: list[str]) -> list[float] | None:
+        if not all(map(plain.match, texts)):
+            return None
+        values = list(map(float, texts))
+        if max(values) >= float_bound or min(values) <= -float_bound:
+            return None
+        return values
+
+    return convert
+
+
+# ASCII digits only: date.fromisoformat and strptime may disagree about other digits.
+_ASCII_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def _bulk_date(f: Field) -> BulkConverter:
+    def convert(texts: list[str]) -> list[str] | None:
+        if not all(map(_ASCII_DATE_RE.match, texts)):
+            return None
+        try:
+            list(map(date.fromisoformat, texts))  # a real calendar date, as strptime checks
+        except ValueError:
+            return None
+        return texts[:]
+
+    return convert
+
+
+_BULK_BUILDERS: dict[str, Callable[[Field], BulkConverter | None]] = {
+    "boolean": _bulk_boolean,
+    "int": _bulk_int,
+    "long": _bulk_int,
+    "double": _bulk_number,
+    "currency": _bulk_number,
+    "percent": _bulk_number,
+    "date": _bulk_date,
+}
 
 
 def sql_type(f: Field) -> str:

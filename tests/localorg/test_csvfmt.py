@@ -306,7 +306,7 @@ def test_fast_path_never_disagrees_on_random_text(delimiter, line_ending):
     d = DELIMITERS[delimiter]
     alphabet = ['"', '"', d, d, "\r", "\n", "\r\n", "a", "b", " "]
     rnd = random.Random(f"fuzz/{delimiter}/{line_ending}")
-    accepted = rejected = 0
+    accepted = rejected = by_arrow = 0
     for _ in range(3000):
         text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 16)))
         exact = outcome(csvfmt._records_exact, text, d, LINE_ENDINGS[line_ending])
@@ -317,12 +317,38 @@ def test_fast_path_never_disagrees_on_random_text(delimiter, line_ending):
             accepted += 1
             assert same(fast, exact), repr(text)
         data = text.encode()
-        assert same(outcome(parse_upload, data, delimiter, line_ending),
-                    outcome(csvfmt._parse, data, delimiter, line_ending, False)), repr(text)
+        slow = outcome(csvfmt._parse, data, delimiter, line_ending, False)
+        assert same(outcome(parse_upload, data, delimiter, line_ending), slow), repr(text)
+        # open_upload may hand the text to Arrow's reader: it must decline or agree too.
+        assert same(outcome(streamed, data, delimiter, line_ending), slow), repr(text)
+        terminator = LINE_ENDINGS[line_ending]
+        if (csvfmt._fast_path_applies(text, d, terminator)
+                and csvfmt._arrow_table(data, text, d, terminator) is not None):
+            by_arrow += 1
     assert accepted > 200 and rejected > 200  # both branches were exercised
+    assert by_arrow > 10  # and Arrow took some (the round-trip test gives it many more)
 
 
 def test_error_messages_name_the_line():
     upload = b"A,B\n" + b"1,2\n" * 10 + b'x,"y\n'
     with pytest.raises(CsvFormatError, match=re.escape("starting at line 12")):
         parse_upload(upload)
+
+
+@pytest.mark.parametrize("line_ending", sorted(LINE_ENDINGS))
+@pytest.mark.parametrize("delimiter", sorted(DELIMITERS))
+def test_arrow_reader_takes_plain_headers_and_agrees_with_the_exact_path(delimiter, line_ending):
+    """Uploads whose header is plain go to Arrow's reader; their rows hold every nasty value
+    (quotes, delimiters, line breaks, unicode), and it must read them as the exact path."""
+    rnd = random.Random(f"arrow/{delimiter}/{line_ending}")
+    names = ["Name", "Description", "City"]
+    rows = [[nasty_value(rnd) for _ in names] for _ in range(500)]
+    text = (render_header(names, 0, line_ending, delimiter)
+            + render_rows(rows, line_ending, delimiter))
+    data = text.encode()
+    terminator, d = LINE_ENDINGS[line_ending], DELIMITERS[delimiter]
+    assert csvfmt._arrow_table(data, text, d, terminator) is not None
+    assert same(outcome(streamed, data, delimiter, line_ending), (names, rows))
+    upload = csvfmt.open_upload(data, delimiter, line_ending)
+    columns = [c for batch in upload.column_batches(150, start=7) for c in batch[:1]]
+    assert [v for c in columns for v in c] == [r[0] for r in rows[7:]]
