@@ -1,7 +1,9 @@
 """query_df: a Bulk API 2.0 query job into a DataFrame typed from the object's describe.
 
 Pages are streamed (`maxRecords` per page, `Sforce-Locator` to the next), each parsed
-straight into a typed Arrow table; the tables are concatenated once at the end, so peak
+straight into a typed Arrow table and poured into the frame at once: numbers, booleans and
+datetimes into NumPy arrays sized for the whole result, text and dates kept as the pages'
+Arrow chunks (which pandas wraps without a copy). No column is ever held twice, so peak
 memory stays near the final frame plus one page.
 
 Types: datetime -> tz-aware UTC datetime64, date -> date (Arrow date32), int -> Int64,
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -70,22 +73,23 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
             f"query job {info.id} ended {info.state}: {info.error_message or 'no message'}",
             job_id=info.id, state=info.state, error_message=info.error_message)
     delimiter = _DELIMITERS[info.raw.get("columnDelimiter", "COMMA")]
-    tables: list[pa.Table] = []
-    types: dict[str, str] | None = None
+    frame: _Frame | None = None
     locator = None
     while True:
         page = jobs.query_results_page(org, info.id, locator=locator, max_records=page_size)
         names = _header(page.data, delimiter)
-        if types is None:
+        if frame is None:
             types = _column_types(org, run.sobject, names)
+            frame = _Frame(types, expected_rows=info.processed)
         if page.records:
-            tables.append(_typed_table(page.data, names, types, delimiter))
+            frame.add(_typed_table(page.data, names, frame.types, delimiter))
         run.rows += page.records
         locator = page.locator
+        page = None  # the page's bytes go before the next one arrives
         if locator is None:
             break
     emit(RUN_FINISHED, message=f"{run.rows:,} rows")
-    return _to_pandas(tables, types or {})
+    return frame.to_pandas() if frame is not None else pd.DataFrame()
 
 
 @dataclass
@@ -151,18 +155,116 @@ def _typed_table(data: bytes, names: list[str], types: dict[str, str],
                                  f"{column_types}: {e}") from None
 
 
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
-                 pa.large_string(): pd.StringDtype("pyarrow"),
-                 pa.date32(): pd.ArrowDtype(pa.date32())}
+class _Frame:
+    """The result frame, filled page by page so that no column is ever held twice.
+
+    Integer, double, boolean and datetime values are copied out of each page's Arrow table
+    into NumPy arrays sized once for the whole result (the job's record count), and the
+    page's Arrow buffers go with the page; text and date columns keep the pages' Arrow
+    chunks, which pandas wraps without a copy."""
+
+    def __init__(self, types: dict[str, str], expected_rows: int = 0):
+        self.types = types
+        self.rows = 0
+        self.columns = {name: _column(t, expected_rows) for name, t in types.items()}
+
+    def add(self, table: pa.Table) -> None:
+        for name, column in zip(table.column_names, table.columns):
+            self.columns[name].add(column, self.rows)
+        self.rows += table.num_rows
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame({name: column.finish(self.rows)
+                             for name, column in self.columns.items()}, copy=False)
 
 
-def _to_pandas(tables: list[pa.Table], types: dict[str, str]) -> pd.DataFrame:
-    if not tables:
-        schema = pa.schema([(name, _arrow_type(t)) for name, t in types.items()])
-        tables = [schema.empty_table()]
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    tables.clear()  # the caller's pages too: self_destruct can then free them as it converts
-    return table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
+class _ArrowColumn:
+    """Text (pandas' Arrow-backed string) or date (ArrowDtype date32): the pages' chunks."""
+
+    def __init__(self, arrow_type: pa.DataType, dtype: Any):
+        self.type, self.dtype = arrow_type, dtype
+        self.chunks: list[pa.Array] = []
+
+    def add(self, column: pa.ChunkedArray, start: int) -> None:
+        self.chunks.extend(column.chunks)
+
+    def finish(self, rows: int) -> Any:
+        return self.dtype.__from_arrow__(pa.chunked_array(self.chunks, self.type))
+
+
+class _NumpyColumn:
+    """Int64, float64, nullable boolean or UTC datetime64[ms]: one NumPy array for the whole
+    result (plus a null mask for Int64 and boolean; NaN / NaT mark the others' nulls),
+    grown only if the pages hold more rows than the job counted."""
+
+    def __init__(self, kind: str, rows: int):
+        self.kind = kind
+        self.values = np.empty(rows, dtype=np.bool_ if kind == "boolean" else _NUMPY[kind])
+        self.mask = np.empty(rows, dtype=np.bool_) if kind in ("int", "boolean") else None
+
+    def add(self, column: pa.ChunkedArray, start: int) -> None:
+        end = start + len(column)
+        if end > len(self.values):
+            self.values = _grown(self.values, end)
+            self.mask = None if self.mask is None else _grown(self.mask, end)
+        for chunk in column.chunks:
+            # straight from the Arrow buffers: no Arrow allocation, no pandas conversion
+            n, offset = len(chunk), chunk.offset
+            if n == 0:
+                continue
+            validity, data = chunk.buffers()
+            stop = start + n
+            if self.kind == "boolean":
+                self.values[start:stop] = _bits(data, offset, n)
+            else:
+                self.values[start:stop] = np.frombuffer(data, dtype=self.values.dtype,
+                                                        count=n, offset=offset * 8)
+            nulls = ~_bits(validity, offset, n) if chunk.null_count else None
+            if self.mask is not None:
+                self.mask[start:stop] = False if nulls is None else nulls
+            elif nulls is not None:
+                self.values[start:stop][nulls] = _NULL[self.kind]
+            start = stop
+
+    def finish(self, rows: int) -> Any:
+        if len(self.values) != rows:  # the job's count was off: no oversized arrays kept
+            self.values = self.values[:rows].copy()
+            self.mask = None if self.mask is None else self.mask[:rows].copy()
+        values, mask = self.values, self.mask
+        if self.kind == "int":
+            return pd.arrays.IntegerArray(values, mask)
+        if self.kind == "boolean":
+            return pd.arrays.BooleanArray(values, mask)
+        if self.kind == "datetime":  # epoch milliseconds, wrapped without a copy
+            return pd.array(values, dtype=pd.DatetimeTZDtype("ms", "UTC"), copy=False)
+        return values
+
+
+def _column(sf_type: str, rows: int) -> _ArrowColumn | _NumpyColumn:
+    arrow_type = _arrow_type(sf_type)
+    if arrow_type == pa.large_string():
+        return _ArrowColumn(arrow_type, pd.StringDtype("pyarrow"))
+    if arrow_type == pa.date32():
+        return _ArrowColumn(arrow_type, pd.ArrowDtype(arrow_type))
+    kind = "int" if sf_type in _INTEGER else "float" if sf_type in _NUMBER else sf_type
+    return _NumpyColumn(kind, rows)
+
+
+def _bits(bitmap: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    """n booleans from an Arrow bitmap (least significant bit first), from bit `offset`."""
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=offset + n,
+                         bitorder="little")
+    return bits[offset:].view(np.bool_)
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    out = np.empty(max(size, 2 * len(array)), dtype=array.dtype)
+    out[:len(array)] = array
+    return out
+
+
+_NUMPY = {"int": np.int64, "float": np.float64, "datetime": np.int64}
+_NULL = {"float": np.nan, "datetime": np.iinfo(np.int64).min}  # NaN, NaT
 
 
 def _arrow_type(sf_type: str) -> pa.DataType:

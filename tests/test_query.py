@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import sfbulk_nb as sfb
@@ -83,6 +84,66 @@ def test_pages_are_streamed_and_concatenated(client, org):
     assert out["Name"].tolist() == [f"P{i:04d}" for i in range(2500)]
     # create, >= 1 poll, 3 result pages
     assert org.api_calls_today - calls >= 5
+
+
+def test_a_paged_frame_equals_the_one_page_frame_with_nulls_in_every_typed_column(client):
+    n = 60
+    df = pd.DataFrame({
+        "customExtIdField__c": [f"M{i:03d}" for i in range(n)],
+        "Name": [f'Multi, "page" {i}' for i in range(n)],
+        "NumberOfEmployees": pd.array([None if i % 3 == 0 else i * 10 for i in range(n)],
+                                      dtype="Int64"),
+        "AnnualRevenue": [None if i % 4 == 1 else i * 1000.0 for i in range(n)],
+        "Active__c": [i % 2 == 0 for i in range(n)],
+        "Founded__c": [None if i % 5 == 2 else dt.date(2000, 1, 1) + dt.timedelta(days=i)
+                       for i in range(n)],
+        "LastReviewed__c": pd.to_datetime(
+            [None if i % 6 == 3 else f"2024-01-01T00:{i:02d}:07.500Z" for i in range(n)],
+            utc=True, format="ISO8601"),
+        "Industry": [None if i % 7 == 4 else "Banking" for i in range(n)],
+    })
+    assert sfb.upsert_df(df, "Account", "customExtIdField__c", progress=False).ok
+    soql = f"SELECT {', '.join(df.columns)} FROM Account ORDER BY customExtIdField__c"
+    one_page = query_df(soql, progress=False)
+    paged = query_df(soql, page_size=7, progress=False)  # 9 pages, the last one short
+    pd.testing.assert_frame_equal(paged, one_page)
+    text = pd.StringDtype("pyarrow")
+    expected = df.astype({"customExtIdField__c": text, "Name": text, "Industry": text,
+                          "Active__c": "boolean", "LastReviewed__c": "datetime64[ms, UTC]"})
+    expected["Founded__c"] = pd.array(pa.array(df["Founded__c"], pa.date32()),
+                                      dtype=pd.ArrowDtype(pa.date32()))
+    pd.testing.assert_frame_equal(one_page, expected)
+
+
+def test_frame_filled_from_sliced_chunks_equals_arrow_conversion():
+    from sfbulk_nb.query import _Frame
+
+    n = 100
+    table = pa.table({
+        "i": pa.array([None if k % 3 == 0 else k - 50 for k in range(n)], pa.int64()),
+        "f": pa.array([None if k % 4 == 0 else k / 8 for k in range(n)], pa.float64()),
+        "b": pa.array([None if k % 5 == 0 else k % 3 == 1 for k in range(n)], pa.bool_()),
+        "t": pa.array([None if k % 6 == 0 else k * 86_400_123 for k in range(n)],
+                      pa.timestamp("ms", tz="UTC")),
+        "d": pa.array([None if k % 7 == 0 else k * 400 for k in range(n)], pa.date32()),
+        "s": pa.array([None if k % 8 == 0 else f"v{k}" for k in range(n)], pa.large_string()),
+    })
+    frame = _Frame({"i": "int", "f": "double", "b": "boolean", "t": "datetime", "d": "date",
+                    "s": "string"}, expected_rows=3)  # fewer than the pages hold: it grows
+    start = 0
+    for size in (1, 13, 0, 40, 46):  # pages whose chunks start mid-byte of Arrow's bitmaps
+        frame.add(pa.Table.from_batches(table.slice(start, size).to_batches(max_chunksize=9),
+                                        schema=table.schema))
+        start += size
+    expected = pd.DataFrame({
+        "i": pd.array(table["i"].to_pylist(), dtype="Int64"),
+        "f": table["f"].to_pandas(),
+        "b": pd.array(table["b"].to_pylist(), dtype="boolean"),
+        "t": pd.Series(table["t"].to_pylist(), dtype="datetime64[ms, UTC]"),
+        "d": pd.array(table["d"], dtype=pd.ArrowDtype(pa.date32())),
+        "s": pd.array(table["s"].to_pylist(), dtype=pd.StringDtype("pyarrow")),
+    })
+    pd.testing.assert_frame_equal(frame.to_pandas(), expected)
 
 
 def test_include_deleted_runs_query_all(client, accounts):
