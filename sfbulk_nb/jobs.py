@@ -177,7 +177,7 @@ def get_query_job(org: Org, job_id: str) -> JobInfo:
 
 @dataclass(frozen=True)
 class ResultPage:
-    data: bytes
+    data: bytearray  # the page's CSV
     records: int
     locator: str | None  # None on the last page (Salesforce sends the string "null")
 
@@ -190,7 +190,12 @@ def query_results_page(org: Org, job_id: str, *, locator: str | None = None,
     if max_records:
         params["maxRecords"] = max_records
     response = org.request("GET", f"jobs/query/{job_id}/results", params=params,
-                           headers={"Accept": "text/csv"})
+                           headers={"Accept": "text/csv"}, stream=True)
+    # One growing buffer: `response.content` would hold the body twice (its chunks, then
+    # their join) at the moment the page is largest.
+    data = bytearray()
+    for chunk in response.iter_content(1 << 20):
+        data += chunk
     next_locator = response.headers.get("Sforce-Locator")
-    return ResultPage(response.content, int(response.headers.get("Sforce-NumberOfRecords") or 0),
+    return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
                       None if next_locator in (None, "", "null") else next_locator)

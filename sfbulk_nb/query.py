@@ -12,7 +12,8 @@ string. An empty CSV value is null; Salesforce has no empty strings.
 """
 from __future__ import annotations
 
-import io
+import functools
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -103,7 +104,7 @@ class _QueryRun:
     job_count: int = 1
 
 
-def _header(data: bytes, delimiter: str) -> list[str]:
+def _header(data: bytes | bytearray, delimiter: str) -> list[str]:
     # Header names are field paths: never a delimiter or quote inside, so a split is exact.
     end = data.find(b"\n")
     line = (data if end < 0 else data[:end]).rstrip(b"\r").decode("utf-8-sig")
@@ -136,20 +137,23 @@ def _path_type(org: Org, sobject: str, parts: list[str]) -> str:
     return _path_type(org, rel["referenceTo"][0], parts[1:])
 
 
-def _typed_table(data: bytes, names: list[str], types: dict[str, str],
+def _typed_table(data: bytes | bytearray, names: list[str], types: dict[str, str],
                  delimiter: str) -> pa.Table:
     """One results page, each column parsed straight to its final type (no text copy)."""
     column_types = {n: _arrow_type(types.get(n, "string")) for n in names}
     try:
         return pacsv.read_csv(
-            io.BytesIO(data),
-            # a page is a few MB: threads cost more than they bring
-            read_options=pacsv.ReadOptions(use_threads=False),
+            pa.BufferReader(data),  # no copy of the page
+            # One block per page (up to 16 MB): fewer, larger buffers to keep, and a page
+            # is a few MB, so threads would cost more than they bring.
+            read_options=pacsv.ReadOptions(use_threads=False,
+                                           block_size=min(len(data) + 1, _MAX_BLOCK)),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types, null_values=[""], true_values=["true"],
                 false_values=["false"], strings_can_be_null=True,
-                quoted_strings_can_be_null=True))
+                quoted_strings_can_be_null=True),
+            memory_pool=_memory_pool())
     except pa.ArrowInvalid as e:
         raise errors.SFBulkError(f"a results page does not fit the describe types "
                                  f"{column_types}: {e}") from None
@@ -263,6 +267,21 @@ def _grown(array: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+@functools.cache
+def _memory_pool() -> pa.MemoryPool | None:
+    """Arrow's jemalloc pool, for the pages' parsing and so the frame's text and dates: it
+    gives the freed pages' memory back to the next page far better than Arrow's default
+    pool, mimalloc (1,000,000 rows: peak 140 vs 158 MB over the start for a 111 MB frame),
+    and leaves the user's default pool alone."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return None  # the user chose Arrow's pool: theirs, then
+    try:
+        return pa.jemalloc_memory_pool()
+    except (NotImplementedError, pa.ArrowException):
+        return None  # a pyarrow built without jemalloc (Windows): the default pool
+
+
+_MAX_BLOCK = 16 << 20
 _NUMPY = {"int": np.int64, "float": np.float64, "datetime": np.int64}
 _NULL = {"float": np.nan, "datetime": np.iinfo(np.int64).min}  # NaN, NaT
 

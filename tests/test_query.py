@@ -194,3 +194,26 @@ def test_text_progress_for_queries(client, accounts, capsys):
     query_df("SELECT Name FROM Account", progress="text")
     err = capsys.readouterr().err
     assert "query of Account on local org" in err and "3 rows" in err
+
+
+def test_parsing_falls_back_to_arrows_default_pool(client, accounts, monkeypatch):
+    from sfbulk_nb import query
+
+    def no_jemalloc():
+        raise pa.ArrowNotImplementedError("This Arrow build does not enable jemalloc")
+
+    expected = query_df("SELECT customExtIdField__c, NumberOfEmployees, Name FROM Account "
+                        "ORDER BY customExtIdField__c", progress=False)
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", no_jemalloc)
+    query._memory_pool.cache_clear()
+    try:
+        assert query._memory_pool() is None  # a pyarrow built without jemalloc
+        query._memory_pool.cache_clear()
+        monkeypatch.undo()
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+        assert query._memory_pool() is None  # the user's choice of pool stands
+        out = query_df("SELECT customExtIdField__c, NumberOfEmployees, Name FROM Account "
+                       "ORDER BY customExtIdField__c", progress=False)
+        pd.testing.assert_frame_equal(out, expected)
+    finally:
+        query._memory_pool.cache_clear()
