@@ -179,8 +179,7 @@ class Engine:
             raise invalid_state(f"Job {job_id} is not in the Open state; data can only be "
                                 "uploaded to an Open job")
         check_upload_size(len(data))
-        self.store.update_job(job_id, data=data, uploaded=1,
-                              systemModstamp=sf_datetime(self.clock()))
+        self.store.save_upload(job_id, data, uploaded=1, systemModstamp=sf_datetime(self.clock()))
 
     def set_state(self, job_id: str, state: Any) -> dict[str, Any]:
         job = self.get_job(job_id)

@@ -45,39 +45,11 @@ def to18(id15: str) -> str:
 _PAIR_BITS = [(a.isupper()) | (b.isupper() << 1) for a in _BASE62 for b in _BASE62]
 
 
-def _base62_5(n: int) -> tuple[str, int]:
-    """Five base-62 digits and the checksum value of those five characters."""
+def _base62_5(n: int) -> str:
+    """Five base-62 digits."""
     first, rest = divmod(n, 3844 * 3844)
     middle, last = divmod(rest, 3844)
-    char = _BASE62[first]
-    return (char + _PAIRS[middle] + _PAIRS[last],
-            char.isupper() | _PAIR_BITS[middle] << 1 | _PAIR_BITS[last] << 3)
-
-
-class IdSequence:
-    """Consecutive 18-character ids from record number `start` on, one per call.
-
-    Consecutive ids share their first ten characters and two of the three checksum
-    characters, so only the last chunk is worked out per id."""
-
-    def __init__(self, prefix: str, start: int):
-        self.head = prefix + POD
-        self.number = start
-        self._high: int | None = None
-        self._body = self._suffix12 = ""
-
-    def __call__(self) -> str:
-        number = self.number
-        if number >= 62 ** 10:
-            raise OverflowError(f"id counter {number} does not fit in 10 base-62 digits")
-        self.number = number + 1
-        high, low = divmod(number, 62 ** 5)
-        if high != self._high:
-            self._high = high
-            self._body = self.head + _base62_5(high)[0]
-            self._suffix12 = checksum(self._body + "00000")[:2]
-        digits, bits = _base62_5(low)
-        return self._body + digits + self._suffix12 + _SUFFIX[bits]
+    return _BASE62[first] + _PAIRS[middle] + _PAIRS[last]
 
 
 def make_ids(prefix: str, start: int, count: int) -> list[str]:
@@ -95,7 +67,7 @@ def make_ids(prefix: str, start: int, count: int) -> list[str]:
     number, end = start, start + count
     while number < end:
         high, low = divmod(number, 62 ** 5)
-        body = head + _base62_5(high)[0]
+        body = head + _base62_5(high)
         block, last = divmod(low, 3844)
         stop = min(3844, last + end - number)
         first, middle = divmod(block, 3844)

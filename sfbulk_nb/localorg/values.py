@@ -7,6 +7,7 @@ as UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, ids as 18 characters.
 """
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -286,13 +287,20 @@ def _bulk_number(f: Field) -> BulkConverter:
     float_bound = float(Decimal(10) ** (precision - scale))
     # Plain decimals with at most `scale` fraction digits: no rounding, so float() of the
     # text is the per-cell converter's value too.
-    fraction = f"(?:\\.\\d{{0,{scale}}})?" if scale else r"\.?"
-    plain = re.compile(f"-?\\d{{1,{precision}}}{fraction}\\Z")
+    fraction = f"(?:\\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
+    plain = re.compile(f"-?[0-9]{{1,{precision}}}{fraction}\\Z")
+    # Plain decimals with more fraction digits than that: rounded as the per-cell
+    # converter rounds them, with the Decimal calls mapped over the column.
+    long = re.compile(f"-?[0-9]{{1,{precision}}}\\.[0-9]+\\Z")
+    quantize = operator.methodcaller("quantize", Decimal(1).scaleb(-scale), ROUND_HALF_UP)
 
     def convert(texts: list[str]) -> list[float] | None:
-        if not all(map(plain.match, texts)):
+        if all(map(plain.match, texts)):
+            values = list(map(float, texts))
+        elif all(map(long.match, texts)):
+            values = list(map(float, map(quantize, map(Decimal, texts))))
+        else:
             return None
-        values = list(map(float, texts))
         if max(values) >= float_bound or min(values) <= -float_bound:
             return None
         return values
