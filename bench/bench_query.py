@@ -30,8 +30,8 @@ Measured in each client process:
   wall          time.perf_counter() around the path: create job, wait for it, read pages,
                 build the frame. Polling differs: simple-salesforce sleeps `wait` (its
                 default 5 s, --sf-wait) before its first status check, then polls about
-                every `wait` s; sfbulk_nb polls at once, then backs off from 0.5 s (x1.5,
-                10 s cap: checks at 0, 0.5, 1.25, 2.4, 4.1, 6.6, 10.4, 16.1 s...). So the
+                every `wait` s; sfbulk_nb polls at once, then backs off from 0.5 s (x1.3,
+                2 s cap: checks at 0, 0.5, 1.15, 2.0, 3.1, 4.5, 6.4 s, then every 2 s). So the
                 wall is mostly the server's job time plus where the job's end falls in each
                 client's polling schedule: it can go either way from run to run.
   results wall  from the client's first GET .../results to the frame being returned: the
@@ -39,7 +39,9 @@ Measured in each client process:
   client CPU    time.process_time() of the client process around the path (all threads);
                 "results CPU" is the same from the first GET .../results
   peak memory   VmHWM of the client process minus VmHWM of a baseline process that imported
-                the same libraries (and patched requests the same way), nothing else
+                the same libraries (and patched requests the same way), nothing else. Both
+                clients import pyarrow with pandas 3, and after the imports VmHWM equals
+                VmRSS in both, so no import-time transient hides part of either peak.
   frame memory  df.memory_usage(deep=True).sum() of the final frame
   peak/frame    sfbulk_nb's peak memory as a multiple of its final frame
 
