@@ -192,12 +192,16 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
     _check_line_ending(text, line_ending)
     with gc_paused():
         fast = _fast_path_applies(text, delimiter, terminator)
-        table = _arrow_table(data, text, delimiter, terminator) if fast else None
-        shape = (_stream_shape(text, delimiter) if fast and table is None else None)
-    if table is not None:
-        header, table = table
-        return Upload(header, table.num_rows,
-                      column_reader=functools.partial(_table_columns, table))
+        header = _arrow_header(text, delimiter, terminator) if fast else None
+    if header is not None:
+        del text  # checked: Arrow reads the bytes, and a big upload need not be held twice
+        table = _arrow_read(data, len(header), delimiter)
+        if table is not None:
+            return Upload(header, table.num_rows,
+                          column_reader=functools.partial(_table_columns, table))
+        text = _decode(data)
+    with gc_paused():
+        shape = _stream_shape(text, delimiter) if fast else None
     if shape is not None:
         header, count = shape
 
@@ -221,17 +225,16 @@ def open_upload(data: bytes, column_delimiter: str = "COMMA",
     return Upload(records[0], len(records) - 1, row_reader=from_list)
 
 
-def _arrow_table(data: bytes, text: str, delimiter: str,
-                 terminator: str) -> tuple[list[str], pa.Table] | None:
-    """The header and every data row, read by Arrow's C CSV reader (in threads, straight
-    into columns), or None when csv.reader's path must decide.
+def _arrow_header(text: str, delimiter: str, terminator: str) -> list[str] | None:
+    """The header when Arrow's C CSV reader (threaded, straight into columns) reads this
+    text exactly as csv.reader does, else None.
 
     On top of what makes csv.reader exact (`_fast_path_applies`, checked by the caller),
     Arrow needs: every quoted value ends where its field ends (Arrow would append text
     after a closing quote, where csv.reader raises), a header on one physical line (it is
     skipped as a line), more than one column, and no empty line outside quotes (Arrow
     reads one as a row of empty values; csv.reader's path drops trailing ones and reports
-    the others as ragged rows)."""
+    the others as ragged rows). A ragged row makes `_arrow_read` give up instead."""
     if '"' in text and _strict_quoting(delimiter).match(text).end() != len(text):
         return None
     blank = terminator * 2
@@ -248,11 +251,15 @@ def _arrow_table(data: bytes, text: str, delimiter: str,
         header = next(_stream_rows(first_line, delimiter), None)
     except csv.Error:
         return None
-    if header is None or len(header) < 2:
-        return None
-    names = [str(k) for k in range(len(header))]
+    return header if header is not None and len(header) > 1 else None
+
+
+def _arrow_read(data: bytes, width: int, delimiter: str) -> pa.Table | None:
+    """Every data row of an upload `_arrow_header` accepted, as a table of text columns;
+    None when a row is ragged (csv.reader's path then names it)."""
+    names = [str(k) for k in range(width)]
     try:
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(
@@ -263,8 +270,7 @@ def _arrow_table(data: bytes, text: str, delimiter: str,
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
                 check_utf8=False))  # _decode has checked it
     except pa.ArrowInvalid:
-        return None  # a ragged or blank line: csv.reader's path names it
-    return header, table
+        return None
 
 
 def _table_columns(table: pa.Table, size: int, start: int) -> Iterator[list[list[str]]]:

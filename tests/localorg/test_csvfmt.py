@@ -323,7 +323,7 @@ def test_fast_path_never_disagrees_on_random_text(delimiter, line_ending):
         assert same(outcome(streamed, data, delimiter, line_ending), slow), repr(text)
         terminator = LINE_ENDINGS[line_ending]
         if (csvfmt._fast_path_applies(text, d, terminator)
-                and csvfmt._arrow_table(data, text, d, terminator) is not None):
+                and csvfmt._arrow_header(text, d, terminator) is not None):
             by_arrow += 1
     assert accepted > 200 and rejected > 200  # both branches were exercised
     assert by_arrow > 10  # and Arrow took some (the round-trip test gives it many more)
@@ -347,7 +347,8 @@ def test_arrow_reader_takes_plain_headers_and_agrees_with_the_exact_path(delimit
             + render_rows(rows, line_ending, delimiter))
     data = text.encode()
     terminator, d = LINE_ENDINGS[line_ending], DELIMITERS[delimiter]
-    assert csvfmt._arrow_table(data, text, d, terminator) is not None
+    assert csvfmt._arrow_header(text, d, terminator) == names
+    assert csvfmt._arrow_read(data, len(names), d).num_rows == len(rows)
     assert same(outcome(streamed, data, delimiter, line_ending), (names, rows))
     upload = csvfmt.open_upload(data, delimiter, line_ending)
     columns = [c for batch in upload.column_batches(150, start=7) for c in batch[:1]]
