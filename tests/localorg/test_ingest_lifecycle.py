@@ -412,3 +412,44 @@ def test_numbers_round_half_up_to_the_field_scale_and_respect_the_range(api):
     rounded = api.run("Account", "insert", "Name,AnnualRevenue\nR,2.5\n")
     rid = rows(api.results(rounded["id"], "successfulResults"))[1][0]
     assert api.record("Account", rid)["AnnualRevenue"] == 3.0  # currency(18, 0): half up
+
+
+def test_one_upsert_mixing_creates_updates_blanks_clears_and_bad_cells_over_two_batches(api):
+    """Column-wise processing with every kind of cell in one job: rows that create and rows
+    that update, blank cells (left alone / defaulted), #N/A (cleared), a bad cell among good
+    ones, and keys created in the first 10,000-row batch updated in the second."""
+    first = api.run("Account", "insert",
+                    "customExtIdField__c,Name,Phone,BillingCity\nOLD-1,Old one,111,Paris\n"
+                    "OLD-2,Old two,222,Rome\n")
+    assert first["numberRecordsFailed"] == 0
+    lines = ["customExtIdField__c,Name,Phone,BillingCity,NumberOfEmployees,Active__c"]
+    lines += [f"NEW-{i},New {i},,City {i},{i},{'true' if i % 2 else ''}" for i in range(10_000)]
+    lines += ["OLD-1,,#N/A,,7,", "OLD-2,Renamed,,#N/A,12.5,true",  # a bad int: this row fails
+              "NEW-3,New three again,333,#N/A,,false", "NEW-4,,,,,TRUE"]
+    info = api.run("Account", "upsert", "\n".join(lines) + "\n",
+                   externalIdFieldName="customExtIdField__c")
+    assert info["numberRecordsProcessed"] == 10_004 and info["numberRecordsFailed"] == 1
+    failed = rows(api.results(info["id"], "failedResults"))[1:]
+    assert [(r[1], r[2]) for r in failed] == [(
+        "INVALID_TYPE_ON_FIELD_IN_RECORD:Employees: value not of required type: 12.5:"
+        "NumberOfEmployees --", "OLD-2")]
+    ok = rows(api.results(info["id"], "successfulResults"))[1:]
+    assert len(ok) == 10_003
+    # every NEW key created once; OLD-1, then NEW-3 and NEW-4 (created in batch 1) updated
+    assert sorted(r[2] for r in ok if r[1] == "false") == ["NEW-3", "NEW-4", "OLD-1"]
+    assert len({r[0] for r in ok if r[1] == "true"}) == 10_000
+    succeeded = {r[2]: r for r in ok}
+    by_key = {r[2]: r[0] for r in rows(api.results(first["id"], "successfulResults"))[1:]}
+
+    old1 = api.record("Account", by_key["OLD-1"])
+    assert (old1["Name"], old1["Phone"], old1["BillingCity"], old1["NumberOfEmployees"]) == (
+        "Old one", None, "Paris", 7)
+    old2 = api.record("Account", by_key["OLD-2"])  # failed: untouched
+    assert (old2["Name"], old2["Phone"], old2["BillingCity"]) == ("Old two", "222", "Rome")
+    new = {key: api.record("Account", succeeded[key][0]) for key in ("NEW-2", "NEW-3", "NEW-4")}
+    assert (new["NEW-2"]["Phone"], new["NEW-2"]["Active__c"], new["NEW-2"]["BillingCity"]) == (
+        None, False, "City 2")
+    assert (new["NEW-3"]["Name"], new["NEW-3"]["Phone"], new["NEW-3"]["BillingCity"],
+            new["NEW-3"]["NumberOfEmployees"], new["NEW-3"]["Active__c"]) == (
+        "New three again", "333", None, 3, False)
+    assert (new["NEW-4"]["Name"], new["NEW-4"]["Active__c"]) == ("New 4", True)
