@@ -335,9 +335,14 @@ class Engine:
 
     def finish(self, job_id: str, started: float, state: str, message: str | None) -> None:
         now = self.clock()
-        self.store.set_job_state_if(job_id, ["InProgress"], state=state, errorMessage=message,
-                                    totalProcessingTime=int((now - started) * 1000),
-                                    systemModstamp=sf_datetime(now))
+        done = self.store.set_job_state_if(job_id, ["InProgress"], state=state,
+                                           errorMessage=message,
+                                           totalProcessingTime=int((now - started) * 1000),
+                                           systemModstamp=sf_datetime(now))
+        if done and state == "JobComplete":
+            # Every row has its result now; only Failed and Aborted jobs serve their upload
+            # again (as unprocessed records), so a completed job's CSV is dead weight.
+            self.store.drop_upload(job_id)
 
 
 def job_operation(body: Any, allowed: tuple[str, ...]) -> str:

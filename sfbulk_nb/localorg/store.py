@@ -286,6 +286,12 @@ class Store:
             if changes:
                 conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*changes.values(), job_id])
 
+    def drop_upload(self, job_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET data = NULL WHERE id = ? AND data IS NOT NULL",
+                         (job_id,))
+
     def job_data(self, job_id: str) -> bytes | None:
         rows = self.query("SELECT data FROM job_uploads WHERE job_id = ?", (job_id,))
         if not rows:

@@ -242,7 +242,13 @@ def test_fail_next_job_leaves_the_rest_unprocessed(tmp_path):
         assert info["state"] == "Failed"
         assert info["errorMessage"] == "InvalidBatch : simulated outage"
         assert api.results(info["id"], "unprocessedrecords") == 'Name\n"A"\n"B"\n'
-        assert api.run("Account", "insert", "Name\nC\n")["state"] == "JobComplete"
+        done = api.run("Account", "insert", "Name\nC\n")
+        assert done["state"] == "JobComplete"
+        # A completed job's upload is not kept (nothing serves it again); a failed one's is.
+        assert org.store.job_data(done["id"]) is None
+        assert org.store.job_data(info["id"]) == b"Name\nA\nB\n"
+        assert api.results(done["id"], "unprocessedrecords") == "Name\n"
+        assert api.upload(done["id"], "Name\nD\n").status_code == 400  # still one upload only
 
 
 def test_upload_over_the_limit_is_refused(api, monkeypatch):
