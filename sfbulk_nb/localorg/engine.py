@@ -34,6 +34,11 @@ from .store import Store
 BATCH_SIZE = 10_000
 PACED_STEP = 200
 LIST_PAGE_SIZE = 1000
+# Salesforce deletes Bulk API jobs, their data and results, seven days after they were
+# created (documented for Bulk API jobs and batches; our guess for 2.0 is the same). Without
+# it, a long-lived org file grows by every upload and query result it ever held.
+JOB_LIFESPAN = 7 * 24 * 3600
+EXPIRY_SWEEP_EVERY = 3600
 # Salesforce refuses uploads over 150 MB once base64 encoded (the protocol notes, 4.6).
 MAX_UPLOAD_BASE64 = 150 * 1024 * 1024
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
@@ -82,10 +87,12 @@ class Engine:
         self.idle.set()
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._last_sweep: float | None = None
 
     # -- worker -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.expire_old_jobs()
         if self._worker is None:
             self._worker = threading.Thread(target=self._run, name="localorg-jobs", daemon=True)
             self._worker.start()
@@ -97,6 +104,15 @@ class Engine:
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
+
+    def expire_old_jobs(self) -> None:
+        """Delete jobs past their lifespan (not those the worker may be running); runs at
+        most once an hour, on start and when jobs are created."""
+        now = self.clock()
+        if self._last_sweep is not None and now - self._last_sweep < EXPIRY_SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        self.store.delete_jobs_created_before(sf_datetime(now - JOB_LIFESPAN))
 
     def register(self, kind: str, processor: Callable[[str], None]) -> None:
         """Have the worker run `processor(job_id)` for queued jobs of this kind."""
@@ -133,6 +149,7 @@ class Engine:
     # -- API operations -----------------------------------------------------------------
 
     def create_job(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
+        self.expire_old_jobs()
         operation = job_operation(body, OPERATIONS)
         obj = self.catalog.get(str(body.get("object") or ""))
         if obj is None:

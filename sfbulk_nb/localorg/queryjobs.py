@@ -88,6 +88,7 @@ class QueryJobs:
     # -- API operations -----------------------------------------------------------------
 
     def create(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
+        self.engine.expire_old_jobs()
         operation = job_operation(body, OPERATIONS)
         delimiter, line_ending = csv_options(body)
         text = body.get("query")

@@ -309,6 +309,22 @@ class Store:
                           f"{' AND '.join(where)} ORDER BY seq LIMIT ?", [*params, limit])
         return [dict(r) for r in rows]
 
+    def delete_jobs_created_before(self, created_before: str) -> int:
+        """Delete every job (of any kind) created before `created_before` (a JobInfo date,
+        which sorts as text), with its upload and results, except jobs the worker may be
+        running; returns how many."""
+        with self.transaction() as conn:
+            doomed = [r[0] for r in conn.execute(
+                "SELECT id FROM jobs WHERE createdDate < ? AND state NOT IN "
+                "('UploadComplete', 'InProgress')", (created_before,))]
+            for start in range(0, len(doomed), PARAM_CHUNK):
+                part = doomed[start:start + PARAM_CHUNK]
+                marks = ",".join("?" * len(part))
+                for table, column in (("job_results", "job_id"), ("job_uploads", "job_id"),
+                                      ("jobs", "id")):
+                    conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)
+        return len(doomed)
+
     def delete_job(self, job_id: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))

@@ -279,3 +279,31 @@ def test_an_upload_kept_in_the_job_row_by_older_versions_is_still_processed(tmp_
         info = api.wait(job["id"])
         assert info["state"] == "JobComplete" and info["numberRecordsProcessed"] == 2
         assert org.store.count_records(org.catalog.get("Account")) == 2
+
+
+def test_finished_jobs_expire_after_seven_days(tmp_path):
+    """As Salesforce does: jobs of every kind and state, with their uploads and results, go
+    seven days after they were created; except one the worker may be running."""
+    now = [1_800_000_000.0]
+    with LocalOrg(tmp_path / "o.sqlite3", clock=lambda: now[0]) as org:
+        api = BulkHttp(org)
+        old = api.run("Account", "insert", "Name\nA\n")
+        old_query = api.request("POST", "/jobs/query",
+                                json={"operation": "query", "query": "SELECT Id FROM Account"})
+        assert old_query.status_code == 200
+        org.engine.wait_idle(30)
+        open_job = api.create("Account", "insert")  # never closed: goes too
+        running = api.create("Account", "insert")
+        org.store.update_job(running["id"], state="InProgress")  # as if the worker had it
+        now[0] += 7 * 24 * 3600 - 60
+        assert api.run("Account", "insert", "Name\nB\n")["state"] == "JobComplete"
+        assert api.request("GET", f"/jobs/ingest/{old['id']}").status_code == 200  # not yet
+        now[0] += 2 * 3600  # past seven days, and past the hourly sweep
+        api.run("Account", "insert", "Name\nC\n")
+        assert api.request("GET", f"/jobs/ingest/{old['id']}").status_code == 404
+        assert api.request("GET", f"/jobs/query/{old_query.json()['id']}").status_code == 404
+        assert org.store.query("SELECT COUNT(*) FROM job_results WHERE job_id IN (?, ?)",
+                               (old["id"], old_query.json()["id"]))[0][0] == 0
+        assert api.request("GET", f"/jobs/ingest/{open_job['id']}").status_code == 404
+        assert api.request("GET", f"/jobs/ingest/{running['id']}").status_code == 200
+        assert org.store.count_records(org.catalog.get("Account")) == 3  # records stay
