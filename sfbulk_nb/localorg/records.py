@@ -1,11 +1,12 @@
 """What one ingest batch does to the org's records: Salesforce's DML semantics.
 
 `Header` reads a job's CSV header once (unknown or duplicate columns fail the whole job);
-`apply_batch` then processes rows: it converts cells, resolves ids, external ids and
-relationship columns with one query per column per batch, decides each row's fate
-(created, updated, deleted or a row error) in input order, and writes all changes of the
-batch in one transaction. Rows are judged in chunks of 200, Salesforce's DML chunk size,
-which is where duplicate keys in one upload collide.
+`apply_batch` then processes a batch given column by column: it converts whole columns
+(cell by cell only where a column holds blanks, `#N/A` or a bad value), resolves ids,
+external ids and relationship columns with one query per column per batch, decides each
+row's fate (created, updated, deleted or a row error) in input order, and writes all
+changes of the batch in one transaction. Rows are judged in chunks of 200, Salesforce's
+DML chunk size, which is where duplicate keys in one upload collide.
 """
 from __future__ import annotations
 
