@@ -515,13 +515,14 @@ class _Batch:
                     itertools.repeat(now), record_ids]
             self.store.update_records(conn, obj, (*given, *stamps), zip(*data))
             return
+        # A changed name part rebuilds Name from the record's other parts: read them at once.
+        current = (self.store.get_fields(obj, record_ids, derive.parts)
+                   if derive and derive.touched(given) else {})
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
         for k, rid in enumerate(record_ids):
             vals = {name: col[k] for name, col in given.items() if col[k] is not MISSING}
             if derive and derive.touched(vals):
-                current = self.store.get_record(obj, rid)
-                merged = {**current, **vals}
-                vals["Name"] = derive.name(merged)
+                vals["Name"] = derive.name({**current[rid], **vals})
             groups.setdefault((*vals, *stamps), []).append([*vals.values(), now, user, now, rid])
         for names, group in groups.items():
             self.store.update_records(conn, obj, names, group)

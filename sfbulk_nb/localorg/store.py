@@ -227,6 +227,20 @@ class Store:
         rows = self.query(f"SELECT * FROM {table_name(obj)} WHERE Id = ?", (record_id,))
         return dict(rows[0]) if rows else None
 
+    def get_fields(self, obj: SObject, record_ids: Sequence[str],
+                   fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Some fields of many records at once: Id -> {field: value}."""
+        cols = ",".join(quote_name(f) for f in fields)
+        out: dict[str, dict[str, Any]] = {}
+        with self.lock:
+            for start in range(0, len(record_ids), PARAM_CHUNK):
+                part = record_ids[start:start + PARAM_CHUNK]
+                for row in self.conn.execute(
+                        f"SELECT Id, {cols} FROM {table_name(obj)} WHERE Id IN "
+                        f"({','.join('?' * len(part))})", part):
+                    out[row[0]] = dict(zip(fields, row[1:]))
+        return out
+
     def insert_records(self, conn: sqlite3.Connection, obj: SObject, columns: Sequence[str],
                        rows: Iterable[Sequence[Any]]) -> None:
         cols = ",".join(quote_name(c) for c in columns)

@@ -453,3 +453,15 @@ def test_one_upsert_mixing_creates_updates_blanks_clears_and_bad_cells_over_two_
             new["NEW-3"]["NumberOfEmployees"], new["NEW-3"]["Active__c"]) == (
         "New three again", "333", None, 3, False)
     assert (new["NEW-4"]["Name"], new["NEW-4"]["Active__c"]) == ("New 4", True)
+
+
+def test_contact_name_follows_its_parts_on_update(api):
+    info = api.run("Contact", "insert", "LastName,FirstName,Email\nLovelace,Ada,a@x.org\n"
+                   "Hopper,Grace,g@x.org\nTuring,Alan,t@x.org\n")
+    ids_ = {r[2]: r[0] for r in rows(api.results(info["id"], "successfulResults"))[1:]}
+    upd = api.run("Contact", "update",
+                  f"Id,FirstName,LastName,Email\n{ids_['Lovelace']},Augusta,,\n"
+                  f"{ids_['Hopper']},#N/A,,\n{ids_['Turing']},,,alan@x.org\n")
+    assert upd["numberRecordsFailed"] == 0
+    names = {k: api.record("Contact", rid)["Name"] for k, rid in ids_.items()}
+    assert names == {"Lovelace": "Augusta Lovelace", "Hopper": "Hopper", "Turing": "Alan Turing"}
