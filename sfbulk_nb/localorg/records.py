@@ -518,13 +518,26 @@ class _Batch:
         # A changed name part rebuilds Name from the record's other parts: read them at once.
         current = (self.store.get_fields(obj, record_ids, derive.parts)
                    if derive and derive.touched(given) else {})
+        # Rows setting the same fields share one statement. A record updated twice in the
+        # batch (its key in two 200-row chunks) must see its updates in row order, so then
+        # only consecutive rows share one.
+        in_order = len(set(record_ids)) < len(record_ids)
+        runs: list[tuple[tuple[str, ...], list[list[Any]]]] = []
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
         for k, rid in enumerate(record_ids):
             vals = {name: col[k] for name, col in given.items() if col[k] is not MISSING}
             if derive and derive.touched(vals):
-                vals["Name"] = derive.name({**current[rid], **vals})
-            groups.setdefault((*vals, *stamps), []).append([*vals.values(), now, user, now, rid])
-        for names, group in groups.items():
+                current[rid] = {**current[rid], **vals}  # a later update of it sees this one
+                vals["Name"] = derive.name(current[rid])
+            names = (*vals, *stamps)
+            row = [*vals.values(), now, user, now, rid]
+            if not in_order:
+                groups.setdefault(names, []).append(row)
+            elif runs and runs[-1][0] == names:
+                runs[-1][1].append(row)
+            else:
+                runs.append((names, [row]))
+        for names, group in runs or groups.items():
             self.store.update_records(conn, obj, names, group)
 
 

@@ -465,3 +465,17 @@ def test_contact_name_follows_its_parts_on_update(api):
     assert upd["numberRecordsFailed"] == 0
     names = {k: api.record("Contact", rid)["Name"] for k, rid in ids_.items()}
     assert names == {"Lovelace": "Augusta Lovelace", "Hopper": "Hopper", "Turing": "Alan Turing"}
+
+
+def test_a_record_updated_twice_in_one_batch_ends_with_the_later_row(api):
+    """Its key in two 200-row chunks of one batch, with different blank cells: the updates
+    apply in row order whatever fields the rows in between set."""
+    api.run("Account", "insert", "customExtIdField__c,Name,Phone\nK1,K1 v0,100\nK3,K3 v0,300\n")
+    lines = ["customExtIdField__c,Name,Phone", "K3,K3 v1,301", "K1,K1 v1,"]
+    lines += [f"F{i},Filler {i},{i}" for i in range(300)]
+    lines += ["K1,K1 v2,102"]  # a later chunk: updates the same record again
+    info = api.run("Account", "upsert", "\n".join(lines) + "\n",
+                   externalIdFieldName="customExtIdField__c")
+    assert info["numberRecordsFailed"] == 0
+    k1 = api.request("GET", "/sobjects/Account/customExtIdField__c/K1").json()
+    assert (k1["Name"], k1["Phone"]) == ("K1 v2", "102")
