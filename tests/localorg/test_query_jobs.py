@@ -542,3 +542,15 @@ def test_a_million_rows_stream_in_bounded_memory(tmp_path):
             tracemalloc.stop()
     assert total == 1_000_000 and size > 130_000_000
     assert peak < 60_000_000, f"peak {peak / 1e6:.0f} MB for {size / 1e6:.0f} MB of results"
+
+
+def test_text_columns_render_as_cell_by_cell_quoting_would():
+    """The one-string column renderer against the plain rule (quote, double quotes, null ->
+    empty unquoted), including data holding its own placeholder characters."""
+    def plain(values):
+        return ["" if v is None else '"' + str(v).replace('"', '""') + '"' for v in values]
+
+    cases = [("a", 'b"c', None, "", "x,y", "\n", '""'), (None,), (), ("\x1f", "a"),
+             ("\x1e", None), (1, "a"), ("é", None, None), ('"\x1e"', None)]
+    for values in cases:
+        assert queryjobs._text_column(values) == plain(values), values
