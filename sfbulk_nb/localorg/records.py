@@ -222,6 +222,16 @@ class _Batch:
                 return list(map(convert, texts))
             except RowError:
                 pass
+        elif col.bulk is not None:
+            # Blanks (left as they are) or #N/A (cleared) among values: the bulk converter
+            # may still take the cells that hold values.
+            filled = [i for i, text in enumerate(texts) if text and text != CLEAR]
+            converted = col.bulk([texts[i] for i in filled]) if filled else []
+            if converted is not None:
+                values = [None if text == CLEAR else MISSING for text in texts]
+                for i, value in zip(filled, converted):
+                    values[i] = value
+                return values
         values = [MISSING] * self.n
         for i, text in enumerate(texts):
             if not text:

@@ -325,6 +325,25 @@ def _bulk_date(f: Field) -> BulkConverter:
     return convert
 
 
+# The store's own datetime form (what sfbulk_nb's client sends): UTC, milliseconds, years
+# 1000-9999 (strftime would not pad smaller years back to four digits).
+_STORED_DATETIME_RE = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
+
+
+def _bulk_datetime(f: Field) -> BulkConverter:
+    def convert(texts: list[str]) -> list[str] | None:
+        if not all(map(_STORED_DATETIME_RE.match, texts)):
+            return None
+        try:  # a real date and time of day, as the per-cell converter checks
+            list(map(datetime.fromisoformat, [text[:-1] for text in texts]))
+        except ValueError:
+            return None
+        return texts[:]
+
+    return convert
+
+
 _BULK_BUILDERS: dict[str, Callable[[Field], BulkConverter | None]] = {
     "boolean": _bulk_boolean,
     "int": _bulk_int,
@@ -333,6 +352,7 @@ _BULK_BUILDERS: dict[str, Callable[[Field], BulkConverter | None]] = {
     "currency": _bulk_number,
     "percent": _bulk_number,
     "date": _bulk_date,
+    "datetime": _bulk_datetime,
 }
 
 

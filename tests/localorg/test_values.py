@@ -100,6 +100,22 @@ def test_dates():
     assert values.bulk_converter(f)(["2024-02-29", "1999-12-31"]) == ["2024-02-29", "1999-12-31"]
 
 
+DATETIME_CELLS = ["2024-02-29T23:59:59.999Z", "2023-02-29T00:00:00.000Z",
+                  "2024-01-01T24:00:00.000Z", "2024-01-01T23:60:00.000Z",
+                  "0999-01-01T00:00:00.000Z", "2024-01-01T00:00:00Z",
+                  "2024-01-01T01:00:00.000+01:00", "2024-01-01T00:00:00.123456Z",
+                  "2024-01-01 00:00:00.000Z", "9999-12-31T23:59:59.999Z"]
+
+
+def test_datetimes():
+    f = field("Account", "LastReviewed__c")
+    rnd = random.Random("datetime")
+    for text in DATETIME_CELLS:
+        assert_agrees(f, [text])
+    taken = sum(assert_agrees(f, [rnd.choice(DATETIME_CELLS) for _ in range(2)])
+                for _ in range(200))
+    assert taken > 5
+
+
 def test_types_without_a_bulk_converter_go_cell_by_cell():
-    assert values.bulk_converter(field("Account", "LastReviewed__c")) is None  # datetime
     assert values.bulk_converter(field("Contact", "AccountId")) is None  # reference
