@@ -35,10 +35,12 @@ Targets: sfbulk_nb client CPU at least 3x less, peak memory at most half, HTTP c
     python bench/bench_e2e_upsert.py [--rows 1000000] [--repeat 1] [--sf-wait 5]
     python bench/bench_e2e_upsert.py --rows 200000 --profile /tmp/prof   # cProfile each path
 
-HTTP calls depend on how long the org takes: both clients make the same handful of fixed
-calls (sfbulk_nb one more: the describe), the rest are status polls. simple-salesforce
-polls every ~5 s; sfbulk_nb backs off from 0.5 s to a 10 s cap, so it polls more for jobs
-shorter than ~45 s and less for longer ones. The table shows the polls separately.
+HTTP calls depend on how long the org takes: both clients make a handful of fixed calls
+(sfbulk_nb one more, the describe, and two fewer on a clean job: it skips the result files
+the job's counters show empty), the rest are status polls. simple-salesforce polls every
+~5 s; sfbulk_nb backs off from 0.5 s to a 10 s cap (checks at 0.5, 1.25, 2.4, 4.1, 6.6,
+10.4, 16.1 s, ...), so it polls more for jobs shorter than ~45 s and less for longer
+ones. The table shows the polls separately.
 `--profile` uses cProfile, which sees only the main thread (sfbulk_nb's uploads, polls and
 result parsing run in its job threads) and inflates CPU; don't read the table of a
 profiled run as figures.

@@ -30,8 +30,8 @@ Measured in each client process:
   wall          time.perf_counter() around the path: create job, wait for it, read pages,
                 build the frame. Polling differs: simple-salesforce sleeps `wait` (its
                 default 5 s, --sf-wait) before its first status check, then polls about
-                every `wait` s; sfbulk_nb polls at once, then backs off from 0.5 s (x1.3,
-                2 s cap: checks at 0, 0.5, 1.15, 2.0, 3.1, 4.5, 6.4 s, then every 2 s). So the
+                every `wait` s; sfbulk_nb first checks after 0.5 s, then backs off (x1.3,
+                2 s cap: checks at 0.5, 1.15, 2.0, 3.1, 4.5, 6.4 s, then every 2 s). So the
                 wall is mostly the server's job time plus where the job's end falls in each
                 client's polling schedule: it can go either way from run to run.
   results wall  from the client's first GET .../results to the frame being returned: the

@@ -269,9 +269,9 @@ class Run:
             return
         self.outcomes[i].sent = True
         self.outcomes[i].finished = False
-        self._finish(i, deadline)
+        self._finish(i, deadline, just_closed=True)
 
-    def _finish(self, i: int, deadline: float | None) -> None:
+    def _finish(self, i: int, deadline: float | None, just_closed: bool = False) -> None:
         outcome = self.outcomes[i]
         chunk = self.chunks[i]
         remaining = None if deadline is None else max(0.0, deadline - self.clock())
@@ -283,12 +283,13 @@ class Run:
 
         try:
             info = jobs.wait(self.org, outcome.job_id, timeout=remaining, clock=self.clock,
-                             sleep=self.sleep, on_update=update)
+                             sleep=self.sleep, on_update=update, just_closed=just_closed)
             if not info.done:
                 return
             fetched = {kind: self._keep_needed(results.parse_result_csv(
                 jobs.results(self.org, outcome.job_id, kind),
                 column_delimiter=self.column_delimiter, line_ending=self.line_ending))
+                if kind in _result_kinds_with_rows(info) else pd.DataFrame()
                 for kind in jobs.RESULT_KINDS}
         except errors.SFBulkError as e:
             self._record(e, i)
@@ -372,3 +373,17 @@ class Run:
 
     def result(self) -> BulkResult:
         return BulkResult(self)
+
+
+def _result_kinds_with_rows(info: jobs.JobInfo) -> set[str]:
+    """The result files that can hold rows, judged from the job's final counters; the others
+    are not downloaded (two calls saved on a clean job). Unprocessed records exist only
+    for jobs that ended Failed or Aborted."""
+    kinds = set()
+    if info.processed > info.failed:
+        kinds.add("successfulResults")
+    if info.failed:
+        kinds.add("failedResults")
+    if info.state != "JobComplete":
+        kinds.add("unprocessedrecords")
+    return kinds

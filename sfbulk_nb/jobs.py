@@ -138,13 +138,19 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
          backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic,
          sleep: Callable[[float], None] = time.sleep,
          on_update: Callable[[JobInfo], None] | None = None,
-         poll: Callable[[Org, str], JobInfo] | None = None) -> JobInfo:
+         poll: Callable[[Org, str], JobInfo] | None = None,
+         just_closed: bool = False) -> JobInfo:
     """Poll until the job is terminal or `timeout` seconds pass; returns the last JobInfo
     (check `.done`). `on_update` sees every JobInfo polled; `poll` is the GET to use
-    (ingest jobs by default, `get_query_job` for queries)."""
+    (ingest jobs by default, `get_query_job` for queries). `just_closed`: the job was
+    closed a moment ago, so the first poll waits one interval (at once it would only
+    find the state the close call returned)."""
     deadline = None if timeout is None else clock() + timeout
     delays = (backoff or Backoff()).intervals()
     poll = poll or get
+    if just_closed:
+        first = next(delays)
+        sleep(first if deadline is None else max(0.0, min(first, deadline - clock())))
     while True:
         info = poll(org, job_id)
         if on_update is not None:

@@ -65,7 +65,8 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
     info = jobs.wait(org, info.id, timeout=timeout, clock=clock, sleep=sleep,
                      poll=jobs.get_query_job, backoff=QUERY_BACKOFF,
                      on_update=lambda i: emit(JOB_UPDATED, chunk=0, job_id=i.id, state=i.state,
-                                              processed=i.processed, records=i.processed))
+                                              processed=i.processed, records=i.processed),
+                     just_closed=True)  # created a moment ago: not done yet
     if not info.done:
         raise errors.SFBulkError(f"query job {info.id} still {info.state} after {timeout} s; "
                                  "raise timeout= (the job keeps running on the server)")

@@ -135,8 +135,9 @@ def test_forced_split_runs_several_jobs_in_parallel(client, org):
     assert jobs_frame["rows"].sum() == 3000 and (jobs_frame["state"] == "JobComplete").all()
     assert res.ok and res.frame["sf_job_id"].nunique() == len(jobs_frame)
     assert org.store.count_records(org.catalog.get("Account")) == 3000
-    # create, upload, close, >=1 poll and 3 result downloads per job, plus one describe
-    assert res.api_calls >= 1 + 7 * len(jobs_frame)
+    # create, upload, close, >=1 poll and 1 result download per job (a clean job's failed
+    # and unprocessed files are known empty from its counters), plus one describe
+    assert res.api_calls >= 1 + 5 * len(jobs_frame)
     assert res.api_usage is not None and res.api_usage.limit == 100_000
 
 
@@ -305,3 +306,56 @@ def test_a_frame_that_cannot_be_encoded_is_an_input_error(client, org):
     with pytest.raises(sfb.InputError, match="'Name'"):
         sfb.insert_df(pd.DataFrame({"Name": [complex(1, 2)]}), "Account", progress=False)
     assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []
+
+
+def test_result_files_the_counters_show_empty_are_not_downloaded(client, org, monkeypatch):
+    from sfbulk_nb import jobs
+
+    asked = []
+    real = jobs.results
+
+    def results(o, job_id, kind):
+        asked.append(kind)
+        return real(o, job_id, kind)
+
+    monkeypatch.setattr(jobs, "results", results)
+    clean = pd.DataFrame({"customExtIdField__c": ["a", "b"], "Name": ["A", "B"]})
+    assert sfb.upsert_df(clean, "Account", "customExtIdField__c", org=client, progress=None).ok
+    assert asked == ["successfulResults"]
+    asked.clear()
+    mixed = pd.DataFrame({"customExtIdField__c": ["c", "d"], "Name": ["C", None]})
+    res = sfb.upsert_df(mixed, "Account", "customExtIdField__c", org=client, progress=None)
+    assert sorted(asked) == ["failedResults", "successfulResults"]
+    assert list(res.frame["sf_status"]) == ["created", "failed"]
+    asked.clear()
+    all_bad = pd.DataFrame({"customExtIdField__c": ["e"], "Name": [None]})
+    res = sfb.upsert_df(all_bad, "Account", "customExtIdField__c", org=client, progress=None)
+    assert asked == ["failedResults"] and list(res.frame["sf_status"]) == ["failed"]
+    asked.clear()
+    org.fail_next_job("InvalidBatch : simulated")
+    res = sfb.upsert_df(clean, "Account", "customExtIdField__c", org=client, progress=None)
+    assert asked == ["unprocessedrecords"]  # Failed before any row: only unprocessed rows
+    assert list(res.frame["sf_status"]) == ["unprocessed", "unprocessed"]
+
+
+def test_a_just_closed_job_is_first_polled_after_one_interval(client, monkeypatch):
+    """Polling at once after the close call would only see the state the close returned."""
+    import time
+
+    from sfbulk_nb import jobs
+
+    events = []
+    real_get, real_close = jobs.get, jobs.close
+    monkeypatch.setattr(jobs, "get", lambda o, j: events.append("poll") or real_get(o, j))
+    monkeypatch.setattr(jobs, "close",
+                        lambda o, j: events.append("close") or real_close(o, j))
+
+    def sleep(seconds):
+        events.append(("sleep", seconds))
+        time.sleep(seconds)
+
+    df = pd.DataFrame({"customExtIdField__c": ["a"], "Name": ["A"]})
+    assert sfb.upsert_df(df, "Account", "customExtIdField__c", org=client, progress=None,
+                         sleep=sleep).ok
+    after_close = events[events.index("close") + 1:]
+    assert after_close[:2] == [("sleep", jobs.Backoff().start), "poll"]
