@@ -86,7 +86,7 @@ class BulkResult:
     def raise_for_status(self) -> "BulkResult":
         """Raise JobFailedError if a job ended Failed or Aborted (row failures alone do not
         raise: they are in `failed`)."""
-        for outcome, info in zip(self._run.outcomes, self._run.infos):
+        for info in self._run.infos:
             if info is not None and info.state in ("Failed", "Aborted"):
                 raise JobFailedError(
                     f"Job {info.id} ended {info.state}: {info.error_message or 'no message'}",

@@ -492,7 +492,7 @@ def _to_arrow(name, series) -> pa.Array:
     dtype = series.dtype
     if dtype.kind == "c":
         raise EncodeError(f"column {name!r} holds complex numbers ({dtype}); Salesforce has no such field type, convert or drop it")
-    if dtype == object:
+    if dtype == object:  # noqa: E721  (numpy object dtype; .kind would also take StringDtype)
         arr = _object_to_arrow(name, series)
     else:
         try:

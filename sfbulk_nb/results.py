@@ -568,7 +568,7 @@ class _Results:
     def column(self, name: str, rows: np.ndarray) -> pa.Array:
         """The echoed text of the sent column ``name`` for the given result rows."""
         parts = []
-        for j, kind, frame, start in self.frames:
+        for j, kind, frame, _start in self.frames:
             pos = _find_column(frame.columns, name, f"{kind} of outcome {j}")
             parts.append(_text(frame.iloc[:, pos]))
         return pa.concat_arrays(parts).take(pa.array(rows, pa.int64()))

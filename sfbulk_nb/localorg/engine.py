@@ -308,7 +308,10 @@ class Engine:
 
             size = len(batch[0])
 
-            def save_results(conn, outcome, end=position + size):
+            # Called within this iteration (apply_batch's transaction): the defaults pin
+            # this batch's values all the same.
+            def save_results(conn, outcome, end=position + size, seq=seq, size=size,
+                             batch_started=batch_started):
                 nonlocal processed, failed
                 if self.result_order == "shuffled":
                     self.random.shuffle(outcome.succeeded)

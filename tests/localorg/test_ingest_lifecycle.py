@@ -68,7 +68,7 @@ def test_insert_lifecycle_status_codes_and_jobinfo(api, org):
     assert re.fullmatch(r'"001\w{15}","true","Acme","10"', body[0])
     assert body[1].endswith(',"true","Quote ""Co"", Ltd","20"')
     parsed = rows(text)[1:]
-    for sf_id, created, name, employees in parsed:
+    for sf_id, _created, name, employees in parsed:
         assert_valid_id(sf_id, "001")
         record = api.record("Account", sf_id)
         assert record["Name"] == name and record["NumberOfEmployees"] == int(employees)
