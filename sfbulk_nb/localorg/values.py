@@ -64,11 +64,13 @@ def parse_datetime(text: str) -> datetime | None:
     if not m:
         return None
     date, clock, frac, offset = m.groups()
-    frac = (frac or ".0")[:7]
+    # Six fraction digits (beyond them truncated): Python 3.10's fromisoformat takes only
+    # three or six.
+    micros = (frac or ".")[1:7].ljust(6, "0")
     zone = "+00:00" if offset in (None, "Z") else (
         offset if ":" in offset else offset[:3] + ":" + offset[3:])
     try:
-        return datetime.fromisoformat(f"{date}T{clock}{frac}{zone}")
+        return datetime.fromisoformat(f"{date}T{clock}.{micros}{zone}")
     except ValueError:
         return None
 

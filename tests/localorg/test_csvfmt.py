@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import random
 import re
+import sys
 
 import pytest
 
@@ -22,6 +23,8 @@ from sfbulk_nb.localorg.csvfmt import (
 )
 
 FAST, EXACT = True, False  # whether the fast path takes an upload or leaves it to the exact one
+# csv.reader refuses NUL before Python 3.11, so the exact path takes such uploads there.
+FAST_FROM_311 = sys.version_info >= (3, 11)
 LF_MISMATCH = "LineEnding is invalid on user data. Current LineEnding setting is LF"
 CRLF_MISMATCH = "LineEnding is invalid on user data. Current LineEnding setting is CRLF"
 NO_CONTENT = "No content found in the uploaded data"
@@ -102,7 +105,7 @@ LF_CASES = [
      ok(["Name", "City"], ["José", "東京"], ["😀 emoji", "Zürich"]), FAST),
     ("unicode-line-separators-are-data", "A\nx\u2028y\x85z\x0c\x0b\x1c\n".encode(),
      ok(["A"], ["x\u2028y\x85z\x0c\x0b\x1c"]), FAST),
-    ("nul-is-data", b"A\nx\x00y\n", ok(["A"], ["x\x00y"]), FAST),
+    ("nul-is-data", b"A\nx\x00y\n", ok(["A"], ["x\x00y"]), FAST_FROM_311),
     ("bom-stripped", b"\xef\xbb\xbfName\nA\n", ok(["Name"], ["A"]), FAST),
     ("second-bom-kept", b"\xef\xbb\xbf\xef\xbb\xbfName\nA\n", ok(["\ufeffName"], ["A"]), FAST),
     ("empty-body", b"", bad(NO_CONTENT), EXACT),
@@ -295,8 +298,9 @@ def test_round_trip_nasty_values(delimiter, line_ending):
         data = text.encode()
         if text.startswith("\ufeff"):
             data = b"\xef\xbb\xbf" + data  # an upload's leading BOM is stripped, so send one
-        # Quoted everywhere, so the fast path must take it.
-        check(data, (names, rows), fast=True, delimiter=delimiter, line_ending=line_ending)
+        # Quoted everywhere, so the fast path must take it (but for NUL before 3.11).
+        check(data, (names, rows), fast=FAST_FROM_311 or "\x00" not in text,
+              delimiter=delimiter, line_ending=line_ending)
 
 
 @pytest.mark.parametrize("line_ending", sorted(LINE_ENDINGS))
