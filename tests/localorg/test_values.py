@@ -119,3 +119,16 @@ def test_datetimes():
 
 def test_types_without_a_bulk_converter_go_cell_by_cell():
     assert values.bulk_converter(field("Contact", "AccountId")) is None  # reference
+
+
+@pytest.mark.parametrize("text,stored", [
+    ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000Z"),
+    ("2024-01-01T00:00:00.1Z", "2024-01-01T00:00:00.100Z"),
+    ("2024-01-01T00:00:00.12Z", "2024-01-01T00:00:00.120Z"),
+    ("2024-01-01T00:00:00.1234Z", "2024-01-01T00:00:00.123Z"),
+    ("2024-01-01T00:00:00.98765+01:00", "2023-12-31T23:00:00.987Z"),
+    ("2024-01-01T00:00:00.123456789-0530", "2024-01-01T05:30:00.123Z"),
+])
+def test_datetime_fractions_of_any_length_are_kept_to_the_millisecond(text, stored):
+    # (Python 3.10's fromisoformat takes only 3 or 6 fraction digits.)
+    assert values.converter(field("Account", "LastReviewed__c"))(text) == stored
