@@ -54,13 +54,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import awkward_names, median, proc_status_mb, start_server, vm_hwm_mb  # noqa: E402
+from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
+                      run_measured, start_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 CLIENTS = ("sfbulk_nb", "simple_salesforce")
@@ -176,10 +176,9 @@ def path_simple_salesforce(df, url: str, token: str, wait: float) -> dict:
 
 def child(args: argparse.Namespace) -> None:
     """One client run (or a baseline) in this fresh process; prints one JSON line."""
-    import threading
+    import re
 
     import pandas  # noqa: F401  imported by both paths and both baselines
-    import requests.adapters
 
     lib = args.child.split(":")[1]
     if lib == "sfbulk_nb":
@@ -187,49 +186,27 @@ def child(args: argparse.Namespace) -> None:
     else:
         import simple_salesforce  # noqa: F401
 
-    import collections
-    import re
-    from urllib.parse import urlsplit
-
-    calls: collections.Counter = collections.Counter()
-    lock = threading.Lock()
-    send = requests.adapters.HTTPAdapter.send
-
-    def counting_send(self, request, *a, **kw):
-        path = re.sub(r"^/services/data/v[\d.]+/", "", urlsplit(request.url).path)
+    def name_path(path: str) -> str:
         path = re.sub(r"jobs/ingest/[^/]+", "jobs/ingest/{id}", path)
-        path = re.sub(r"/(unprocessedrecords|successfulResults|failedResults)/?$",
+        return re.sub(r"/(unprocessedrecords|successfulResults|failedResults)/?$",
                       "/{results}", path, flags=re.IGNORECASE)
-        with lock:
-            calls[f"{request.method} {path}"] += 1
-        return send(self, request, *a, **kw)
 
-    requests.adapters.HTTPAdapter.send = counting_send
-
+    calls = count_http_calls(name_path)
     df = build_frame(args.rows)
     before = vm_hwm_mb()
     if args.child.startswith("baseline:"):
         print(json.dumps({"hwm_mb": before}))
         return
-    profiler = None
-    if args.profile:
-        import cProfile
-        profiler = cProfile.Profile()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    if profiler:
-        profiler.enable()
     if lib == "sfbulk_nb":
-        check = path_sfbulk(df, args.url, args.token)
+        def path():
+            return path_sfbulk(df, args.url, args.token)
     else:
-        check = path_simple_salesforce(df, args.url, args.token, args.sf_wait)
-    if profiler:
-        profiler.disable()
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    if profiler:
-        out = Path(args.profile)
-        out.mkdir(parents=True, exist_ok=True)
-        profiler.dump_stats(out / f"{lib}-{args.rows}.prof")
-    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "http_calls": sum(calls.values()),
+        def path():
+            return path_simple_salesforce(df, args.url, args.token, args.sf_wait)
+    check, (cpu0, wall0), (cpu1, wall1) = run_measured(path, args.profile,
+                                                      f"{lib}-{args.rows}.prof")
+    print(json.dumps({"cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0,
+                      "http_calls": sum(calls.values()),
                       "status_polls": calls["GET jobs/ingest/{id}"],
                       "http_by_endpoint": dict(calls),
                       "hwm_mb": vm_hwm_mb(), "hwm_before_path_mb": before, **check}))

@@ -69,7 +69,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import awkward_names, median, proc_status_mb, start_server, stop_server, vm_hwm_mb  # noqa: E402
+from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
+                      run_measured, start_server, stop_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 PAGE = 50_000
@@ -179,13 +180,9 @@ def frame_digest(df) -> str:
 
 def child(args: argparse.Namespace) -> None:
     """One client run (or a baseline) in this fresh process; prints one JSON line."""
-    import collections
     import re
-    import threading
-    from urllib.parse import urlsplit
 
     import pandas  # noqa: F401  imported by both paths and both baselines
-    import requests.adapters
 
     lib = args.child.split(":")[1]
     if lib == "sfbulk_nb":
@@ -193,44 +190,24 @@ def child(args: argparse.Namespace) -> None:
     else:
         import simple_salesforce  # noqa: F401
 
-    calls: collections.Counter = collections.Counter()
     first_results: dict[str, float] = {}
-    lock = threading.Lock()
-    send = requests.adapters.HTTPAdapter.send
 
-    def counting_send(self, request, *a, **kw):
-        path = re.sub(r"^/services/data/v[\d.]+/", "", urlsplit(request.url).path)
-        path = re.sub(r"jobs/query/[^/]+", "jobs/query/{id}", path)
-        with lock:
-            calls[f"{request.method} {path}"] += 1
-            if path.endswith("/results") and not first_results:
-                first_results.update(wall=time.perf_counter(), cpu=time.process_time())
-        return send(self, request, *a, **kw)
+    def on_call(key: str) -> None:
+        if key.endswith("/results") and not first_results:
+            first_results.update(wall=time.perf_counter(), cpu=time.process_time())
 
-    requests.adapters.HTTPAdapter.send = counting_send
-
+    calls = count_http_calls(lambda path: re.sub(r"jobs/query/[^/]+", "jobs/query/{id}", path),
+                             on_call)
     before = vm_hwm_mb()
     if args.child.startswith("baseline:"):
         print(json.dumps({"hwm_mb": before}))
         return
-    profiler = None
-    if args.profile:
-        import cProfile
-        profiler = cProfile.Profile()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    if profiler:
-        profiler.enable()
     path = {"sfbulk_nb": path_sfbulk, "simple_salesforce": path_simple_salesforce,
             OBJECT_CLIENT: path_simple_salesforce_object}[lib]
-    df = path(args.url, args.token, args.sf_wait)
-    if profiler:
-        profiler.disable()
-    cpu1, wall1 = time.process_time(), time.perf_counter()
+    df, (cpu0, wall0), (cpu1, wall1) = run_measured(
+        lambda: path(args.url, args.token, args.sf_wait), args.profile,
+        f"query-{lib}-{args.rows}.prof")
     hwm = vm_hwm_mb()
-    if profiler:
-        out = Path(args.profile)
-        out.mkdir(parents=True, exist_ok=True)
-        profiler.dump_stats(out / f"query-{lib}-{args.rows}.prof")
     print(json.dumps({
         "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0,
         "results_wall_s": wall1 - first_results["wall"],

@@ -89,3 +89,54 @@ def awkward_names(n: int) -> list[str]:
         else:
             names.append(f"Account {i}")
     return names
+
+
+def count_http_calls(name_path, on_call=None):
+    """Count this process's HTTP requests from now on, by `METHOD path` (the path without
+    `/services/data/vXX.X/`, then passed through `name_path` to fold ids into `{id}`).
+    `on_call(key)` runs for each request, under the counter's lock. Returns the Counter."""
+    import collections
+    import re
+    import threading
+    from urllib.parse import urlsplit
+
+    import requests.adapters
+
+    calls: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    send = requests.adapters.HTTPAdapter.send
+
+    def counting_send(self, request, *a, **kw):
+        path = name_path(re.sub(r"^/services/data/v[\d.]+/", "", urlsplit(request.url).path))
+        key = f"{request.method} {path}"
+        with lock:
+            calls[key] += 1
+            if on_call is not None:
+                on_call(key)
+        return send(self, request, *a, **kw)
+
+    requests.adapters.HTTPAdapter.send = counting_send
+    return calls
+
+
+def run_measured(fn, profile_dir: str | None, profile_name: str):
+    """fn() timed in process CPU and wall clock, under cProfile when `profile_dir` is set
+    (dumped to profile_dir/profile_name). Returns (result, (cpu0, wall0), (cpu1, wall1))."""
+    import time
+
+    profiler = None
+    if profile_dir:
+        import cProfile
+        profiler = cProfile.Profile()
+    start = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    result = fn()
+    if profiler:
+        profiler.disable()
+    end = time.process_time(), time.perf_counter()
+    if profiler:
+        out = Path(profile_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(out / profile_name)
+    return result, start, end
