@@ -286,10 +286,11 @@ class Run:
                              sleep=self.sleep, on_update=update, just_closed=just_closed)
             if not info.done:
                 return
+            with_rows = _result_kinds_with_rows(info)
             fetched = {kind: self._keep_needed(results.parse_result_csv(
                 jobs.results(self.org, outcome.job_id, kind),
                 column_delimiter=self.column_delimiter, line_ending=self.line_ending))
-                if kind in _result_kinds_with_rows(info) else pd.DataFrame()
+                if kind in with_rows else pd.DataFrame()
                 for kind in jobs.RESULT_KINDS}
         except errors.SFBulkError as e:
             self._record(e, i)

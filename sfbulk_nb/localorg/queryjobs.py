@@ -318,7 +318,7 @@ def _text_column(values: Sequence[Any]) -> list[str]:
     except TypeError:  # a value that is not text
         body = None
     if body is None or body.count(_NEXT) != len(values) - 1 or body.count(_NULL) != nulls:
-        return ["" if v is None else '"' + str(v).replace('"', '""') + '"' for v in values]
+        return ["" if v is None else _text(v) for v in values]
     if '"' in body:
         body = body.replace('"', '""')
     body = '"' + body.replace(_NEXT, f'"{_NEXT}"') + '"'

@@ -331,19 +331,12 @@ class Store:
             doomed = [r[0] for r in conn.execute(
                 "SELECT id FROM jobs WHERE createdDate < ? AND state NOT IN "
                 "('UploadComplete', 'InProgress')", (created_before,))]
-            for start in range(0, len(doomed), PARAM_CHUNK):
-                part = doomed[start:start + PARAM_CHUNK]
-                marks = ",".join("?" * len(part))
-                for table, column in (("job_results", "job_id"), ("job_uploads", "job_id"),
-                                      ("jobs", "id")):
-                    conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)
+            _delete_jobs(conn, doomed)
         return len(doomed)
 
     def delete_job(self, job_id: str) -> None:
         with self.transaction() as conn:
-            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            _delete_jobs(conn, [job_id])
 
     def unfinished_jobs(self) -> list[tuple[str, str]]:
         """`(kind, id)` of every job the worker still has to process, oldest first."""
@@ -407,3 +400,13 @@ class Store:
             for table in ("meta", "counters", "tokens", "api_usage", "jobs", "job_results",
                           "job_uploads"):
                 conn.execute(f"DELETE FROM {table}")
+
+
+def _delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> None:
+    """Delete jobs with their results and uploads (inside the caller's transaction)."""
+    for start in range(0, len(job_ids), PARAM_CHUNK):
+        part = job_ids[start:start + PARAM_CHUNK]
+        marks = ",".join("?" * len(part))
+        for table, column in (("job_results", "job_id"), ("job_uploads", "job_id"),
+                              ("jobs", "id")):
+            conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)
