@@ -291,15 +291,15 @@ def _bulk_number(f: Field) -> BulkConverter:
     # text is the per-cell converter's value too.
     fraction = f"(?:\\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
     plain = re.compile(f"-?[0-9]{{1,{precision}}}{fraction}\\Z")
-    # Plain decimals with more fraction digits than that: rounded as the per-cell
-    # converter rounds them, with the Decimal calls mapped over the column.
-    long = re.compile(f"-?[0-9]{{1,{precision}}}\\.[0-9]+\\Z")
+    # Any plain decimal (a column mixing whole and rounded amounts too): rounded as the
+    # per-cell converter rounds, with the Decimal calls mapped over the column.
+    decimal_text = re.compile(f"-?[0-9]{{1,{precision}}}(?:\\.[0-9]*)?\\Z")
     quantize = operator.methodcaller("quantize", Decimal(1).scaleb(-scale), ROUND_HALF_UP)
 
     def convert(texts: list[str]) -> list[float] | None:
         if all(map(plain.match, texts)):
             values = list(map(float, texts))
-        elif all(map(long.match, texts)):
+        elif all(map(decimal_text.match, texts)):
             values = list(map(float, map(quantize, map(Decimal, texts))))
         else:
             return None
