@@ -230,13 +230,10 @@ def _arrow_header(text: str, delimiter: str, terminator: str) -> list[str] | Non
     text exactly as csv.reader does, else None.
 
     On top of what makes csv.reader exact (`_fast_path_applies`, checked by the caller),
-    Arrow needs: every quoted value ends where its field ends (Arrow would append text
-    after a closing quote, where csv.reader raises), a header on one physical line (it is
-    skipped as a line), more than one column, and no empty line outside quotes (Arrow
-    reads one as a row of empty values; csv.reader's path drops trailing ones and reports
-    the others as ragged rows). A ragged row makes `_arrow_read` give up instead."""
-    if '"' in text and _strict_quoting(delimiter).match(text).end() != len(text):
-        return None
+    Arrow needs: a header on one physical line (it is skipped as a line), more than one
+    column, and no empty line outside quotes (Arrow reads one as a row of empty values;
+    csv.reader's path drops trailing ones and reports the others as ragged rows). A
+    ragged row makes `_arrow_read` give up instead."""
     blank = terminator * 2
     if blank in text and _first_outside_quotes(
             text, map(_start, re.finditer(re.escape(blank), text))) is not None:
@@ -375,21 +372,12 @@ def _check_line_ending(text: str, line_ending: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _quoting_shape(delimiter: str) -> re.Pattern[str]:
-    """Spans the whole text when every quote belongs to a quoted value that starts a field.
+    """Spans the whole text when every quote belongs to a quoted value that is a whole field.
 
-    A quoted value starts right after a delimiter, a line feed or the start of the text and
-    may hold anything, doubled quotes included; outside them no quote may appear.
+    A quoted value starts right after a delimiter, a line feed or the start of the text,
+    may hold anything, doubled quotes included, and ends before a delimiter, a line break
+    or the end of the text; outside them no quote may appear.
     """
-    d = re.escape(delimiter)
-    p = _POSSESSIVE
-    quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"'
-    return re.compile(f'(?:[^"]+{p}|{quoted})*{p}')
-
-
-@functools.lru_cache(maxsize=None)
-def _strict_quoting(delimiter: str) -> re.Pattern[str]:
-    """As _quoting_shape, and every quoted value is followed by a delimiter, a line break
-    or the end of the text."""
     d = re.escape(delimiter)
     p = _POSSESSIVE
     quoted = f'"(?<![^{d}\\n]")[^"]*(?:""[^"]*)*"(?=[{d}\\r\\n]|\\Z)'
@@ -400,10 +388,11 @@ def _fast_path_applies(text: str, delimiter: str, terminator: str) -> bool:
     """Whether csv.reader(strict=True) reads this text exactly as Salesforce does.
 
     Two things must hold. Every quote belongs to a well-placed quoted value: csv.reader
-    would keep a stray quote as data, strict mode or not. Every line break that is data for
-    this job (``\\r`` for LF, a lone ``\\r`` or ``\\n`` for CRLF) is inside quotes: csv.reader
-    ends a record at any of them outside quotes. Text after a closing quote makes strict
-    mode raise, which sends the text to the exact path.
+    would keep a stray quote as data, strict mode or not (and raises on text after a
+    closing quote, which the exact path then names: declined here already, so Arrow's
+    reader, which would append that text, can rely on this check too). Every line break
+    that is data for this job (``\\r`` for LF, a lone ``\\r`` or ``\\n`` for CRLF) is inside
+    quotes: csv.reader ends a record at any of them outside quotes.
     """
     if '"' in text and _quoting_shape(delimiter).match(text).end() != len(text):
         return False
