@@ -2,17 +2,20 @@
 
     import sfbulk_nb as sfb
     org = sfb.connect("local")          # the built-in local org (or a real one, see connect)
+    sfb.validate_df(df, "Account", "customExtIdField__c")   # every problem, with fixes
     res = sfb.upsert_df(df, "Account", "customExtIdField__c")
     res.frame                           # df plus sf_id, sf_status, sf_error_* per row
 
 `sfbulk_nb.localorg.LocalOrg` is a local Bulk API 2.0 server on SQLite to run it all on.
 `%load_ext sfbulk_nb` adds the magics (%sf_connect, %bulk_upsert, %%soql, ...).
 """
-from .api import delete_df, insert_df, update_df, upsert_df
+from .api import delete_df, dry_run, insert_df, update_df, upsert_df, validate_df
 from .bulkresult import BulkResult
 from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitExceededError,
-                     NotFoundError, RequestError, SFBulkError, TransportError)
+                     NotFoundError, RequestError, SFBulkError, TransportError, ValidationError)
 from .org import ApiUsage, Org, connect, default_org
+from .plan import LoadPlan
+from .problems import Problems
 from .query import query_df
 
 __version__ = "0.1.0"
@@ -27,7 +30,8 @@ def load_ipython_extension(ipython):
 
 __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
-    "LimitExceededError", "NotFoundError", "Org", "RequestError", "SFBulkError",
-    "TransportError", "__version__", "connect", "default_org", "delete_df", "insert_df",
-    "load_ipython_extension", "query_df", "update_df", "upsert_df",
+    "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
+    "SFBulkError", "TransportError", "ValidationError", "__version__", "connect",
+    "default_org", "delete_df", "dry_run", "insert_df", "load_ipython_extension", "query_df",
+    "update_df", "upsert_df", "validate_df",
 ]

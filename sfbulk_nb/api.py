@@ -12,20 +12,28 @@ no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
-from . import encode, errors, jobs, results
+from . import errors, jobs, results
+from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, default_org
+from .problems import Problems
 from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
                        RUN_FINISHED, RUN_STARTED, ProgressEvent, reporter_for)
 
 NULL_POLICIES = ("keep", "clear")
+ON_INVALID = plan_stage.ON_INVALID
+# The options of a load: what the plan stage takes, and what running it takes.
+_PLAN_OPTIONS = tuple(f.name for f in dataclasses.fields(plan_stage.LoadOptions))
+_RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "sleep")
 
 
 def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
@@ -40,14 +48,14 @@ def insert_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
 
 def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
     """Update records by their `Id` column; blank cells leave fields unchanged."""
-    return _run(df, sobject, "update", "Id", **options)
+    return _run(df, sobject, "update", None, **options)
 
 
 def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str, *,
               hard: bool = False, **options: Any) -> BulkResult:
     """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
     Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
-    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", "Id",
+    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
                 **options)
 
 
@@ -55,73 +63,120 @@ def id_frame(df_or_ids: pd.DataFrame | pd.Series | Iterable[str]) -> pd.DataFram
     """A frame with an `Id` column from a frame (as is), a Series or a list of ids."""
     if isinstance(df_or_ids, pd.DataFrame):
         return df_or_ids
+    if isinstance(df_or_ids, (str, bytes)):
+        raise errors.InputError("give the ids as a list, a Series or a frame with an Id column, "
+                                f"not one {type(df_or_ids).__name__}")
     ids = df_or_ids if isinstance(df_or_ids, pd.Series) else pd.Series(list(df_or_ids))
     return pd.DataFrame({"Id": ids.astype("string") if len(ids) else ids.astype(object)})
 
 
-def dry_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None = None,
-            **options: Any) -> pd.DataFrame:
-    """Every check and the encoding of a load, without sending anything: one row per job
-    that would run (rows, bytes). Raises the same InputError the real load would."""
-    key = {"upsert": external_id, "update": "Id", "delete": "Id", "hardDelete": "Id"}.get(
-        operation)
-    if operation not in ("insert", "upsert", "update", "delete", "hardDelete"):
-        raise errors.InputError(f"unknown operation {operation!r}")
-    if operation == "upsert" and not external_id:
-        raise errors.InputError("an upsert needs external_id")
-    options.pop("wait", None)
-    options.pop("timeout", None)
-    options["progress"] = False  # nothing runs, so there is nothing to show
+def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
+                operation: str = "upsert", org: Org | None = None, *, nulls: Any = "keep",
+                tz: str | None = None) -> Problems:
+    """Every problem of every row of ``df`` for a load, before anything is sent: a
+    `Problems` frame, one row per problem, that shows as its summary with a fix per group
+    (see sfbulk_nb.validate). ``external_id`` is the upsert key; update and delete match
+    on Id. Only the object's describe is fetched."""
+    if operation == "upsert" and external_id is None:
+        raise errors.InputError("validate_df for an upsert needs external_id (or pass "
+                                "operation='insert', 'update' or 'delete')")
+    if operation == "delete" and isinstance(df, (pd.Series, list, tuple)):
+        df = id_frame(df)
+    found = plan_stage.inspect(org or default_org(), df, sobject, operation, external_id,
+                               plan_stage.LoadOptions(nulls=nulls, tz=tz))
+    return found.checked.problems
+
+
+def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
+            external_id: str | None = None, *, lookup: bool = False,
+            **options: Any) -> plan_stage.LoadPlan:
+    """Every check and the encoding of a load, without sending anything: the `LoadPlan`
+    (`.jobs`: one row per job that would run; `.problems`). Raises what the real load
+    would (ValidationError with on_invalid="raise"). ``lookup=True`` also asks the org
+    which rows would create and which would update (`plan.existing`; a few queries)."""
     if operation in ("delete", "hardDelete"):
         df = id_frame(df)
-    run = _build(df, sobject, operation, key, **options)
-    return pd.DataFrame({"rows": [c.records for c in run.chunks],
-                         "bytes": [len(c.data) for c in run.chunks]})
+    _check_options(options)
+    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep"):
+        options.pop(name, None)  # nothing runs: nothing to wait for or show
+    org = options.pop("org", None) or default_org()
+    plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
+                                plan_stage.LoadOptions(**options))
+    if lookup:
+        plan.lookup()
+    return plan
 
 
-def _run(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
-         wait: bool = True, timeout: float | None = None, **options: Any) -> BulkResult:
-    run = _build(df, sobject, operation, key, **options)
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = [k for k in options if k not in _PLAN_OPTIONS + _RUN_OPTIONS]
+    if unknown:
+        close = {k: difflib.get_close_matches(k, _PLAN_OPTIONS + _RUN_OPTIONS, n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "")
+                         for k, c in close.items())
+        raise errors.InputError(f"unknown option {said}; the options are "
+                                f"{', '.join(sorted(_PLAN_OPTIONS + _RUN_OPTIONS))}")
+
+
+def _run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
+         **options: Any) -> BulkResult:
+    return start_run(df, sobject, operation, external_id, **options).result()
+
+
+def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
+              **options: Any) -> "Run":
+    """Plan a load and run it (to the end, to `timeout`, or in the background with
+    wait=False); the Run behind a BulkResult."""
+    _check_options(options)
+    wait = options.pop("wait", True)
+    timeout = options.pop("timeout", None)
+    parallel = options.pop("parallel", 4)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise errors.InputError(f"parallel must be a whole number of at least 1, not {parallel!r}")
+    progress = options.pop("progress", "auto")
+    if not (progress in ("auto", "text", True, False, None) or callable(progress)):
+        raise errors.InputError(f"progress must be 'auto', 'text', False or a callable, not "
+                                f"{progress!r}")
+    clock, sleep = options.pop("clock", time.monotonic), options.pop("sleep", time.sleep)
+    org = options.pop("org", None) or default_org()
+    plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
+                                plan_stage.LoadOptions(**options))
+    # The panel only once the plan stands: a load stopped by its checks shows none.
+    run = Run(plan, parallel=parallel, reporter=reporter_for(progress), clock=clock,
+              sleep=sleep)
     if wait:
         run.start(timeout=timeout)
     else:
         run.start_in_background()
-    return run.result()
-
-
-def _build(df: pd.DataFrame, sobject: str, operation: str, key: str | None, *,
-         org: Org | None = None, nulls: Any = "keep", max_bytes: int = 100_000_000,
-         max_records: int | None = None, parallel: int = 4, progress: Any = "auto",
-         column_delimiter: str = "COMMA", line_ending: str = "LF", tz: str | None = None,
-         clock: Callable[[], float] = time.monotonic,
-         sleep: Callable[[float], None] = time.sleep) -> "Run":
-    if not isinstance(df, pd.DataFrame):
-        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    if parallel < 1:
-        raise errors.InputError("parallel must be at least 1")
-    org = org or default_org()
-    return Run(org, df, sobject, operation, key, nulls=nulls, tz=tz, max_bytes=max_bytes,
-               max_records=max_records, parallel=parallel, column_delimiter=column_delimiter,
-               line_ending=line_ending, reporter=reporter_for(progress), clock=clock,
-               sleep=sleep)
+    return run
 
 
 class Run:
-    """One call of upsert_df & co: its chunks, jobs and outcomes. Resumable by wait()."""
+    """One call of upsert_df & co: executes a LoadPlan's jobs and keeps their outcomes.
+    Resumable by wait(). The constructor does no I/O and no encoding."""
 
-    def __init__(self, org: Org, df: pd.DataFrame, sobject: str, operation: str,
-                 key: str | None, *, nulls, tz, max_bytes, max_records, parallel,
-                 column_delimiter, line_ending, reporter, clock, sleep):
-        self.org = org
-        self.df = df
-        self.operation = operation
+    def __init__(self, plan: plan_stage.LoadPlan, *, parallel: int = 4,
+                 reporter: Callable[[ProgressEvent], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.plan = plan
+        self.org = plan.org
+        self.df = plan.df
+        self.sobject = plan.sobject
+        self.operation = plan.operation
+        self.key = plan.key
+        # The key's column as sent (results echo the caller's spelling of the header).
+        self.key_column = (plan_stage._column_of(plan.sent_text, plan.key)
+                           if plan.key is not None and len(plan.sent_text.columns) else None)
+        self.key_case_insensitive = plan.key_case_insensitive
+        self.column_delimiter = plan.options.column_delimiter
+        self.line_ending = plan.options.line_ending
+        self.sent_text = plan.sent_text
+        self.chunks = list(plan.chunks)
         self.reporter = reporter
         self.clock = clock
         self.sleep = sleep
         self.parallel = parallel
-        self.column_delimiter = column_delimiter
-        self.line_ending = line_ending
-        self.calls_before = org.api_calls
+        self.calls_before = self.org.api_calls - plan.describe_calls
         self.started = time.time()
         self.finished_at: float | None = None
         self.exceptions: list[BaseException] = []
@@ -131,69 +186,16 @@ class Run:
         self.progress_rows: list[dict[str, Any]] = []
         self._thread: threading.Thread | None = None
         self._background_error: BaseException | None = None
-
-        clash = [c for c in df.columns if c in results.STATUS_COLUMNS]
-        if clash:
-            raise errors.InputError(f"the frame already has result column(s) {clash}; drop or "
-                                    "rename them (e.g. df.drop(columns=res.STATUS_COLUMNS))")
-        describe = org.describe(sobject)
-        self.sobject = describe["name"]
-        fields = {f["name"].lower(): f for f in describe["fields"]}
-        self.key = self._check_key(key, fields)
-        to_send = df[["Id"]] if operation in ("delete", "hardDelete") else df
-        field_types = {c: fields[c.lower()]["type"] for c in to_send.columns
-                       if isinstance(c, str) and c.lower() in fields}
-        self.key_case_insensitive = self._key_ignores_case(fields)
-        # One preparation of the frame serves the texts (duplicate check, alignment) and
-        # the CSV chunks.
-        encoding = encode.Encoding(to_send, nulls=nulls, tz=tz, field_types=field_types)
-        self.sent_text = encoding.text()
-        dups = results.find_duplicate_keys(self.sent_text, operation, self.key,
-                                           self.key_case_insensitive)
-        if len(dups):
-            raise errors.InputError(
-                f"{len(dups)} row(s) cannot be sent: their {self.key} is blank or repeated, "
-                "so their results could not be told apart. Fix or drop them:\n"
-                + dups.head(20).to_string())
-        self.chunks = list(encoding.chunks(
-            column_delimiter=column_delimiter, line_ending=line_ending,
-            max_bytes=max_bytes, max_records=max_records))
         self.chunk_bytes = [len(c.data) for c in self.chunks]
         self.outcomes = [results.JobOutcome(positions=c.positions, sent=False, finished=True)
                          for c in self.chunks]
         self._aligned: pd.DataFrame | None = None
         self.infos: list[jobs.JobInfo | None] = [None] * len(self.chunks)
-        self.rows = len(df)
+        self.rows = len(self.df)
 
     @property
     def job_count(self) -> int:
         return len(self.chunks)
-
-    def _check_key(self, key: str | None, fields: dict[str, dict]) -> str | None:
-        if key is None:
-            return None
-        if key not in self.df.columns:
-            raise errors.InputError(
-                f"{self.operation} needs a {key!r} column; the frame has "
-                f"{list(self.df.columns)[:20]}")
-        f = fields.get(key.lower())
-        if f is None:
-            raise errors.InputError(f"{self.sobject} has no field {key!r}")
-        if self.operation == "upsert" and key != "Id" and not (f.get("externalId")
-                                                               or f.get("idLookup")):
-            raise errors.InputError(f"{self.sobject}.{f['name']} is not an External ID field; "
-                                    "upsert needs one (or Id)")
-        return key
-
-    def _key_ignores_case(self, fields: dict[str, dict]) -> bool:
-        # Salesforce matches custom external ids without case only when the field is unique
-        # and case-insensitive; ids always (their 18-character form is case-safe).
-        if self.key is None:
-            return False
-        f = fields[self.key.lower()]
-        if f["name"] == "Id" or not f.get("custom"):
-            return True
-        return bool(f.get("unique")) and not f.get("caseSensitive")
 
     # -- running ---------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class Run:
             self.infos[i] = jobs.close(self.org, job_id)
         except errors.SFBulkError as e:
             self._record(e, i)
+            self.outcomes[i].error = ("NOT_SENT", f"not sent: {e}")
             if job_id is not None:
                 try:
                     jobs.abort(self.org, job_id)
@@ -299,16 +302,20 @@ class Run:
         outcome.successful = fetched["successfulResults"]
         outcome.failed = fetched["failedResults"]
         outcome.unprocessed = fetched["unprocessedrecords"]
+        if info.state != "JobComplete":
+            # Rows a Failed or Aborted job never processed carry its reason.
+            outcome.error = (f"JOB_{info.state.upper()}", job_error_text(info))
         outcome.finished = True
         self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
-                  records=chunk.records, processed=info.processed, failed=info.failed)
+                  records=chunk.records, processed=info.processed, failed=info.failed,
+                  message=info.error_message)
 
     def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Only the columns alignment reads: the key and the sf__ columns (an insert matches
         on every column, so it keeps them all)."""
         if self.operation == "insert":
             return frame
-        return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key]]
+        return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key_column]]
 
     def _record(self, e: BaseException, i: int) -> None:
         with self._lock:
@@ -362,8 +369,14 @@ class Run:
         peak memory of a big load)."""
         if self._aligned is not None:
             return self._aligned
-        aligned = results.align(self.sent_text, self.operation, self.key, self.outcomes,
-                                key_case_insensitive=self.key_case_insensitive)
+        aligned = results.align(self.sent_text, self.operation, self.key_column or self.key,
+                                self.outcomes, key_case_insensitive=self.key_case_insensitive)
+        skipped = self.plan.invalid_positions
+        if len(skipped):
+            # Rows not sent for their errors (on_invalid="skip"), back in input order.
+            both = pd.concat([aligned, self.plan.invalid_status()])
+            aligned = both.iloc[np.argsort(np.concatenate([self.plan.positions, skipped]),
+                                           kind="stable")]
         if self.finished_at is not None:
             self._aligned = aligned
         return aligned
@@ -374,6 +387,13 @@ class Run:
 
     def result(self) -> BulkResult:
         return BulkResult(self)
+
+
+def job_error_text(info: jobs.JobInfo) -> str:
+    """Why a job ended Failed or Aborted, for its unprocessed rows and the displays."""
+    if info.error_message:
+        return info.error_message
+    return "the job was aborted" if info.state == "Aborted" else f"the job ended {info.state}"
 
 
 def _result_kinds_with_rows(info: jobs.JobInfo) -> set[str]:

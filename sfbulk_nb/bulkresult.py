@@ -5,38 +5,50 @@ import html
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from . import results
-from .errors import JobFailedError
+from .errors import InputError, JobFailedError
 
 if TYPE_CHECKING:
     from .api import Run
 
 _SUCCESS = ("created", "updated", "deleted")
+_RETRYABLE = ("failed", "invalid", "unprocessed", "not_sent")
+_CELL = "padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere"
+
 
 class BulkResult:
     """The input frame plus each row's fate, and the run's jobs and API usage.
 
     frame: the input (same index, columns and values) plus sf_id, sf_status, sf_error_code,
     sf_error_message, sf_error_fields, sf_job_id. sf_status is one of created, updated,
-    deleted, failed, unprocessed, not_sent (never reached Salesforce) or pending (its job
-    was still running when the call returned; `wait()` carries on).
+    deleted, failed, unprocessed (its job ended Failed or Aborted first: the job's reason is
+    in sf_error_message), not_sent (never reached Salesforce), pending (its job was still
+    running when the call returned; `wait()` carries on) or invalid (an error found
+    before sending; on_invalid="skip" left the row out).
     """
 
     STATUS_COLUMNS = results.STATUS_COLUMNS
 
-    def __init__(self, run: "Run"):
+    def __init__(self, run: "Run", previous: "BulkResult | None" = None):
         self._run = run
+        self._previous = previous  # the result a retry() merges its outcomes into
         self._frame: pd.DataFrame | None = None
+        self._errors: pd.DataFrame | None = None
 
     # -- the rows ------------------------------------------------------------------------
 
     @property
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
-            status = self._run.aligned()
-            self._frame = pd.concat([self._run.df, status], axis=1)
+            frame = pd.concat([self._run.df, self._run.aligned()], axis=1)
+            if self._previous is not None:
+                frame = _merge_retried(self._previous.frame, frame)
+            if self.done:
+                self._frame = frame
+            return frame
         return self._frame
 
     def _where(self, statuses) -> pd.DataFrame:
@@ -48,7 +60,13 @@ class BulkResult:
 
     @property
     def failed(self) -> pd.DataFrame:
+        """Rows the org refused (sf_error_* says why)."""
         return self._where(("failed",))
+
+    @property
+    def invalid(self) -> pd.DataFrame:
+        """Rows with an error found before sending, left out by on_invalid="skip"."""
+        return self._where(("invalid",))
 
     @property
     def unprocessed(self) -> pd.DataFrame:
@@ -60,7 +78,19 @@ class BulkResult:
 
     @property
     def errors(self) -> pd.DataFrame:
-        return results.summarize_errors(self.frame)
+        """What went wrong, grouped for people (see results.summarize_errors): failed,
+        invalid, and unprocessed rows with their job's reason."""
+        if self._errors is not None:
+            return self._errors
+        errors = results.summarize_errors(self.frame)
+        if self.done:
+            self._errors = errors
+        return errors
+
+    @property
+    def problems(self):
+        """What the checks before sending found (warnings included): a `Problems` frame."""
+        return self._run.plan.problems
 
     @property
     def ok(self) -> bool:
@@ -75,13 +105,58 @@ class BulkResult:
     def wait(self, timeout: float | None = None) -> "BulkResult":
         """Keep polling unfinished jobs (up to `timeout` seconds) and refresh the rows."""
         self._run.wait(timeout)
-        self._frame = None
+        self._frame = self._errors = None
         return self
 
     def abort(self) -> "BulkResult":
         """Abort the run's unfinished jobs."""
         self._run.abort()
         return self
+
+    def retry(self, fixed: pd.DataFrame | None = None, **options: Any) -> "BulkResult":
+        """Send again only the rows that failed, were invalid or were never processed.
+
+        ``fixed``: those rows, edited (e.g. ``res.failed`` after a fix; its index labels
+        say which rows they are, its sf_* columns are ignored); without it every such row
+        is sent again as it was. Options are the load's own unless given. Returns a
+        result whose frame is this one with the retried rows' values and outcomes
+        replaced, so counts, errors and charts cover the whole load."""
+        from . import api  # the facade runs the retry like any load
+
+        if not self.done:
+            raise InputError("the run is still going: res.wait() first, then retry")
+        frame = self.frame
+        if not frame.index.is_unique:
+            raise InputError("retry needs an input frame whose index labels are unique (it "
+                             "matches rows by label); use df.reset_index(drop=True) first")
+        retryable = frame[frame["sf_status"].isin(_RETRYABLE)]
+        if fixed is None:
+            fixed = retryable
+        if not isinstance(fixed, pd.DataFrame):
+            raise InputError(f"fixed must be a DataFrame of the rows to retry, not "
+                             f"{type(fixed).__name__}")
+        unknown = fixed.index.difference(frame.index)
+        if len(unknown):
+            raise InputError(f"{len(unknown)} row(s) of fixed are not rows of this load "
+                             f"(index labels {list(unknown[:10])}); retry matches rows by label")
+        done_already = fixed.index.difference(retryable.index)
+        if len(done_already):
+            raise InputError(
+                f"{len(done_already)} row(s) of fixed succeeded already (index labels "
+                f"{list(done_already[:10])}); sending them again would repeat their change")
+        data = fixed.drop(columns=[c for c in results.STATUS_COLUMNS if c in fixed.columns])
+        plan = self._run.plan
+        settings = {"nulls": plan.options.nulls, "tz": plan.options.tz,
+                    "column_delimiter": plan.options.column_delimiter,
+                    "line_ending": plan.options.line_ending,
+                    "max_bytes": plan.options.max_bytes, "max_records": plan.options.max_records,
+                    "on_invalid": plan.options.on_invalid, "org": self._run.org,
+                    "parallel": self._run.parallel, "progress": False, **options}
+        if isinstance(settings["nulls"], dict):
+            settings["nulls"] = {c: p for c, p in settings["nulls"].items() if c in data.columns}
+        run = api.start_run(data, plan.sobject, plan.operation,
+                            plan.key if plan.operation == "upsert" else None, **settings)
+        return BulkResult(run, previous=self)
 
     def raise_for_status(self) -> "BulkResult":
         """Raise JobFailedError if a job ended Failed or Aborted (row failures alone do not
@@ -96,7 +171,8 @@ class BulkResult:
     @property
     def exceptions(self) -> list[BaseException]:
         """Errors met on the way (a job that could not be sent, a poll that failed)."""
-        return list(self._run.exceptions)
+        earlier = self._previous.exceptions if self._previous is not None else []
+        return earlier + list(self._run.exceptions)
 
     @property
     def jobs(self) -> pd.DataFrame:
@@ -110,7 +186,12 @@ class BulkResult:
                 "failed": raw.get("numberRecordsFailed"), "created": raw.get("createdDate"),
                 "processing_ms": raw.get("totalProcessingTime"),
                 "error_message": raw.get("errorMessage")})
-        return pd.DataFrame(rows)
+        jobs = pd.DataFrame(rows, columns=["job_id", "state", "rows", "bytes", "processed",
+                                           "failed", "created", "processing_ms",
+                                           "error_message"])
+        if self._previous is not None:
+            jobs = pd.concat([self._previous.jobs, jobs], ignore_index=True)
+        return jobs
 
     @property
     def timeline(self) -> pd.DataFrame:
@@ -147,9 +228,20 @@ class BulkResult:
 
         return plots.plot(self, kind, ax=ax, **options)
 
+    def job_failures(self) -> list[str]:
+        """One line per job that ended Failed or Aborted: "job 2 failed: <its reason>"."""
+        from .api import job_error_text
+
+        lines = []
+        for i, info in enumerate(self._run.infos):
+            if info is not None and info.state in ("Failed", "Aborted"):
+                lines.append(f"job {i + 1} {info.state.lower()}: {job_error_text(info)}")
+        return lines
+
     def _summary(self) -> tuple[str, list[tuple[str, int]]]:
         run = self._run
-        head = (f"{run.operation} of {run.rows:,} rows into {run.sobject} "
+        what = "retry" if self._previous is not None else run.operation
+        head = (f"{what} of {run.rows:,} rows into {run.sobject} "
                 f"({run.org.kind} org), {run.job_count} job(s), {self.api_calls} API calls, "
                 f"{self.elapsed:.1f} s" + ("" if self.done else ", STILL RUNNING"))
         return head, [(s, int(n)) for s, n in self.counts.items() if n]
@@ -157,9 +249,10 @@ class BulkResult:
     def __repr__(self) -> str:
         head, counts = self._summary()
         lines = [f"<BulkResult {head}>", "  " + ", ".join(f"{n:,} {s}" for s, n in counts)]
-        errs = self.errors
-        for row in errs.head(5).itertuples():
-            lines.append(f"  {row.rows:,} x {row.code} [{row.fields}]: {row.message}")
+        lines += [f"  {line}" for line in self.job_failures()]
+        for row in self.errors.head(5).itertuples():
+            fields = f" [{row.fields}]" if row.fields else ""
+            lines.append(f"  {row.rows:,} x {row.code}{fields}: {_short(row.message, 100)}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -167,9 +260,52 @@ class BulkResult:
         badges = " ".join(
             f'<span style="color:{results.STATUS_COLOURS.get(s, "#000")};font-weight:600">{n:,} {s}</span>'
             for s, n in counts)
-        parts = [f"<div><b>BulkResult</b>: {html.escape(head)}<br>{badges}"]
+        parts = [f'<div class="sfbulk-result" style="max-width:100%;overflow:hidden">'
+                 f"<b>BulkResult</b>: {html.escape(head)}<br>{badges}"]
+        for line in self.job_failures():
+            parts.append(f'<br><span style="color:#cf222e;font-weight:600">'
+                         f"{html.escape(line)}</span>")
         errs = self.errors
         if len(errs):
-            parts.append("<br><b>Top errors</b>" + errs.head(10).to_html(index=False))
+            parts.append("<br><b>Top errors</b>" + _errors_table(errs.head(10)))
         parts.append("</div>")
         return "".join(parts)
+
+
+def _short(text: Any, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _errors_table(errs: pd.DataFrame) -> str:
+    """Error groups as a table that fits its output: fixed layout, wrapped, values cut."""
+    widths = ("11%", "20%", "10%", "33%", "8%", "18%")
+    cols = "".join(f'<col style="width:{w}">' for w in widths)
+    names = "".join(f'<th style="{_CELL}">{n}</th>' for n in
+                    ("status", "code", "fields", "message", "rows", "examples"))
+    rows = []
+    for r in errs.itertuples(index=False):
+        colour = results.STATUS_COLOURS.get(r.status, "#000")
+        examples = ", ".join(_short(e, 40) for e in r.examples)
+        rows.append(
+            f'<tr><td style="{_CELL};color:{colour}">{html.escape(r.status)}</td>'
+            f'<td style="{_CELL}">{html.escape(r.code)}</td>'
+            f'<td style="{_CELL}">{html.escape(r.fields)}</td>'
+            f'<td style="{_CELL}">{html.escape(_short(r.message, 200))}</td>'
+            f'<td style="{_CELL};text-align:right">{r.rows:,}<br><small>{r.share:.0%}</small></td>'
+            f'<td style="{_CELL}">{html.escape(examples)}</td></tr>')
+    return (f'<table style="table-layout:fixed;width:100%;border-collapse:collapse">'
+            f"<colgroup>{cols}</colgroup><thead><tr>{names}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _merge_retried(before: pd.DataFrame, retried: pd.DataFrame) -> pd.DataFrame:
+    """``before`` with the retried rows (by label) replaced by their new values and
+    outcomes, in ``before``'s row order."""
+    kept = before.drop(index=retried.index)
+    merged = pd.concat([kept, retried])
+    order = np.argsort(before.index.get_indexer(merged.index), kind="stable")
+    merged = merged.iloc[order]
+    columns = [c for c in before.columns if c in merged.columns and c not in results.STATUS_COLUMNS]
+    columns += [c for c in merged.columns if c not in columns and c not in results.STATUS_COLUMNS]
+    return merged[columns + list(results.STATUS_COLUMNS)]

@@ -62,8 +62,10 @@ chunking). Per-cell Python work is limited to a type scan of object columns of d
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 import io
 from collections.abc import Iterator, Mapping
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -119,6 +121,16 @@ class EncodeError(InputError):
 
 
 @dataclass(frozen=True)
+class CellProblem:
+    """Cells of one column that cannot be encoded, found by lenient planning."""
+
+    positions: np.ndarray  # row positions (0-based) of the cells
+    code: str  # Salesforce's error code where one fits, else our own
+    reason: str  # what is wrong, completing "the value ..."
+    hint: str  # one line of pandas that fixes the column
+
+
+@dataclass(frozen=True)
 class Chunk:
     """One Bulk job's worth of CSV."""
 
@@ -138,19 +150,27 @@ class Encoding:
     (a load needs both: the texts to refuse duplicate keys and to align results, the
     chunks to send)."""
 
-    def __init__(self, df, *, nulls="keep", tz=None, field_types=None):
+    def __init__(self, df, *, nulls="keep", tz=None, field_types=None, columns=None):
         self.df = df
-        self.columns = _prepare(df, nulls, tz, field_types)
+        self.columns = _prepare(df, nulls, tz, field_types) if columns is None else columns
+
+    def column_text(self, i: int) -> pa.Array:
+        """Column ``i`` as the exact cell texts sent (null policy applied), large_string."""
+        col = self.columns[i]
+        return pc.fill_null(col.render(col.values), col.null_text)
 
     def text(self) -> pd.DataFrame:
         """What format_frame returns."""
-        data = {}
-        for i, col in enumerate(self.columns):
-            data[i] = pc.fill_null(col.render(col.values), col.null_text).to_pandas()
-        out = pd.DataFrame(data)
+        out = pd.DataFrame({i: self.column_text(i).to_pandas() for i in range(len(self.columns))})
         out.index = self.df.index
         out.columns = self.df.columns
         return out
+
+    def select(self, positions) -> "Encoding":
+        """The same encoding for only the rows at ``positions`` (ascending)."""
+        take = pa.array(np.asarray(positions, np.int64))
+        columns = [dataclasses.replace(c, values=c.values.take(take)) for c in self.columns]
+        return Encoding(self.df.iloc[np.asarray(positions, np.int64)], columns=columns)
 
     def chunks(self, *, column_delimiter="COMMA", line_ending="LF", max_bytes=100_000_000,
                max_records=None) -> Iterator[Chunk]:
@@ -384,12 +404,9 @@ def _prepare(df, nulls, tz, field_types, delimiter=None) -> list[_Column]:
         if not isinstance(field_types, Mapping):
             raise EncodeError(f"field_types must be a dict of column -> Salesforce type, got {type(field_types).__name__}")
         types = {str(k).lower(): str(v).lower() for k, v in field_types.items()}
-    columns = []
-    for i, name in enumerate(names):
-        series = df.iloc[:, i]
-        values, render, is_text = _plan_column(name, series, tz, types.get(name.lower()))
-        columns.append(_Column(name, values, render, is_text, _NULL_TEXT[policy[name]]))
-    return columns
+    return [prepare_column(name, df.iloc[:, i], nulls=policy[name], tz=tz,
+                           field_type=types.get(name.lower()))
+            for i, name in enumerate(names)]
 
 
 def _option(value, choices, what):
@@ -456,8 +473,32 @@ def _check_tz(tz):
     return tz
 
 
-def _plan_column(name, series, tz, field_type):
-    arr = _to_arrow(name, series)
+def prepare_column(name, series, *, nulls="keep", tz=None, field_type=None, problems=None):
+    """One column prepared for encoding (a `_Column`).
+
+    With ``problems`` (a list) planning is lenient: cells that cannot be encoded are
+    appended to it as `CellProblem`s and planned as nulls, so validation learns every bad
+    cell in one pass; without it the first bad cell raises EncodeError. A column that
+    cannot be encoded at all (an unsupported dtype) raises either way."""
+    values, render, is_text = _plan_column(name, series, _check_tz(tz), field_type, problems)
+    return _Column(name, values, render, is_text, _NULL_TEXT[nulls])
+
+
+def _reject(problems, positions, code, reason, hint, message) -> None:
+    """Strict planning raises ``message(first position)``; lenient planning records every
+    position (the caller then plans them as nulls)."""
+    positions = np.asarray(positions, np.int64)
+    if problems is None:
+        raise EncodeError(message(int(positions[0])))
+    problems.append(CellProblem(positions, code, reason, hint))
+
+
+def _null_at(arr: pa.Array, mask: pa.Array) -> pa.Array:
+    return pc.if_else(mask, pa.scalar(None, arr.type), arr)
+
+
+def _plan_column(name, series, tz, field_type, problems=None):
+    arr = _to_arrow(name, series, problems)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     t = arr.type
@@ -468,10 +509,11 @@ def _plan_column(name, series, tz, field_type):
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         return arr, _cast_text, False
     if pa.types.is_floating(t):
-        return _prepare_float(name, arr, series.index, field_type), _format_float, False
+        return _prepare_float(name, arr, series.index, field_type, problems), _format_float, False
     if pa.types.is_date(t):
         arr = arr.cast(pa.date32())
-        _check_range(name, arr.cast(pa.int32()), _MIN_DAY, _MAX_DAY, series.index, "date")
+        arr = _check_range(name, arr, arr.cast(pa.int32()), _MIN_DAY, _MAX_DAY, series.index,
+                           "date", problems)
         return arr, _cast_text, False
     if pa.types.is_timestamp(t):
         if field_type == "date":
@@ -479,21 +521,24 @@ def _plan_column(name, series, tz, field_type):
             # which is what the user sees; the UTC date would move late-evening values
             # west of UTC onto the next day.
             days = arr.cast(pa.date32())
-            _check_range(name, days.cast(pa.int32()), _MIN_DAY, _MAX_DAY, series.index, "date")
+            days = _check_range(name, days, days.cast(pa.int32()), _MIN_DAY, _MAX_DAY,
+                                series.index, "date", problems)
             return days, _cast_text, False
-        return _utc_millis(name, arr, tz, series.index), _format_millis, False
+        return _utc_millis(name, arr, tz, series.index, problems), _format_millis, False
     raise EncodeError(
         f"column {name!r} has type {t} ({series.dtype}), which has no Bulk CSV form; "
         f"convert it to strings, numbers, booleans, dates or datetimes first"
     )
 
 
-def _to_arrow(name, series) -> pa.Array:
+def _to_arrow(name, series, problems=None) -> pa.Array:
     dtype = series.dtype
     if dtype.kind == "c":
         raise EncodeError(f"column {name!r} holds complex numbers ({dtype}); Salesforce has no such field type, convert or drop it")
     if dtype == object:  # noqa: E721  (numpy object dtype; .kind would also take StringDtype)
-        arr = _object_to_arrow(name, series)
+        if problems is not None:
+            series = _screen_objects(name, series, problems)
+        arr = _object_to_arrow(name, series, problems)
     else:
         try:
             arr = pa.array(series, from_pandas=True)
@@ -523,7 +568,7 @@ _OBJECT_KINDS = {
 }
 
 
-def _object_to_arrow(name, series) -> pa.Array:
+def _object_to_arrow(name, series, problems=None) -> pa.Array:
     kind = infer_dtype(series, skipna=True)
     if kind not in _OBJECT_KINDS:
         _object_error(name, series, kind)
@@ -531,8 +576,10 @@ def _object_to_arrow(name, series) -> pa.Array:
         # infer_dtype calls a mix of dates and datetimes "date"; Arrow would then drop
         # the times without a word.
         objects = series.to_numpy()
-        if any(issubclass(t, _dt.datetime) for t in set(map(type, objects))):
-            pos = next(i for i, v in enumerate(objects) if isinstance(v, _dt.datetime))
+        # NaT (a null) is a datetime subclass: .dt.date leaves it where dates are blank.
+        if any(issubclass(t, _dt.datetime) and t is not _NAT for t in set(map(type, objects))):
+            pos = next(i for i, v in enumerate(objects)
+                       if isinstance(v, _dt.datetime) and v is not pd.NaT)
             raise EncodeError(
                 f"column {name!r} mixes dates and datetimes ({_row(series.index, pos)} holds "
                 f"{objects[pos]!r}); make it all dates (pd.to_datetime(...).dt.date) or all datetimes"
@@ -551,21 +598,29 @@ def _object_to_arrow(name, series) -> pa.Array:
     try:
         return pa.array(series, type=_OBJECT_KINDS[kind], from_pandas=True)
     except UnicodeEncodeError:
-        for pos, value in enumerate(series.to_numpy()):
-            if isinstance(value, str):
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise EncodeError(
-                        f"column {name!r} at {_row(series.index, pos)} holds text that is not valid "
-                        f"Unicode (a lone surrogate) and cannot be written as UTF-8; fix that value"
-                    ) from None
-        raise
+        bad = [pos for pos, value in enumerate(series.to_numpy())
+               if isinstance(value, str) and not _is_utf8(value)]
+        _reject(problems, bad, "INVALID_CHARACTER",
+                "holds text that is not valid Unicode (a lone surrogate), which cannot be written as UTF-8",
+                f"df[{name!r}] = df[{name!r}].str.encode('utf-8', 'replace').str.decode('utf-8')",
+                lambda pos: f"column {name!r} at {_row(series.index, pos)} holds text that is not valid "
+                            f"Unicode (a lone surrogate) and cannot be written as UTF-8; fix that value")
+        series = series.copy()
+        series.iloc[bad] = None
+        return _object_to_arrow(name, series)
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(
             f"column {name!r} holds {kind} values that cannot be encoded ({exc}); "
             f"convert the column to one plain type first"
         ) from None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _value_kind(value) -> str:
@@ -574,6 +629,82 @@ def _value_kind(value) -> str:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return "number"
     return type(value).__name__
+
+
+_NAT = type(pd.NaT)
+_SENDABLE_KINDS = ("text", "number", "boolean", "date", "naive datetime", "zoned datetime")
+
+
+def _cell_kind(value) -> str:
+    """What a cell of an object column is, for the lenient screen: 'null', a sendable kind
+    ('text', 'number', 'boolean', 'date', 'naive datetime', 'zoned datetime'), or the type
+    name of a value with no CSV form."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return "null"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (int, float, np.integer, np.floating, decimal.Decimal)):
+        return "number"
+    if isinstance(value, _dt.datetime):
+        return "zoned datetime" if value.tzinfo is not None else "naive datetime"
+    if isinstance(value, np.datetime64):
+        return "naive datetime"
+    if isinstance(value, _dt.date):
+        return "date"
+    return type(value).__name__
+
+
+def _screen_objects(name, series, problems) -> pd.Series:
+    """Lenient planning of an object column: cells with no CSV form, and cells of another
+    kind than most of the column's, are recorded and planned as nulls."""
+    if infer_dtype(series, skipna=True) in ("string", "empty", "boolean", "integer", "floating",
+                                            "mixed-integer-float", "decimal", "datetime64"):
+        return series  # one plain kind: nothing to screen (datetimes may still mix zones)
+    kinds = pd.Series(list(map(_cell_kind, series.to_numpy())), dtype=object)
+    filled = kinds[kinds != "null"]
+    sendable = filled[filled.isin(_SENDABLE_KINDS)]
+    unsendable = filled[~filled.isin(_SENDABLE_KINDS)]
+    bad: list[int] = []
+    for type_name, cells in unsendable.groupby(unsendable, sort=False):
+        positions = cells.index.to_numpy()
+        _reject(problems, positions, "INVALID_CELL_TYPE",
+                f"is a {type_name}, which has no Bulk CSV form (a cell holds one value)",
+                _flatten_hint(name, type_name), None)
+        bad.extend(positions)
+    if len(sendable):
+        counts = sendable.value_counts(sort=False)
+        main = counts.index[int(np.argmax(counts.to_numpy()))]  # first of the most frequent
+        for kind, cells in sendable[sendable != main].groupby(sendable[sendable != main], sort=False):
+            positions = cells.index.to_numpy()
+            _reject(problems, positions, "MIXED_TYPES",
+                    f"is a {kind} in a column of {main} values, so the column has no one CSV form",
+                    _mixed_hint(name, main), None)
+            bad.extend(positions)
+    if not bad:
+        return series
+    series = series.copy()
+    series.iloc[sorted(bad)] = None
+    return series
+
+
+def _flatten_hint(name, type_name) -> str:
+    if type_name in ("list", "tuple", "set", "ndarray"):
+        return (f"df[{name!r}] = df[{name!r}].map(lambda v: ';'.join(map(str, v)) "
+                f"if isinstance(v, (list, tuple, set)) else v)")
+    if type_name in ("bytes", "bytearray"):
+        return f"df[{name!r}] = df[{name!r}].str.decode('utf-8')"
+    return f"df[{name!r}] = df[{name!r}].astype('string')"
+
+
+def _mixed_hint(name, main) -> str:
+    if main == "number":
+        return f"df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')  # non-numbers become blank"
+    if main in ("date", "naive datetime", "zoned datetime"):
+        conversion = ".dt.date" if main == "date" else ""
+        return f"df[{name!r}] = pd.to_datetime(df[{name!r}], errors='coerce'){conversion}"
+    return f"df[{name!r}] = df[{name!r}].astype('string')"
 
 
 def _object_error(name, series, kind):
@@ -626,26 +757,30 @@ def _cast_text(values: pa.Array) -> pa.Array:
     return values.cast(_LSTR)
 
 
-def _prepare_float(name, arr, index, field_type) -> pa.Array:
+def _prepare_float(name, arr, index, field_type, problems=None) -> pa.Array:
     # NaN is a null (pandas' view), also in Arrow-backed columns where it is a value.
     nan = pc.fill_null(pc.is_nan(arr), False)
     if pc.any(nan).as_py():
-        arr = pc.if_else(nan, pa.scalar(None, arr.type), arr)
+        arr = _null_at(arr, nan)
     infinite = pc.fill_null(pc.is_inf(arr), False)
     if pc.any(infinite).as_py():
-        pos = _first_true(infinite)
-        raise EncodeError(
-            f"column {name!r} at {_row(index, pos)} is {arr[pos].as_py()}; Salesforce numbers must be "
-            f"finite: replace infinities (e.g. df[{name!r}].replace([np.inf, -np.inf], np.nan))"
-        )
+        _reject(problems, _true_positions(infinite), "NUMBER_OUTSIDE_VALID_RANGE",
+                "is infinite; Salesforce numbers must be finite",
+                f"df[{name!r}] = df[{name!r}].replace([np.inf, -np.inf], np.nan)",
+                lambda pos: f"column {name!r} at {_row(index, pos)} is {arr[pos].as_py()}; Salesforce "
+                            f"numbers must be finite: replace infinities (e.g. "
+                            f"df[{name!r}].replace([np.inf, -np.inf], np.nan))")
+        arr = _null_at(arr, infinite)
     if field_type in ("int", "long"):
         fractional = pc.fill_null(pc.not_equal(pc.floor(arr), arr), False)
         if pc.any(fractional).as_py():
-            pos = _first_true(fractional)
-            raise EncodeError(
-                f"column {name!r} is a Salesforce {field_type} field but {_row(index, pos)} holds "
-                f"{arr[pos].as_py()!r}; round the column (e.g. df[{name!r}].round()) or fix that value"
-            )
+            _reject(problems, _true_positions(fractional), "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"has a fraction, but the field is a whole number ({field_type})",
+                    f"df[{name!r}] = df[{name!r}].round().astype('Int64')",
+                    lambda pos: f"column {name!r} is a Salesforce {field_type} field but "
+                                f"{_row(index, pos)} holds {arr[pos].as_py()!r}; round the column "
+                                f"(e.g. df[{name!r}].round()) or fix that value")
+            arr = _null_at(arr, fractional)
     return arr
 
 
@@ -691,32 +826,34 @@ def _concat(*parts) -> pa.Array:
     return pc.binary_join_element_wise(*parts, pa.scalar("", _LSTR))
 
 
-def _utc_millis(name, arr, tz, index) -> pa.Array:
+def _utc_millis(name, arr, tz, index, problems=None) -> pa.Array:
     """Timestamps as int64 UTC milliseconds (floored), nulls kept."""
     unit = arr.type.unit
     if arr.type.tz is None and tz is not None:
-        arr = _localize(name, arr, tz, index)
+        arr = _localize(name, arr, tz, index, problems)
     raw = arr.cast(pa.int64())
     values = pc.fill_null(raw, 0).to_numpy()
     per_ms = {"s": None, "ms": 1, "us": 1_000, "ns": 1_000_000}[unit]
     millis = values * 1000 if per_ms is None else np.floor_divide(values, per_ms)
     mask = None if raw.null_count == 0 else raw.is_null().to_numpy(zero_copy_only=False)
     result = pa.array(millis, pa.int64(), mask=mask)
-    _check_range(name, result, _MIN_MS, _MAX_MS, index, "datetime")
-    return result
+    return _check_range(name, result, result, _MIN_MS, _MAX_MS, index, "datetime", problems)
 
 
-def _localize(name, arr, tz, index) -> pa.Array:
+def _localize(name, arr, tz, index, problems=None) -> pa.Array:
     naive = pd.DatetimeIndex(arr.to_numpy(zero_copy_only=False))
     local = naive.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     lost = np.flatnonzero(np.asarray(local.isna()) & ~np.asarray(naive.isna()))
     if len(lost):
-        pos = int(lost[0])
-        raise EncodeError(
-            f"column {name!r} at {_row(index, pos)} holds {naive[pos]}, which does not exist or is "
-            f"ambiguous in {tz} (a daylight-saving change); localize the column yourself, e.g. "
-            f"df[{name!r}].dt.tz_localize({str(tz)!r}, ambiguous=..., nonexistent=...)"
-        )
+        # Lenient planning keeps these as the nulls tz_localize made of them.
+        _reject(problems, lost, "AMBIGUOUS_LOCAL_TIME",
+                f"does not exist or is ambiguous in {tz} (a daylight-saving change)",
+                f"df[{name!r}] = df[{name!r}].dt.tz_localize({str(tz)!r}, ambiguous='NaT', "
+                f"nonexistent='shift_forward')",
+                lambda pos: f"column {name!r} at {_row(index, pos)} holds {naive[pos]}, which does not "
+                            f"exist or is ambiguous in {tz} (a daylight-saving change); localize the "
+                            f"column yourself, e.g. df[{name!r}].dt.tz_localize({str(tz)!r}, "
+                            f"ambiguous=..., nonexistent=...)")
     return pa.array(local.tz_convert("UTC"))
 
 
@@ -759,21 +896,24 @@ def _format_millis(values: pa.Array) -> pa.Array:
     )
 
 
-def _check_range(name, ints: pa.Array, low, high, index, what):
+def _check_range(name, values: pa.Array, ints: pa.Array, low, high, index, what, problems=None):
+    """``values`` with the cells whose ``ints`` fall outside [low, high] rejected."""
     bad = pc.fill_null(pc.or_(pc.less(ints, low), pc.greater(ints, high)), False)
-    if pc.any(bad).as_py():
-        pos = _first_true(bad)
-        raise EncodeError(
-            f"column {name!r} at {_row(index, pos)} holds a {what} outside years 1-9999, which "
-            f"Salesforce cannot store; fix or blank that value"
-        )
+    if not pc.any(bad).as_py():
+        return values
+    _reject(problems, _true_positions(bad), "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"is a {what} outside years 1-9999, which Salesforce cannot store",
+            f"df[{name!r}] = df[{name!r}].where(df[{name!r}].dt.year.between(1, 9999))",
+            lambda pos: f"column {name!r} at {_row(index, pos)} holds a {what} outside years 1-9999, "
+                        f"which Salesforce cannot store; fix or blank that value")
+    return _null_at(values, bad)
 
 
 # ------------------------------------------------------------------------ helpers
 
 
-def _first_true(mask: pa.Array) -> int:
-    return int(pc.index(mask, True).as_py())
+def _true_positions(mask: pa.Array) -> np.ndarray:
+    return np.flatnonzero(mask.to_numpy(zero_copy_only=False))
 
 
 def _row(index, pos: int) -> str:

@@ -3,6 +3,7 @@
     SFBulkError
     ├── ConfigError           connect() could not work out which org or credentials to use
     ├── InputError            the DataFrame or arguments cannot be sent (names rows/columns)
+    │   └── ValidationError   checks before sending found problems (.problems); nothing sent
     ├── AuthError             login refused, or a session expired and could not be renewed
     ├── TransportError        no HTTP answer (connection refused or dropped, timeouts)
     ├── RequestError          Salesforce answered with an error (.status, .error_code)
@@ -28,6 +29,17 @@ class ConfigError(SFBulkError):
 
 class InputError(SFBulkError, ValueError):
     pass
+
+
+class ValidationError(InputError):
+    """The frame's problems stop the load before any job exists. `problems` is the
+    `Problems` frame (one row per problem); the message is its summary."""
+
+    def __init__(self, problems: Any, note: str | None = None):
+        self.problems = problems
+        self.note = note or ("the frame has problems (on_invalid='raise'): apply the fixes, "
+                             "or pass on_invalid='skip' to send only the valid rows")
+        super().__init__(f"Nothing was sent: {self.note}.\n{problems.summary_text()}")
 
 
 class AuthError(SFBulkError):

@@ -2,14 +2,15 @@
 
     %sf_connect local                          # or ALIAS, or --instance-url URL --token-env VAR
     res = %bulk_upsert df Account customExtIdField__c --nulls clear
-    %bulk_insert df Contact --dry-run
+    %bulk_insert df Contact --dry-run          # the LoadPlan: problems, jobs
+    %bulk_upsert df Account customExtIdField__c --on-invalid skip
     %bulk_delete ids Account --hard
     %%soql accounts
     SELECT Id, Name FROM Account
     %bulk_jobs
 
 Defaults are traitlets: `%config SFBulkMagics.parallel = 2` (also `progress`, `nulls`,
-`api_version`). Bad arguments and library errors become a short `UsageError`, never a
+`on_invalid`, `api_version`). Bad arguments and library errors become a short `UsageError`, never a
 traceback or a SystemExit.
 """
 from __future__ import annotations
@@ -71,8 +72,11 @@ def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
         p.add_argument(key.lower(), metavar=key, help="the External ID field (or Id)")
     p.add_argument("--nulls", choices=api.NULL_POLICIES,
                    help="blank cells: keep (leave fields unchanged) or clear (#N/A)")
+    p.add_argument("--on-invalid", choices=api.ON_INVALID,
+                   help="rows with errors found before sending: stop and list them (raise), "
+                   "leave them out (skip) or send them anyway (send)")
     p.add_argument("--dry-run", action="store_true",
-                   help="check and encode only; return the jobs that would run")
+                   help="check and encode only; return the LoadPlan (jobs, problems)")
     p.add_argument("--no-wait", action="store_true",
                    help="return at once; res.wait() finishes (the panel keeps updating)")
     p.add_argument("--parallel", type=int, metavar="N", help="jobs at once")
@@ -126,6 +130,9 @@ class SFBulkMagics(Magics):
     nulls = Enum(api.NULL_POLICIES, "keep", help=(
         "Blank cells: keep (leave the field unchanged) or clear (send #N/A).")).tag(
         config=True)
+    on_invalid = Enum(api.ON_INVALID, "raise", help=(
+        "Rows with errors found before sending: raise (send nothing, list the problems), "
+        "skip (send the valid rows) or send (let the org judge them).")).tag(config=True)
     api_version = Unicode(None, allow_none=True, help=(
         "API version %sf_connect asks for, e.g. '62.0' (None: the org's latest).")).tag(
         config=True)
@@ -169,21 +176,21 @@ class SFBulkMagics(Magics):
     @needs_local_scope
     @line_magic
     def bulk_upsert(self, line: str, local_ns: dict | None = None):
-        """%bulk_upsert DF OBJECT EXT_ID [--nulls keep|clear] [--dry-run] [--no-wait]
+        """%bulk_upsert DF OBJECT EXT_ID [--nulls keep|clear] [--on-invalid raise|skip|send] [--dry-run] [--no-wait]
         [--parallel N]: insert or update rows matched on EXT_ID; returns the BulkResult."""
         return self._load("upsert", line, local_ns)
 
     @needs_local_scope
     @line_magic
     def bulk_insert(self, line: str, local_ns: dict | None = None):
-        """%bulk_insert DF OBJECT [--nulls keep|clear] [--dry-run] [--no-wait]
+        """%bulk_insert DF OBJECT [--nulls keep|clear] [--on-invalid raise|skip|send] [--dry-run] [--no-wait]
         [--parallel N]: create one record per row; returns the BulkResult."""
         return self._load("insert", line, local_ns)
 
     @needs_local_scope
     @line_magic
     def bulk_update(self, line: str, local_ns: dict | None = None):
-        """%bulk_update DF OBJECT [--nulls keep|clear] [--dry-run] [--no-wait]
+        """%bulk_update DF OBJECT [--nulls keep|clear] [--on-invalid raise|skip|send] [--dry-run] [--no-wait]
         [--parallel N]: update records by DF's Id column; returns the BulkResult."""
         return self._load("update", line, local_ns)
 
@@ -200,15 +207,15 @@ class SFBulkMagics(Magics):
             return None
         data = self._variable(args.df, local_ns)
         options: dict[str, Any] = dict(nulls=args.nulls or self.nulls,
-                                       parallel=self.parallel if args.parallel is None
-                                       else args.parallel)
+                                       on_invalid=args.on_invalid or self.on_invalid)
+        parallel = self.parallel if args.parallel is None else args.parallel
         external_id = getattr(args, "ext_id", None)
         with _short_errors():
             if args.dry_run:
                 if operation == "delete" and args.hard:
                     operation = "hardDelete"
                 return api.dry_run(data, args.sobject, operation, external_id, **options)
-            options.update(progress=self._progress, wait=not args.no_wait)
+            options.update(progress=self._progress, wait=not args.no_wait, parallel=parallel)
             if operation == "upsert":
                 return api.upsert_df(data, args.sobject, external_id, **options)
             if operation == "insert":

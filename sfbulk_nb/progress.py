@@ -75,6 +75,8 @@ class TextProgress:
                     + (f", {e.failed:,} failed" if e.failed else ""))
         if e.kind == ERROR:
             return f"  {tag} error: {e.message}"
+        if e.kind == JOB_FINISHED and e.state in ("Failed", "Aborted"):
+            return f"  {tag} {e.job_id}: {e.state}: {e.message or 'no reason given'}"
         if e.kind == RUN_FINISHED:
             return f"done: {e.message}"
         return None

@@ -64,15 +64,17 @@ __all__ = [
 
 STATUS_COLUMNS = ("sf_id", "sf_status", "sf_error_code", "sf_error_message", "sf_error_fields", "sf_job_id")
 # pending: the row's job had not finished when its results were read; wait on it later.
-STATUSES = ("created", "updated", "deleted", "failed", "unprocessed", "not_sent", "pending")
+# invalid: the row had an error found before sending, and on_invalid="skip" left it out.
+STATUSES = ("created", "updated", "deleted", "failed", "unprocessed", "not_sent", "pending",
+            "invalid")
 # One colour per status for every display (HTML summary, widget, charts): green succeeded,
 # red failed, amber never processed, grey still running.
 STATUS_COLOURS = {"created": "#1a7f37", "updated": "#1a7f37", "deleted": "#1a7f37",
                   "failed": "#cf222e", "unprocessed": "#9a6700", "not_sent": "#9a6700",
-                  "pending": "#57606a"}
+                  "pending": "#57606a", "invalid": "#cf222e"}
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 
-_CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING = range(len(STATUSES))
+_CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING, _INVALID = range(len(STATUSES))
 _KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
 _LSTR = pa.large_string()
 _BOM = b"\xef\xbb\xbf"
@@ -106,6 +108,9 @@ class JobOutcome:
     successful: pd.DataFrame | None = None  # parsed successfulResults
     failed: pd.DataFrame | None = None  # parsed failedResults
     unprocessed: pd.DataFrame | None = None  # parsed unprocessedrecords
+    # (code, message) for the rows this job left unprocessed or never sent: why the job
+    # failed, was aborted, or could not be sent.
+    error: tuple[str, str] | None = None
 
     def _frames(self):
         return zip(_KINDS, (self.successful, self.failed, self.unprocessed))
@@ -375,11 +380,21 @@ def align(
     status[has] = results.status[row_result[has]]
     pick = pa.array(row_result, mask=~has)
     job_ids = pa.array([o.job_id for o in outcomes], _LSTR)
+    code = results.error_code.take(pick)
+    message = results.error_message.take(pick)
+    # A job's own reason goes to its rows that have none: unprocessed or never sent.
+    why = [o.error for o in outcomes]
+    if any(why):
+        job_codes = pa.array([w[0] if w else None for w in why], _LSTR).take(pa.array(job_of))
+        job_messages = pa.array([w[1] if w else None for w in why], _LSTR).take(pa.array(job_of))
+        left_out = pa.array(np.isin(status, (_UNPROCESSED, _NOT_SENT)))
+        code = pc.if_else(left_out, job_codes, code)
+        message = pc.if_else(left_out, job_messages, message)
     columns = {
         "sf_id": results.sf_id.take(pick),
         "sf_status": pa.array(STATUSES, _LSTR).take(pa.array(status)),
-        "sf_error_code": results.error_code.take(pick),
-        "sf_error_message": results.error_message.take(pick),
+        "sf_error_code": code,
+        "sf_error_message": message,
         "sf_error_fields": results.error_fields.take(pick),
         "sf_job_id": job_ids.take(pa.array(job_of)),
     }
@@ -753,29 +768,87 @@ def _duplicates_frame(index, positions, keys, counts, reasons) -> pd.DataFrame:
 # ---------------------------------------------------------------------- summaries
 
 
-def summarize_errors(aligned: pd.DataFrame) -> pd.DataFrame:
-    """Failed rows grouped by (error code, fields, message): columns code, fields,
-    message, rows (count) and example_index (the first index label of the group),
-    largest group first (ties in order of first appearance)."""
-    failed = aligned[aligned["sf_status"] == "failed"]
-    keys = {"sf_error_code": "code", "sf_error_fields": "fields", "sf_error_message": "message"}
-    groups = (
-        failed[list(keys)]
-        .reset_index(drop=True)
-        .assign(_first=np.arange(len(failed)))
-        .groupby(list(keys), sort=False, dropna=False)["_first"]
-    )
-    summary = groups.agg(["size", "min"]).reset_index().rename(columns=keys)
-    summary = summary.sort_values("size", ascending=False, kind="stable").reset_index(drop=True)
-    return pd.DataFrame(
-        {
-            "code": summary["code"].astype("string"),
-            "fields": summary["fields"].astype("string"),
-            "message": summary["message"].astype("string"),
-            "rows": summary["size"].astype(np.int64),
-            "example_index": failed.index[summary["min"].to_numpy(np.int64)],
-        }
-    )
+# The value Salesforce (and the local org) puts into its row error messages, so that rows
+# differing only in their bad value group together: (pattern, template). The value is
+# group 2; the template keeps the rest of the text and marks where the value was.
+_VALUE_IN_MESSAGE = (
+    (r"^(.*: value not of required type: )(.*)()$", r"\1…"),
+    (r"^(.*: data value too large: )(.*)( \(max length=\d+\))$", r"\1…\3"),
+    (r"^(.*: bad value for restricted picklist field: )(.*)()$", r"\1…"),
+    (r"^(.*: invalid email address: )(.*)()$", r"\1…"),
+    (r"^(.*: id value of incorrect type: )(.*)()$", r"\1…"),
+    (r"^(.*: value outside of valid range on numeric field: )(.*)()$", r"\1…"),
+    (r"^(Duplicate external id specified: )(.*)()$", r"\1…"),
+    (r"^(Duplicate id in list: )(.*)()$", r"\1…"),
+    (r"^(Foreign key external ID: )(.*)( not found for field .*)$", r"\1…\3"),
+    (r"^(duplicate value found: .* duplicates value on record with id: )(.*)()$", r"\1…"),
+    (r"^(.*: more than one record found for external id field: )(\[.*\])()$", r"\1…"),
+    # sfbulk_nb's own checks: "<column>: '<value>' <what is wrong>"
+    (r"^([^:]*: )'(.*?)'( .*)$", r"\1…\3"),
+)
+_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent")
+_SHORT = 60
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
+
+
+def summarize_errors(aligned: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
+    """Rows that went wrong, grouped for people: by status, error code, fields and the
+    message with the offending value taken out (``…`` marks where it was), so that
+    ``Yes``, ``yes`` and ``No`` in one boolean column are one group. Columns: status,
+    code, fields, message, rows, share (of all rows), examples (up to ``examples``
+    distinct offending values) and example_index (the first index label of the group);
+    largest group first (ties in order of first appearance). Rows failed by the org,
+    rows found invalid before sending, and rows a Failed or Aborted job (or a job that
+    could not be sent) left undone, with that job's reason."""
+    status = aligned["sf_status"]
+    bad = status.isin(_ERROR_STATUSES).to_numpy() & (
+        (status == "failed") | (status == "invalid") | aligned["sf_error_code"].notna()).to_numpy()
+    wrong = aligned[bad]
+    columns = ["status", "code", "fields", "message", "rows", "share", "examples", "example_index"]
+    if not len(wrong):
+        out = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+        out["rows"] = out["rows"].astype(np.int64)
+        out["share"] = out["share"].astype(float)
+        out["examples"] = out["examples"].astype(object)
+        out["example_index"] = aligned.index[:0]
+        return out
+    message = _text(wrong["sf_error_message"].fillna(""))
+    template, value = message, pa.nulls(len(message), _LSTR)
+    for pattern, replacement in _VALUE_IN_MESSAGE:
+        hit = pc.and_(pc.match_substring_regex(message, pattern), pc.is_null(value))
+        if not pc.any(hit).as_py():
+            continue
+        template = pc.if_else(hit, pc.replace_substring_regex(message, pattern, replacement), template)
+        value = pc.if_else(hit, pc.replace_substring_regex(message, pattern, r"\2"), value)
+    frame = pd.DataFrame({
+        "status": wrong["sf_status"].astype(object).to_numpy(),
+        "code": wrong["sf_error_code"].fillna("").astype(object).to_numpy(),
+        "fields": wrong["sf_error_fields"].fillna("").astype(object).to_numpy(),
+        "message": template.to_numpy(zero_copy_only=False),
+        "value": pd.Series(value.to_pylist(), dtype=object),
+        "_first": np.arange(len(wrong)),
+    })
+    keys = ["status", "code", "fields", "message"]
+    groups = frame.groupby(keys, sort=False, dropna=False)
+    summary = groups["_first"].agg(["size", "min"]).reset_index()
+    shown = groups["value"].agg(lambda v: [_short(x) for x in dict.fromkeys(
+        x for x in v if isinstance(x, str))][:examples])
+    summary = summary.merge(shown.rename("examples").reset_index(), on=keys, how="left")
+    summary = summary.sort_values(["size", "min"], ascending=[False, True], kind="stable")
+    summary = summary.reset_index(drop=True)
+    return pd.DataFrame({
+        "status": summary["status"].astype("string"),
+        "code": summary["code"].astype("string"),
+        "fields": summary["fields"].astype("string"),
+        "message": summary["message"].astype("string"),
+        "rows": summary["size"].astype(np.int64),
+        "share": summary["size"].to_numpy() / max(len(aligned), 1),
+        "examples": summary["examples"],
+        "example_index": wrong.index[summary["min"].to_numpy(np.int64)],
+    })
 
 
 def count_statuses(aligned: pd.DataFrame) -> pd.Series:

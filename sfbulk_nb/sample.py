@@ -21,7 +21,8 @@ def sample_accounts(n: int = 3000, *, errors: bool = True, seed: int = 0) -> pd.
         "Name": [f"Account {i} {CITIES[i % len(CITIES)].split(',')[0]}" for i in range(n)],
         "Industry": rng.choice(industries, n),
         "NumberOfEmployees": pd.array(rng.integers(1, 50_000, n), dtype="Int64"),
-        "AnnualRevenue": np.round(rng.lognormal(14, 1.5, n), 2),
+        # Whole amounts: Account.AnnualRevenue is currency(18, 0), cents would be rounded.
+        "AnnualRevenue": np.round(rng.lognormal(14, 1.5, n)),
         "BillingCity": rng.choice(CITIES, n),
         "Active__c": rng.random(n) < 0.8,
         "Founded__c": pd.to_datetime("1950-01-01") + pd.to_timedelta(rng.integers(0, 26_000, n), "D"),
@@ -36,3 +37,56 @@ def sample_accounts(n: int = 3000, *, errors: bool = True, seed: int = 0) -> pd.
         df.loc[bad[kinds == 2], "Name"] = "N" * 300
         df.loc[bad[kinds == 3], "Industry"] = "Manufacturing"
     return df
+
+
+def messy_accounts_csv(n: int = 200, *, seed: int = 0) -> bytes:
+    """An account export as Excel saves one, with the mess analysts meet: a byte order
+    mark and CRLF line ends; headers by label (``Account Name ``, with a trailing space,
+    ``Annual Revenue``, ``Employees``, ``Active``, ``Founded``, ``Billing City``) and one
+    column Salesforce does not know (``Region``); amounts with ``$`` and thousands
+    separators, ``Yes``/``No`` flags in any case, US dates, smart quotes, Industry values
+    in the wrong case or misspelt or unknown, too-long names, repeated and blank keys, and
+    city names typed several ways (valid, so only a look at the data finds them)."""
+    import csv
+    import io
+
+    rng = np.random.default_rng(seed)
+    industries = [i for i in INDUSTRIES if i != "Manufacturing"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["customExtIdField__c", "Account Name ", "Region", "Active", "Founded",
+                     "Annual Revenue", "Employees", "Industry", "Billing City"])
+    for i in range(n):
+        key = f"EXP-{i:05d}"
+        if i % 37 == 5:
+            key = f"EXP-{i - 1:05d}"  # the row above, exported twice
+        elif i % 53 == 7:
+            key = ""
+        name = f"Account {i} \u201cSmart\u201d" if i % 9 == 0 else f"Account {i}"
+        if i % 71 == 3:
+            name = "N" * 300
+        industry = str(rng.choice(industries))
+        if i % 11 == 0:
+            industry = industry.lower()
+        elif i % 29 == 1:
+            industry = "Technolgy"
+        elif i % 43 == 2:
+            industry = "Spaceflight"
+        revenue = float(np.round(rng.lognormal(13, 1.2), 2))
+        founded = pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 25_000)))
+        writer.writerow([
+            key, name, str(rng.choice(["EMEA", "AMER", "APAC"])),
+            str(rng.choice(["Yes", "No", "yes", "NO", "Y", "n"])),
+            f"{founded.month}/{founded.day}/{founded.year}",
+            f"${revenue:,.2f}", f"{int(rng.integers(1, 60_000)):,}", industry,
+            _typed_city(str(rng.choice(CITIES)), i),
+        ])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _typed_city(city: str, i: int) -> str:
+    if i % 7 == 0:
+        return city.upper()
+    if i % 13 == 0:
+        return f"  {city} "
+    return city

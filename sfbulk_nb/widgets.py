@@ -83,6 +83,8 @@ class JobRow(widgets.HBox):
             return self.state != before
         if e.state:
             self.state = e.state
+            if e.state in BAD_STATES and e.message:
+                self.error = e.message  # the job's errorMessage: why it failed
             if e.state in STEPS:
                 self.reached = max(self.reached, STEPS.index(e.state))
         if e.records:
@@ -157,7 +159,7 @@ class JobRow(widgets.HBox):
                 + " &rsaquo; ".join(parts) + "</span>")
 
     def _counts_html(self) -> str:
-        if self.error and self.processed == 0:
+        if self.error and (self.processed == 0 or self.state in BAD_STATES):
             return f'<span style="color:{_RED}" title="{html.escape(self.error)}">' \
                    f"{html.escape(_shorten(self.error))}</span>"
         if not self.records and not self.processed:

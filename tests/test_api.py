@@ -79,7 +79,8 @@ def test_alignment_for_every_operation(client, org):
                        "Name": [f"Name {i}" for i in range(250)],
                        "Industry": ["Banking" if i % 7 else "Nope" for i in range(250)]},
                       index=pd.RangeIndex(1000, 1250))
-    up = sfb.upsert_df(df, "Account", "customExtIdField__c", progress=False)
+    # on_invalid="send": the org judges the bad picklist values (the checks would stop them)
+    up = sfb.upsert_df(df, "Account", "customExtIdField__c", progress=False, on_invalid="send")
     frame = up.frame
     assert frame.index.equals(df.index)
     bad = frame["Industry"] == "Nope"
@@ -108,7 +109,7 @@ def test_alignment_for_every_operation(client, org):
 def test_insert_aligns_duplicate_identical_rows(client, org):
     df = pd.DataFrame({"Name": ["Same", "Same", "Same", "Other", "Bad"],
                        "Industry": ["Banking", "Banking", "Banking", "Banking", "Nope"]})
-    res = sfb.insert_df(df, "Account", progress=False)
+    res = sfb.insert_df(df, "Account", progress=False, on_invalid="send")
     frame = res.frame
     assert list(frame["sf_status"]) == ["created"] * 4 + ["failed"]
     assert frame["sf_id"].iloc[:4].nunique() == 4
@@ -118,9 +119,10 @@ def test_insert_aligns_duplicate_identical_rows(client, org):
 def test_duplicate_keys_are_refused_before_sending(client, org):
     df = pd.DataFrame({"customExtIdField__c": ["X", "Y", "X"], "Name": ["a", "b", "c"]})
     calls = org.api_calls_today
-    with pytest.raises(errors.InputError, match="repeated") as e:
+    with pytest.raises(errors.ValidationError, match="more than one row") as e:
         sfb.upsert_df(df, "Account", "customExtIdField__c", progress=False)
-    assert "X" in str(e.value)
+    assert "'X'" in str(e.value)
+    assert list(e.value.problems["row"]) == [0, 2]
     assert org.api_calls_today == calls + 1  # the describe only: no job was created
     assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []
 
@@ -193,7 +195,7 @@ def test_expired_token_is_renewed_transparently(client, org):
 
 def test_not_found_request_limit_and_transport_errors(org, tmp_path):
     client = sfb.connect(org)
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(errors.InputError, match="has no object 'Nope__c'"):
         sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Nope__c", progress=False)
     org.faults.add(status=400, method="POST", path="/jobs/ingest$", error_code="INVALIDJOB",
                    message="InvalidJob : nope")
@@ -228,7 +230,8 @@ def test_text_progress_reports_each_job(client, capsys):
 
 
 def test_repr_and_html_summaries(client):
-    res = sfb.insert_df(pd.DataFrame({"Name": ["a", None]}), "Account", progress=False)
+    res = sfb.insert_df(pd.DataFrame({"Name": ["a", None]}), "Account", progress=False,
+                        on_invalid="send")
     text = repr(res)
     assert "1 created" in text and "1 failed" in text and "REQUIRED_FIELD_MISSING" in text
     assert "REQUIRED_FIELD_MISSING" in res._repr_html_()
@@ -274,7 +277,8 @@ def test_wait_false_returns_at_once_and_finishes_in_the_background(tmp_path):
 def test_wait_false_reraises_an_error_that_stopped_everything(org):
     client = sfb.Org(org.instance_url, "00Dbogus!token", kind="local")
     client._describes["account"] = {"name": "Account", "fields": [
-        {"name": "Name", "type": "string"}]}  # skip the describe call: fail at job creation
+        {"name": "Name", "type": "string", "createable": True, "updateable": True,
+         "nillable": True}]}  # skip the describe call: fail at job creation
     res = sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", org=client, wait=False,
                         progress=False)
     with pytest.raises(errors.AuthError):
@@ -284,9 +288,9 @@ def test_wait_false_reraises_an_error_that_stopped_everything(org):
 def test_dry_run_checks_and_plans_without_sending(client, org):
     df = pd.DataFrame({"customExtIdField__c": [f"D{i}" for i in range(100)], "Name": "x"})
     plan = api.dry_run(df, "Account", "upsert", "customExtIdField__c", max_records=40)
-    assert list(plan["rows"]) == [40, 40, 20] and (plan["bytes"] > 0).all()
+    assert list(plan.jobs["rows"]) == [40, 40, 20] and (plan.jobs["bytes"] > 0).all()
     assert BulkHttp(org).request("GET", "/jobs/ingest").json()["records"] == []
-    with pytest.raises(errors.InputError, match="repeated"):
+    with pytest.raises(errors.ValidationError, match="more than one row"):
         api.dry_run(pd.concat([df, df]), "Account", "upsert", "customExtIdField__c")
 
 
@@ -295,7 +299,8 @@ def test_result_plot_draws_on_the_given_axes(client):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    res = sfb.insert_df(pd.DataFrame({"Name": ["a", None, "c"]}), "Account", progress=False)
+    res = sfb.insert_df(pd.DataFrame({"Name": ["a", None, "c"]}), "Account", progress=False,
+                        on_invalid="send")
     ax = Figure().subplots()
     assert res.plot("outcomes", ax=ax) is ax
     assert [t.get_text() for t in ax.get_yticklabels()] == ["created", "failed"]

@@ -16,36 +16,96 @@ def local(tmp_path, monkeypatch):
         yield org
 
 
-def test_demo_upserts_sample_accounts_and_writes_the_aligned_result(local, tmp_path, capsys):
+def test_demo_checks_then_upserts_sample_accounts_and_writes_the_aligned_result(
+        local, tmp_path, capsys):
     out_csv = tmp_path / "demo.csv"
     assert cli.main(["demo", "--rows", "500", "--results", str(out_csv)]) == 0
     out, err = capsys.readouterr()
-    assert "Upserting 500 sample accounts" in out
-    assert "created" in out and "failed" in out
-    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST [Industry]" in out
+    assert "Checking 500 sample accounts" in out
+    # The checks name the picklist and length problems before anything is sent ...
+    assert "Industry \u00b7 INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in out
+    assert "fix: df['Industry'] = df['Industry'].replace(" in out
+    # ... the rows with errors are left out, the org rejects the blank name of a new key.
+    assert "invalid" in out and "failed" in out and "REQUIRED_FIELD_MISSING [Name]" in out
     assert "JobComplete" in err
     result = pd.read_csv(out_csv, dtype=str, keep_default_na=False)
     assert len(result) == 500 and {"sf_id", "sf_status"} <= set(result.columns)
-    assert set(result["sf_status"]) == {"created", "failed"}
+    assert set(result["sf_status"]) == {"created", "failed", "invalid"}
     # Run again: the same keys now update.
     assert cli.main(["demo", "--rows", "500", "--results", str(out_csv)]) == 0
     assert "updated" in set(pd.read_csv(out_csv, dtype=str)["sf_status"])
 
 
+def upsert(*args: str) -> int:
+    return cli.main(["upsert", *args, "--object", "Account", "--external-id",
+                     "customExtIdField__c", "--org", "local"])
+
+
 def test_upsert_a_csv_file_exits_1_when_rows_failed(local, tmp_path, capsys):
     data = tmp_path / "in.csv"
-    data.write_text('customExtIdField__c,Name,Industry\nF1,"Comma, Inc",Banking\nF2,Bad,Nope\n')
+    data.write_text('customExtIdField__c,Name,Industry\nF1,"Comma, Inc",Banking\nF2,,Banking\n')
     results = tmp_path / "out.csv"
-    code = cli.main(["upsert", str(data), "--object", "Account", "--external-id",
-                     "customExtIdField__c", "--org", "local", "--results", str(results)])
-    assert code == 1
+    assert upsert(str(data), "--results", str(results)) == 1
     frame = pd.read_csv(results, dtype=str, keep_default_na=False)
-    assert list(frame["Name"]) == ["Comma, Inc", "Bad"]
+    assert list(frame["Name"]) == ["Comma, Inc", ""]
     assert list(frame["sf_status"]) == ["created", "failed"]
     good = tmp_path / "good.csv"
     good.write_text("customExtIdField__c,Name\nF1,Renamed\n")
-    assert cli.main(["upsert", str(good), "--object", "Account", "--external-id",
-                     "customExtIdField__c", "--org", "local"]) == 0
-    missing = cli.main(["upsert", str(tmp_path / "nope.csv"), "--object", "Account",
-                        "--external-id", "customExtIdField__c", "--org", "local"])
+    assert upsert(str(good)) == 0
+    missing = upsert(str(tmp_path / "nope.csv"))
     assert missing == 2 and "nope.csv" in capsys.readouterr().err
+
+
+def test_problems_are_listed_with_file_line_numbers_and_nothing_is_sent(local, tmp_path, capsys):
+    data = tmp_path / "in.csv"
+    # Line 3's record spans two lines, so the bad value on the next record is on line 5.
+    data.write_text('customExtIdField__c,Name,Industry\nL1,Fine,Banking\nL2,"Two\nlines",Banking\n'
+                    "L3,Bad,Nope\n")
+    assert upsert(str(data)) == 2
+    err = capsys.readouterr().err
+    assert "nothing was sent" in err and "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in err
+    assert "at lines 5" in err
+    assert local.store.count_records(local.catalog.get("Account")) == 0
+    assert upsert(str(data), "--on-invalid", "skip") == 1
+    assert "2 created, 1 invalid" in capsys.readouterr().out
+
+
+def test_windows_1252_files_are_read_and_said_so(local, tmp_path, capsys):
+    data = tmp_path / "cp1252.csv"
+    data.write_bytes("customExtIdField__c,Name\nW1,Café “Smart”\n".encode("cp1252"))
+    assert upsert(str(data)) == 0
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "Windows-1252" in err and "line 2" in err
+    name = local.store.get_record(local.catalog.get("Account"),
+                                  _only_id(local))["Name"]
+    assert name == "Café “Smart”"
+    assert upsert(str(data), "--encoding", "utf-8") == 2
+    assert "cannot be read as utf-8" in capsys.readouterr().err
+
+
+def test_excel_workbooks_binary_files_and_trailing_commas(local, tmp_path, capsys):
+    book = tmp_path / "book.xlsx"
+    book.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    assert upsert(str(book)) == 2
+    assert "Excel" in capsys.readouterr().err
+    binary = tmp_path / "data.csv"
+    binary.write_bytes(b"a,b\n\x00\x01\x02,\x00\n")
+    assert upsert(str(binary)) == 2
+    assert "binary" in capsys.readouterr().err
+    commas = tmp_path / "commas.csv"
+    commas.write_text("customExtIdField__c,Name\nT1,Trailing,\nT2,Comma,\n")
+    assert upsert(str(commas), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "upsert of 2 of 2 rows" in out
+    assert upsert(str(commas)) == 0
+    frame = local.store.count_records(local.catalog.get("Account"))
+    assert frame == 2
+
+
+def _only_id(local) -> str:
+    import requests
+
+    r = requests.get(f"{local.instance_url}/services/data/v66.0/query",
+                     params={"q": "SELECT Id FROM Account"},
+                     headers={"Authorization": f"Bearer {local.access_token}"}, timeout=30)
+    return r.json()["records"][0]["Id"]

@@ -32,8 +32,10 @@ def ip(shell, org, monkeypatch):
     monkeypatch.setattr(orgs, "_default", None)
     magics = shell.magics_manager.registry["SFBulkMagics"]
     saved = {name: getattr(magics, name) for name in ("parallel", "progress", "nulls",
-                                                      "api_version")}
+                                                      "api_version", "on_invalid")}
     shell.run_line_magic("config", "SFBulkMagics.progress = 'none'")
+    # ACCOUNTS has a bad picklist value that these tests want the org to judge.
+    shell.run_line_magic("config", "SFBulkMagics.on_invalid = 'send'")
     shell.user_ns["df"] = ACCOUNTS.copy()
     yield shell
     for name, value in saved.items():
@@ -144,12 +146,27 @@ def test_insert_update_and_delete(ip, org):
                                           if j["operation"] == "hardDelete"}
 
 
-def test_dry_run_returns_the_jobs_that_would_run_and_sends_nothing(ip, org):
+def test_checks_before_sending_stop_skip_or_send(ip, org):
     run(ip, "%sf_connect local")
-    frame = run(ip, "%bulk_upsert df Account customExtIdField__c --dry-run")
-    assert list(frame.columns) == ["rows", "bytes"] and frame["rows"].sum() == 3
+    run(ip, "%config SFBulkMagics.on_invalid = 'raise'")
+    with pytest.raises(UsageError, match="ValidationError: Nothing was sent") as caught:
+        ip.run_line_magic("bulk_upsert", "df Account customExtIdField__c")
+    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in str(caught.value)
+    assert "fix: df['Industry']" in str(caught.value)
+    assert jobs.list_jobs(sfb.default_org()) == []
+    skipped = run(ip, "%bulk_upsert df Account customExtIdField__c --on-invalid skip")
+    assert list(skipped.frame["sf_status"]) == ["created", "invalid", "created"]
+    sent = run(ip, "%bulk_upsert df Account customExtIdField__c --on-invalid send")
+    assert list(sent.frame["sf_status"]) == ["updated", "failed", "updated"]
+
+
+def test_dry_run_returns_the_plan_and_sends_nothing(ip, org):
+    run(ip, "%sf_connect local")
+    plan = run(ip, "%bulk_upsert df Account customExtIdField__c --dry-run")
+    assert list(plan.jobs.columns) == ["rows", "bytes"] and plan.jobs["rows"].sum() == 3
+    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in plan._repr_html_()
     ip.user_ns["ids"] = ["001000000000001AAA"]
-    assert run(ip, "%bulk_delete ids Account --hard --dry-run")["rows"].sum() == 1
+    assert run(ip, "%bulk_delete ids Account --hard --dry-run").jobs["rows"].sum() == 1
     assert jobs.list_jobs(sfb.default_org()) == []
     with pytest.raises(UsageError, match="InputError: Contact has no field"):
         ip.run_line_magic("bulk_upsert", "df Contact customExtIdField__c --dry-run")
@@ -239,14 +256,14 @@ def test_unknown_variable_and_library_errors_are_usage_errors(ip, capsys):
     run(ip, "%sf_connect local")
     with pytest.raises(UsageError, match="no variable named 'nope'"):
         ip.run_line_magic("bulk_upsert", "nope Account customExtIdField__c")
-    with pytest.raises(UsageError, match="InputError: upsert needs a 'Nope__c' column"):
+    with pytest.raises(UsageError, match="InputError: Account has no field 'Nope__c'"):
         ip.run_line_magic("bulk_upsert", "df Account Nope__c")
     ip.user_ns["df"] = ACCOUNTS.assign(Nope__c=1)
     with pytest.raises(UsageError, match="InputError: Account has no field 'Nope__c'"):
         ip.run_line_magic("bulk_upsert", "df Account Nope__c")
-    with pytest.raises(UsageError, match="parallel must be at least 1"):
+    with pytest.raises(UsageError, match="parallel must be a whole number of at least 1"):
         ip.run_line_magic("bulk_upsert", "df Account customExtIdField__c --parallel 0")
-    with pytest.raises(UsageError, match="NotFoundError"):
+    with pytest.raises(UsageError, match="InputError: local org has no object 'NoSuchObject__c'"):
         ip.run_line_magic("bulk_insert", "df NoSuchObject__c")
     capsys.readouterr()
     result = ip.run_cell("%bulk_insert df NoSuchObject__c")

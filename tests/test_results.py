@@ -608,37 +608,49 @@ def test_find_duplicate_keys_insert_and_upsert_by_id():
 # -------------------------------------------------------------- summaries
 
 
-def test_summarize_errors():
+def test_summarize_errors_groups_rows_that_differ_only_in_their_value():
     aligned = aligned_frame(
         [
             (None, "failed", "UNABLE_TO_LOCK_ROW", "", "", "750A"),
             (None, "failed", "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name", "750A"),
             ("001000000000001AAA", "created", None, None, None, "750A"),
-            (None, "failed", "STRING_TOO_LONG", "Name: data value too large", "Name", "750A"),
+            (None, "failed", "INVALID_TYPE_ON_FIELD_IN_RECORD", "Active: value not of required type: Yes", "Active__c", "750A"),
             (None, "failed", "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name", "750B"),
-            (None, "failed", "STRING_TOO_LONG", "Name: data value too large", "Name", "750B"),
+            (None, "failed", "INVALID_TYPE_ON_FIELD_IN_RECORD", "Active: value not of required type: no", "Active__c", "750B"),
             (None, "failed", "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name", "750B"),
-            (None, "failed", "STRING_TOO_LONG", "Name: data value too large", "Name", "750B"),
+            (None, "failed", "INVALID_TYPE_ON_FIELD_IN_RECORD", "Active: value not of required type: Yes", "Active__c", "750B"),
             (None, "unprocessed", None, None, None, "750B"),
+            (None, "unprocessed", "JOB_FAILED", "InvalidBatch : Field name not found : Region", None, "750C"),
+            (None, "invalid", "STRING_TOO_LONG", "Name: 'xxxxx' is longer than the 3 characters Name takes", "Name", None),
+            (None, "failed", "STRING_TOO_LONG", "Account Name: data value too large: " + "y" * 70 + " (max length=255)", "Name", "750C"),
         ],
-        pd.Index([9, 10, 11, 12, 13, 14, 15, 16, 17]),
+        pd.Index(range(9, 21)),
     )
-    expected = pd.DataFrame(
-        {
-            "code": pd.array(["REQUIRED_FIELD_MISSING", "STRING_TOO_LONG", "UNABLE_TO_LOCK_ROW"], dtype="string"),
-            "fields": pd.array(["Name", "Name", ""], dtype="string"),
-            "message": pd.array(["Required fields are missing: [Name]", "Name: data value too large", ""], dtype="string"),
-            "rows": np.array([3, 3, 1], np.int64),
-            "example_index": pd.Index([10, 12, 9]),
-        }
-    )
-    assert_frame_equal(summarize_errors(aligned), expected)
+    summary = summarize_errors(aligned)
+    assert list(summary.columns) == ["status", "code", "fields", "message", "rows", "share",
+                                     "examples", "example_index"]
+    assert list(summary["code"]) == ["REQUIRED_FIELD_MISSING", "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                                     "UNABLE_TO_LOCK_ROW", "JOB_FAILED", "STRING_TOO_LONG",
+                                     "STRING_TOO_LONG"]
+    assert list(summary["rows"]) == [3, 3, 1, 1, 1, 1]
+    typed = summary.iloc[1]
+    assert typed["message"] == "Active: value not of required type: \u2026"
+    assert typed["examples"] == ["Yes", "no"] and typed["example_index"] == 12
+    assert typed["share"] == pytest.approx(3 / 12)
+    assert summary.iloc[3]["status"] == "unprocessed"
+    assert summary.iloc[3]["message"] == "InvalidBatch : Field name not found : Region"
+    assert summary.iloc[4]["message"] == "Name: \u2026 is longer than the 3 characters Name takes"
+    assert summary.iloc[4]["status"] == "invalid" and summary.iloc[4]["examples"] == ["xxxxx"]
+    long = summary.iloc[5]
+    assert long["message"] == "Account Name: data value too large: \u2026 (max length=255)"
+    assert long["examples"] == ["y" * 59 + "\u2026"]
 
 
 def test_summarize_errors_without_failures():
     aligned = aligned_frame([("001000000000001AAA", "created", None, None, None, "750A")], pd.Index(["a"]))
     summary = summarize_errors(aligned)
-    assert list(summary.columns) == ["code", "fields", "message", "rows", "example_index"]
+    assert list(summary.columns) == ["status", "code", "fields", "message", "rows", "share",
+                                     "examples", "example_index"]
     assert len(summary) == 0
 
 
@@ -647,7 +659,7 @@ def test_count_statuses_lists_every_status():
         [(None, s, None, None, None, None) for s in ["failed", "created", "failed", "pending", "created", "created"]],
         pd.RangeIndex(6),
     )
-    expected = pd.Series([3, 0, 0, 2, 0, 0, 1], index=pd.Index(STATUSES, name="sf_status"), name="rows", dtype=np.int64)
+    expected = pd.Series([3, 0, 0, 2, 0, 0, 1, 0], index=pd.Index(STATUSES, name="sf_status"), name="rows", dtype=np.int64)
     assert_series_equal(count_statuses(aligned), expected)
     aligned.loc[0, "sf_status"] = "exploded"
     with pytest.raises(ValueError, match="exploded"):

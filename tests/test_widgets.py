@@ -268,7 +268,7 @@ def test_a_real_upsert_drives_the_panel(client, org):
                        "Industry": ["Banking"] * 248 + ["Nope", "Nope"]})
     panel = panel_for()
     res = sfb.upsert_df(df, "Account", "customExtIdField__c", max_records=100,
-                        progress=panel)
+                        progress=panel, on_invalid="send")  # the org rejects the two rows
     assert len(panel.job_rows) == 3
     assert [r.state for r in panel.job_rows] == ["JobComplete"] * 3
     assert [r.bar.max for r in panel.job_rows] == [100, 100, 50]
@@ -279,6 +279,19 @@ def test_a_real_upsert_drives_the_panel(client, org):
     assert {r.job_id for r in panel.job_rows} == set(res.jobs["job_id"])
     assert "LOCAL" in panel.badge.value
     assert org.access_token not in repr(all_states(panel))
+
+
+def test_a_failed_job_shows_its_reason_in_its_row_and_the_header(client, org):
+    org.fail_next_job("InvalidBatch : Field name not found : Region")
+    panel = panel_for()
+    res = sfb.insert_df(pd.DataFrame({"Name": ["a", "b"]}), "Account", progress=panel)
+    row = panel.job_rows[0]
+    assert row.state == "Failed" and row.error == "InvalidBatch : Field name not found : Region"
+    assert "Field name not found : Region" in row.counts.value
+    assert "job 1: InvalidBatch : Field name not found : Region" in panel.message.value
+    assert panel.status == "danger"
+    assert res.job_failures() == ["job 1 failed: InvalidBatch : Field name not found : Region"]
+    assert "job 1 failed: InvalidBatch" in res._repr_html_()
 
 
 def test_a_background_run_updates_the_panel_from_its_thread(client, org):

@@ -108,6 +108,7 @@ def test_notebook_is_what_this_test_expects():
     source = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells)
     assert f"sample_accounts({ROWS}, seed={SEED})" in source
     assert f"max_records={MAX_RECORDS}" in source
+    assert 'on_invalid="send"' in source  # the org, not the checks, rejects the broken rows
 
 
 @needs_browser

@@ -1,0 +1,297 @@
+"""`Problems`: what `validate_df` found, one row per problem, and its summary for people.
+
+    problems = sfb.validate_df(df, "Account", "customExtIdField__c")
+    problems                  # in a notebook: the summary, one line per (column, problem)
+    problems.summary()        # the same as a frame: rows, examples, the fix
+    problems[problems.severity == "error"]          # a plain DataFrame of the problems
+
+Columns: ``row`` (the input's index label; missing for a problem of a whole column),
+``position`` (0-based row position), ``column`` (as named in the input), ``field`` (the
+Salesforce field it was matched to), ``value`` (the cell as it would be sent), ``code``
+(Salesforce's error code where one exists), ``message``, ``hint`` (one line of pandas that
+fixes the whole group) and ``severity`` (``error`` blocks the row, ``warning`` does not).
+
+Hints are written to run in order: a summary lists column problems (renames, drops)
+first, so the cell fixes after them name the columns as they will be by then.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+COLUMNS = ("row", "position", "column", "field", "value", "code", "message", "hint", "severity")
+ERROR, WARNING = "error", "warning"
+_LSTR = pa.large_string()
+_SHOWN_VALUE = 60  # characters of a value quoted in a message or an example
+_EXAMPLES = 3
+
+
+@dataclass
+class Block:
+    """Problems of one check in one column: the validator's unit of output."""
+
+    column: Any  # the column label as in the input
+    field: str | None  # the Salesforce field it maps to
+    code: str
+    reason: str  # completes "<column>: '<value>' ..." (or the whole sentence of a column problem)
+    hint: str
+    severity: str = ERROR
+    positions: np.ndarray | None = None  # None: the problem is the column itself
+    values: pa.Array | None = None  # the cells' texts, aligned with positions
+    order: int = 0  # the column's position in the frame (-1 before every column)
+
+
+def quote(value: str) -> str:
+    """A value as a message shows it: quoted, shortened."""
+    value = str(value)
+    if len(value) > _SHOWN_VALUE:
+        value = value[: _SHOWN_VALUE - 1] + "\u2026"
+    return f"'{value}'"
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    short = pc.utf8_length(values)
+    long = pc.greater(short, _SHOWN_VALUE)
+    if pc.any(long).as_py():
+        cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(values, 0, _SHOWN_VALUE - 1),
+                                          pa.scalar("\u2026", _LSTR), pa.scalar("", _LSTR))
+        values = pc.if_else(long, cut, values)
+    q = pa.scalar("'", _LSTR)
+    return pc.binary_join_element_wise(q, values, q, pa.scalar("", _LSTR))
+
+
+class Problems(pd.DataFrame):
+    """One row per problem (see the module docstring); shows as its summary.
+
+    Selections and other operations return plain DataFrames of problems."""
+
+    _metadata = ["_column_order"]
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    @classmethod
+    def from_blocks(cls, blocks: list[Block], index: pd.Index) -> "Problems":
+        parts = [_block_frame(b, index) for b in blocks]
+        if parts:
+            frame = pd.concat(parts, ignore_index=True)
+            key = pd.DataFrame({"level": frame["position"].notna().astype(int),
+                                "position": frame["position"].fillna(-1),
+                                "order": np.concatenate([np.full(len(p), b.order)
+                                                         for p, b in zip(parts, blocks)])})
+            frame = frame.iloc[np.lexsort((key["order"], key["position"], key["level"]))]
+            frame = frame.reset_index(drop=True)
+        else:
+            frame = pd.DataFrame({c: pd.Series(dtype="string") for c in COLUMNS})
+            frame["row"] = pd.Series(dtype=object)
+            frame["position"] = pd.Series(dtype="Int64")
+        # Few distinct texts repeat over many problems: categories keep them small.
+        for name in ("column", "field", "code", "hint", "severity"):
+            frame[name] = frame[name].astype("category")
+        out = cls(frame)
+        out._column_order = {str(b.column): b.order for b in blocks}
+        return out
+
+    # -- what it means for a load ------------------------------------------------------
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        return self[self["severity"] == ERROR]
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        return self[self["severity"] == WARNING]
+
+    @property
+    def ok(self) -> bool:
+        """No error (warnings do not block)."""
+        return not (self["severity"] == ERROR).any()
+
+    @property
+    def blocks_every_row(self) -> bool:
+        """An error of a whole column (an unknown field, a missing key column...): no row
+        can be sent until it is fixed."""
+        return bool(((self["severity"] == ERROR) & self["position"].isna()).any())
+
+    def invalid_positions(self) -> np.ndarray:
+        """Positions of the rows that have at least one error, ascending."""
+        errors = self[(self["severity"] == ERROR) & self["position"].notna()]
+        return np.unique(errors["position"].to_numpy(np.int64))
+
+    def first_error_by_position(self) -> pd.DataFrame:
+        """For each row with an error: its first error (code, message, field), by position."""
+        errors = self[(self["severity"] == ERROR) & self["position"].notna()]
+        first = errors.drop_duplicates("position")
+        return pd.DataFrame({"code": first["code"].to_numpy(), "message": first["message"].to_numpy(),
+                             "field": first["field"].to_numpy()},
+                            index=first["position"].to_numpy(np.int64))
+
+    # -- summary -----------------------------------------------------------------------
+
+    def summary(self) -> pd.DataFrame:
+        """One row per (column, code): severity, rows (how many; missing for a problem of
+        the whole column), up to three example values, example_rows (index labels),
+        problem (what is wrong) and hint. Column problems first, then errors before
+        warnings, in the frame's column order."""
+        names = ["column", "field", "code", "severity", "rows", "examples", "example_rows",
+                 "problem", "hint"]
+        if not len(self):
+            return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+        frame = pd.DataFrame(self)
+        frame["_level"] = frame["position"].notna().astype(int)
+        order = getattr(self, "_column_order", None) or {}
+        frame["_order"] = [order.get(c, 1 << 30) for c in frame["column"].astype(object)]
+        frame["_sev"] = (frame["severity"] != ERROR).astype(int)
+        frame["_seq"] = np.arange(len(frame))
+        out = []
+        for (column, code), group in frame.groupby(["column", "code"], sort=False, dropna=False,
+                                                   observed=True):
+            first = group.iloc[0]
+            cells = group[group["position"].notna()]
+            examples = list(dict.fromkeys(cells["value"].dropna()))[:_EXAMPLES]
+            out.append({
+                "column": column, "field": first["field"], "code": code,
+                "severity": ERROR if (group["severity"] == ERROR).any() else WARNING,
+                "rows": cells["position"].nunique() if len(cells) else pd.NA,
+                "examples": [quote(v) if v != "" else "(blank)" for v in examples],
+                "example_rows": list(cells["row"].iloc[:_EXAMPLES]),
+                "problem": _reason(first),
+                "hint": first["hint"],
+                "_key": (int(first["_level"]), int(group["_sev"].min()), int(first["_order"]),
+                         int(first["_seq"])),
+            })
+        out.sort(key=lambda r: r.pop("_key"))
+        summary = pd.DataFrame(out, columns=names)
+        summary["rows"] = summary["rows"].astype("Int64")
+        return summary
+
+    def summary_text(self, *, limit: int = 25, line_of: Callable[[int], int] | None = None,
+                     rows_word: str = "rows") -> str:
+        """The summary as lines of text (the ValidationError message, the CLI's output).
+        ``line_of`` maps a row position to a file line, for the CLI."""
+        if not len(self):
+            return "no problems"
+        summary = self.summary()
+        errors = self[self["severity"] == ERROR]
+        bad_rows = errors["position"].dropna().nunique()
+        head = []
+        if len(errors):
+            whole = errors["position"].isna().any()
+            head.append("every row is blocked (a column problem)" if whole
+                        else f"{bad_rows:,} row(s) have errors")
+        warned = (summary["severity"] == WARNING).sum()
+        if warned:
+            head.append(f"{warned} warning group(s)")
+        lines = [f"{len(summary)} problem group(s): " + ", ".join(head)]
+        for row in summary.head(limit).itertuples(index=False):
+            count = ("whole column" if pd.isna(row.rows)
+                     else f"{row.rows:,} {rows_word if row.rows != 1 else rows_word.rstrip('s')}")
+            where = ""
+            if not pd.isna(row.rows):
+                cells = self[(self["column"] == row.column) & (self["code"] == row.code)]
+                positions = cells["position"].dropna().astype(int).unique()[:5]
+                if line_of is not None:
+                    where = " at lines " + ", ".join(str(line_of(p)) for p in positions)
+                else:
+                    labels = cells["row"].iloc[:5].tolist()
+                    where = " at rows " + ", ".join(map(repr, labels))
+                if len(cells["position"].dropna().unique()) > 5:
+                    where += ", \u2026"
+            example = f" e.g. {', '.join(row.examples)}" if row.examples else ""
+            lines.append(f"- [{row.severity}] {row.column} \u00b7 {row.code} \u00b7 {count}{where}")
+            lines.append(f"    {row.problem}{example}")
+            lines.append(f"    fix: {row.hint}")
+        if len(summary) > limit:
+            lines.append(f"... and {len(summary) - limit} more group(s): see .problems.summary()")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<Problems: {len(self):,} problem(s); a DataFrame, one row per problem>\n"
+                + self.summary_text())
+
+    def _repr_html_(self) -> str:
+        return summary_html(self)
+
+
+def _reason(first: pd.Series) -> str:
+    """The message of a problem without its column and value: what the group has in common."""
+    message = str(first["message"])
+    if pd.isna(first["position"]):
+        return message
+    prefix = f"{first['column']}: {quote(first['value'])} "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _block_frame(b: Block, index: pd.Index) -> pd.DataFrame:
+    column = str(b.column)
+    if b.positions is None:
+        return pd.DataFrame({
+            "row": pd.Series([None], dtype=object), "position": pd.array([pd.NA], dtype="Int64"),
+            "column": [column], "field": [b.field], "value": [None], "code": [b.code],
+            "message": [b.reason], "hint": [b.hint], "severity": [b.severity]})
+    n = len(b.positions)
+    values = b.values if b.values is not None else pa.nulls(n, _LSTR)
+    shown = pc.fill_null(_quoted(values), "blank")
+    message = pc.binary_join_element_wise(pa.scalar(f"{column}: ", _LSTR), shown,
+                                          pa.scalar(f" {b.reason}", _LSTR), pa.scalar("", _LSTR))
+    return pd.DataFrame({
+        "row": pd.Series(index[b.positions], dtype=object),
+        "position": pd.array(b.positions, dtype="Int64"),
+        "column": [column] * n,
+        "field": [b.field] * n,
+        "value": pd.array(values, dtype="string"),
+        "code": [b.code] * n,
+        "message": pd.array(message, dtype="string"),
+        "hint": [b.hint] * n,
+        "severity": [b.severity] * n,
+    })
+
+
+# -- HTML ---------------------------------------------------------------------------------
+
+_CELL = "padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere"
+_COLOURS = {ERROR: "#cf222e", WARNING: "#9a6700"}
+
+
+def summary_html(problems: Problems, *, title: str = "Problems found before sending") -> str:
+    """The summary as a table that fits its output (fixed layout, wrapped, values cut)."""
+    summary = problems.summary()
+    if not len(summary):
+        return "<div><b>No problems</b>: every row can be sent.</div>"
+    errors = problems[problems["severity"] == ERROR]
+    bad_rows = errors["position"].dropna().nunique()
+    head = (f"{len(summary)} group(s) of problems; "
+            + ("every row is blocked by a column problem" if errors["position"].isna().any()
+               else f"{bad_rows:,} row(s) have errors"))
+    rows = []
+    for r in summary.itertuples(index=False):
+        colour = _COLOURS.get(r.severity, "#000")
+        count = "column" if pd.isna(r.rows) else f"{r.rows:,}"
+        rows.append(
+            "<tr>"
+            f'<td style="{_CELL}"><b>{html.escape(str(r.column))}</b>'
+            + (f"<br><small>{html.escape(str(r.field))}</small>"
+               if isinstance(r.field, str) and r.field != r.column else "")
+            + "</td>"
+            f'<td style="{_CELL}"><span style="color:{colour};font-weight:600">'
+            f"{html.escape(r.code)}</span><br>{html.escape(r.problem)}</td>"
+            f'<td style="{_CELL};text-align:right">{count}</td>'
+            f'<td style="{_CELL}">{html.escape(", ".join(r.examples))}</td>'
+            f'<td style="{_CELL}"><code style="white-space:pre-wrap;overflow-wrap:anywhere">'
+            f"{html.escape(r.hint)}</code></td></tr>")
+    widths = ("14%", "30%", "7%", "17%", "32%")
+    cols = "".join(f'<col style="width:{w}">' for w in widths)
+    names = "".join(f'<th style="{_CELL}">{n}</th>'
+                    for n in ("column", "problem", "rows", "examples", "fix"))
+    return (f'<div class="sfbulk-problems" style="max-width:100%;overflow:hidden">'
+            f"<b>{html.escape(title)}</b>: {html.escape(head)}"
+            f'<table style="table-layout:fixed;width:100%;border-collapse:collapse">'
+            f"<colgroup>{cols}</colgroup><thead><tr>{names}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")

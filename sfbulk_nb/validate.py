@@ -1,0 +1,846 @@
+"""Pure checks of a frame against an object's describe, before anything is sent.
+
+Every cell is checked as the exact text that would be sent (`encode`'s formatting and null
+policy), with the rules the org applies to that text, so the client and the org agree
+(tests/test_validate_contract.py holds them to it). All problems of all rows come back
+in one pass, vectorised per column, as a `Problems` frame (`problems.py`).
+
+================================  ==================================  ======================================
+check                             code (Salesforce's where it has one) hint
+================================  ==================================  ======================================
+column not a field of the object  INVALID_FIELD (the job would fail)  rename (API name, label, case, spaces,
+                                                                      BOM; close matches) or drop
+relationship column whose parent  INVALID_FIELD                       rename to an external id / idLookup
+field is no external id                                               field of the parent
+two columns for one field         DUPLICATE_FIELD                     drop one
+key column missing                MISSING_ARGUMENT                    rename the close match
+field not createable / not        INVALID_FIELD_FOR_INSERT_UPDATE     drop the column
+updateable for the operation      (upsert: warning where it depends
+                                  on whether the row creates)
+required field blank on insert    REQUIRED_FIELD_MISSING (upsert:     drop the rows without it
+(or cleared by #N/A)              warning, it applies to new keys)
+text longer than the field        STRING_TOO_LONG                     str.slice(0, length)
+restricted picklist value         INVALID_OR_NULL_FOR_RESTRICTED_     replace with the closest valid value
+                                  PICKLIST                            (case, spaces, spelling), else blank
+unrestricted picklist value not   PICKLIST_VALUE_NOT_DEFINED          as above
+defined                           (warning)
+number with $ , % spaces, 12.0    INVALID_TYPE_ON_FIELD_IN_RECORD     pd.to_numeric(...str.replace(...))
+for an int, European decimals
+number beyond precision/scale     NUMBER_OUTSIDE_VALID_RANGE          fix the values
+more decimals than the scale      NUMBER_ROUNDED (warning)            round(scale)
+boolean other than true/false/1/0 INVALID_TYPE_ON_FIELD_IN_RECORD     map Yes/No, Y/N, ... to True/False
+date / datetime not ISO 8601      INVALID_TYPE_ON_FIELD_IN_RECORD     pd.to_datetime(format= the format seen:
+                                                                      US or European order, Excel serials)
+e-mail address                    INVALID_EMAIL_ADDRESS               strip, else blank the bad ones
+id: shape, checksum, key prefix   MALFORMED_ID                        strip, else drop/blank the bad ones
+key blank / repeated              MISSING_ARGUMENT / DUPLICATE_VALUE  drop them / drop_duplicates
+list, dict, bytes... in a cell    INVALID_CELL_TYPE                   flatten / decode
+a minority type in a column       MIXED_TYPES                         one type for the column
+NUL character, lone surrogate     INVALID_CHARACTER                   remove it
+infinity, year beyond 9999        NUMBER_OUTSIDE_VALID_RANGE /        replace them
+                                  INVALID_TYPE_ON_FIELD_IN_RECORD
+================================  ==================================  ======================================
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field as dataclass_field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import encode, results
+from .errors import InputError
+from .problems import ERROR, WARNING, Block, Problems
+
+_LSTR = pa.large_string()
+CLEAR = "#N/A"
+_TRUE_WORDS = ("true", "1", "yes", "y", "t", "x", "on", "ja", "oui", "si", "sí", "wahr")
+_FALSE_WORDS = ("false", "0", "no", "n", "f", "off", "nein", "non", "falsch")
+_ACCEPTED_BOOLEANS = ("true", "false", "1", "0")
+_STRING_TYPES = ("string", "textarea", "phone", "url", "email", "picklist", "multipicklist",
+                 "combobox", "encryptedstring")
+_NUMBER_TYPES = ("double", "currency", "percent")
+_INT_TYPES = ("int", "long")
+_ID_TYPES = ("id", "reference")
+# The org's own forms (localorg/values.py), as RE2 patterns. Python's \s also takes
+# Unicode spaces and \v, \x1c-\x1f, \x85: spelled out so both sides agree.
+_SPACE = r"\s\x{0b}\x{1c}-\x{1f}\x{85}\p{Z}"
+_EMAIL = rf"^[^@{_SPACE}]+@[^@{_SPACE}]+\.[^@{_SPACE}.]+$"
+_INT = r"^[+-]?[0-9]+$"
+_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATETIME = (r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<clock>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+             r"(?:\.[0-9]{1,9})?(?P<zone>Z|[+-][0-9]{2}:?[0-9]{2})?$")
+_CLOCK = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+_ZONE = r"^(?:|Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])$"
+_TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,3})?)?Z?$"
+_ID_SHAPE = r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$"
+_ID_SUFFIX = np.full(256, -1, np.int16)
+_ID_SUFFIX[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", np.uint8)] = np.arange(32)
+_ID_SUFFIX[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)] = np.arange(26)
+# Characters an export puts into numbers: currency, thousands separators, spaces, percent.
+_NUMBER_JUNK = "$€£¥%, \u00a0'"
+_DATE_FORMATS = (  # (strftime format, how to call it); US first where both read a value
+    ("%m/%d/%Y", "US month/day/year"), ("%d/%m/%Y", "day/month/year"),
+    ("%m/%d/%y", "US month/day/2-digit year"), ("%d/%m/%y", "day/month/2-digit year"),
+    ("%d.%m.%Y", "day.month.year"), ("%d.%m.%y", "day.month.2-digit year"),
+    ("%Y/%m/%d", "year/month/day"), ("%Y.%m.%d", "year.month.day"),
+    ("%d-%m-%Y", "day-month-year"), ("%m-%d-%Y", "month-day-year"),
+    ("%d %b %Y", "day month-name year"), ("%d-%b-%Y", "day-month-name-year"),
+    ("%d-%b-%y", "day-month-name-2-digit year"), ("%b %d, %Y", "month-name day, year"),
+    ("%B %d, %Y", "month-name day, year"), ("%d %B %Y", "day month-name year"),
+    ("%Y%m%d", "yyyymmdd"),
+)
+_TIME_PARTS = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%H:%M:%S.%f")
+
+
+@dataclass
+class Checked:
+    """What validation found and what it prepared: the problems, and (unless a column
+    problem blocks every row) the frame's columns prepared for encoding with their texts."""
+
+    problems: Problems
+    encoding: encode.Encoding | None
+    texts: list[pa.Array] = dataclass_field(default_factory=list)
+    key_column: Any = None  # the frame's column holding the key (upsert/update/delete)
+    unsendable: Problems | None = None  # the cells with no CSV form (sending cannot help)
+
+    def text_frame(self, positions: np.ndarray | None = None) -> pd.DataFrame:
+        """The texts sent, as a frame (the frame's index and columns), optionally of only
+        the rows at ``positions``."""
+        df = self.encoding.df
+        take = None if positions is None else pa.array(positions, pa.int64())
+        out = pd.DataFrame({i: (t if take is None else t.take(take)).to_pandas()
+                            for i, t in enumerate(self.texts)})
+        out.index = df.index if positions is None else df.index[positions]
+        out.columns = df.columns
+        return out
+
+
+def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
+          nulls: Any = "keep", tz: str | None = None, column_delimiter: str = "COMMA",
+          parents: dict[str, dict] | None = None, key_case_insensitive: bool = False) -> Checked:
+    """Every problem of ``df`` for ``operation`` on the object ``describe`` describes.
+
+    ``key`` is the external id field of an upsert, ``Id`` for update/delete, None for
+    insert. ``parents`` holds the describes of objects that relationship columns
+    (``Account.customExtIdField__c``) point at. Raises InputError only for arguments
+    (``nulls``, ``tz``, the delimiter), never for the data."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    delimiter = encode.COLUMN_DELIMITERS.get(column_delimiter)
+    if delimiter is None:
+        raise InputError(f"column_delimiter must be one of {', '.join(encode.COLUMN_DELIMITERS)}; "
+                         f"got {column_delimiter!r}")
+    if operation in ("delete", "hardDelete"):
+        df = _id_column_only(df)  # a delete sends the ids alone
+    policies = _null_policies(nulls, list(df.columns))
+    encode._check_tz(tz)
+    v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive)
+    return v.run(policies, tz)
+
+
+def _id_column_only(df: pd.DataFrame) -> pd.DataFrame:
+    """The column a delete sends: Id (any case, or spelled as an export does), else a
+    result frame's sf_id (which the checks then ask to rename)."""
+    for wanted in ("id", "sf_id"):
+        for order, column in enumerate(df.columns):
+            if isinstance(column, str) and _clean_name(column).lower() == wanted:
+                return df.iloc[:, [order]]
+    return df.iloc[:, :0]
+
+
+def _null_policies(nulls: Any, columns: list) -> list[str]:
+    if isinstance(nulls, str):
+        if nulls not in ("keep", "clear"):
+            raise InputError(f"nulls must be 'keep', 'clear' or a dict of column -> 'keep'/'clear'; got {nulls!r}")
+        return [nulls] * len(columns)
+    if not isinstance(nulls, dict):
+        raise InputError(f"nulls must be 'keep', 'clear' or a dict of column -> 'keep'/'clear'; got {nulls!r}")
+    unknown = [k for k in nulls if k not in columns]
+    if unknown:
+        raise InputError(f"nulls names columns that are not in the frame: {unknown!r}")
+    bad = {k: p for k, p in nulls.items() if p not in ("keep", "clear")}
+    if bad:
+        raise InputError(f"nulls values must be 'keep' or 'clear'; got {bad!r}")
+    return [nulls.get(c, "keep") for c in columns]
+
+
+def _norm(name: str) -> str:
+    """A name reduced for matching: lower case, letters and digits only, no __c."""
+    name = name.lower()
+    if name.endswith("__c"):
+        name = name[:-3]
+    return re.sub(r"[^0-9a-z]", "", name)
+
+
+def _clean_name(name: str) -> str:
+    """What an export does to a header: BOM, zero-width and non-breaking spaces, ends."""
+    # "ï»¿" is a UTF-8 byte order mark read as Latin-1 or Windows-1252.
+    return (name.replace("\ufeff", "").replace("\u00ef\u00bb\u00bf", "").replace("\u200b", "")
+            .replace("\u00a0", " ").strip().strip('"').strip())
+
+
+def _py(values) -> str:
+    """A Python literal for a hint: a list or dict of texts."""
+    return repr(values)
+
+
+class _Validator:
+    def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive):
+        self.df = df
+        self.describe = describe
+        self.sobject = describe["name"]
+        self.fields = {f["name"].lower(): f for f in describe["fields"]}
+        self.relationships = {f["relationshipName"].lower(): f for f in describe["fields"]
+                              if f.get("relationshipName") and f.get("type") == "reference"}
+        self.op = operation
+        self.key = key
+        self.delimiter = delimiter
+        self.parents = {name.lower(): d for name, d in parents.items()}
+        self.key_case_insensitive = key_case_insensitive
+        self.blocks: list[Block] = []
+        self.unsendable: list[Block] = []
+
+    # -- column names --------------------------------------------------------------
+
+    def _column_problem(self, column, order, code, reason, hint, field=None, severity=ERROR):
+        self.blocks.append(Block(column, field, code, reason, hint, severity, order=order))
+
+    def _suggest(self, name: str) -> list[tuple[str, str]]:
+        """(API name, why) of fields the column may mean, best first."""
+        clean = _clean_name(name)
+        by_api = self.fields.get(clean.lower())
+        if by_api is not None:
+            return [(by_api["name"], "API name")]
+        wanted = _norm(clean)
+        for f in self.fields.values():
+            if _norm(f["name"]) == wanted or _norm(f.get("label") or "") == wanted:
+                return [(f["name"], "label" if _norm(f["name"]) != wanted else "API name")]
+        keys = {}
+        for f in self.fields.values():
+            keys.setdefault(_norm(f["name"]), f["name"])
+            keys.setdefault(_norm(f.get("label") or ""), f["name"])
+        close = difflib.get_close_matches(wanted, [k for k in keys if k], n=3, cutoff=0.8)
+        return list(dict.fromkeys((keys[c], "close match") for c in close))
+
+    def _resolve(self, column, order) -> tuple[dict | None, str]:
+        """The field a column writes and the name hints call it by (the name after the
+        renames the problems suggest)."""
+        if not isinstance(column, str):
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"column {order} is named {column!r} ({type(column).__name__}); "
+                                 "Bulk CSV headers are field names, so every column name must be a string",
+                                 "df.columns = df.columns.map(str)")
+            return None, str(column)
+        if column.lower().startswith("sf__") or column in results.STATUS_COLUMNS:
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"column {column!r} is a result column, not a field of {self.sobject}",
+                                 f"df = df.drop(columns={_py([column])})")
+            return None, column
+        if "." in column and "\n" not in column:
+            return self._resolve_relationship(column, order), column
+        exact = self.fields.get(column.lower())
+        if exact is not None and not any(c in column for c in '"\r\n' + self.delimiter):
+            return exact, column
+        suggestions = self._suggest(column)
+        if len(suggestions) == 1 and suggestions[0][1] != "close match" or (
+                suggestions and difflib.SequenceMatcher(
+                    None, _norm(column), _norm(suggestions[0][0])).ratio() >= 0.85):
+            target = suggestions[0][0]
+            why = {"API name": "its API name", "label": "the field's API name (this is its label)",
+                   "close match": "the closest field name"}[suggestions[0][1]]
+            others = [s for s, _ in suggestions[1:]]
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"column {column!r} is not a field name of {self.sobject}: rename it "
+                                 f"to {why} {target!r}" + (f" (or {', '.join(map(repr, others))})"
+                                                           if others else ""),
+                                 f"df = df.rename(columns={_py({column: target})})", field=target)
+            return self.fields[target.lower()], target
+        maybe = f"; did you mean {', '.join(repr(s) for s, _ in suggestions)}?" if suggestions else ""
+        self._column_problem(column, order, "INVALID_FIELD",
+                             f"{self.sobject} has no field {column!r} (the whole job would fail: "
+                             f"\"Field name not found\"){maybe}",
+                             f"df = df.drop(columns={_py([column])})")
+        return None, column
+
+    def _resolve_relationship(self, column, order) -> dict | None:
+        rel_part, _, key_name = column.partition(".")
+        parent_type, _, rel_name = rel_part.rpartition(":")
+        lookup = self.relationships.get(rel_name.lower())
+        if lookup is None:
+            names = sorted({f["relationshipName"] for f in self.relationships.values()})
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{self.sobject} has no relationship {rel_name!r} (relationships: "
+                                 f"{', '.join(names) or 'none'}); the whole job would fail",
+                                 f"df = df.drop(columns={_py([column])})")
+            return None
+        targets = lookup.get("referenceTo") or []
+        parent_name = parent_type or (targets[0] if len(targets) == 1 else None)
+        if parent_name is None or parent_name not in targets:
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{lookup['name']} can point at {', '.join(targets)}: name the "
+                                 f"parent type, as in 'ParentType:{rel_name}.{key_name}'",
+                                 f"df = df.rename(columns={_py({column: f'{targets[0]}:{rel_name}.{key_name}'})})",
+                                 field=lookup["name"])
+            return None
+        parent = self.parents.get(parent_name.lower())
+        if parent is None:
+            return lookup  # the parent's fields are unknown here; the org checks them
+        fields = {f["name"].lower(): f for f in parent["fields"]}
+        key_field = fields.get(key_name.lower())
+        if key_field is None or not (key_field["name"] == "Id" or key_field.get("externalId")
+                                     or key_field.get("idLookup")):
+            keys = [f["name"] for f in parent["fields"] if f.get("externalId")] or ["Id"]
+            what = "no field" if key_field is None else "a field that is not an External ID:"
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{parent['name']} has {what} {key_name!r}; a relationship column "
+                                 f"matches parents by an External ID field ({', '.join(keys)})",
+                                 f"df = df.rename(columns={_py({column: f'{rel_part}.{keys[0]}'})})",
+                                 field=lookup["name"])
+            return None
+        return lookup
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self, policies, tz) -> Checked:
+        df = self.df
+        if df.shape[1] == 0 and self.op not in ("delete", "hardDelete"):
+            self._column_problem("(frame)", -1, "INVALID_FIELD",
+                                 "the frame has no columns; a job needs at least one field", "")
+        resolved = []
+        claimed: dict[str, Any] = {}
+        for order, column in enumerate(df.columns):
+            f, name = self._resolve(column, order)
+            if f is not None:
+                other = claimed.get(f["name"].lower() + ("." + column if "." in str(column) else ""))
+                if other is not None:
+                    self._column_problem(column, order, "DUPLICATE_FIELD",
+                                         f"columns {other!r} and {column!r} both write "
+                                         f"{self.sobject}.{f['name']}; keep one",
+                                         f"df = df.drop(columns={_py([column])})", field=f["name"])
+                    f = None
+                else:
+                    claimed[f["name"].lower() + ("." + column if "." in str(column) else "")] = column
+            resolved.append((f, name))
+        key_pos = self._key_position(resolved)
+
+        columns, texts = [], []
+        for order, column in enumerate(df.columns):
+            f, name = resolved[order]
+            field_type = f["type"] if f is not None and "." not in str(column) else None
+            cell_problems: list[encode.CellProblem] = []
+            try:
+                col = encode.prepare_column(str(column), df.iloc[:, order], nulls=policies[order],
+                                            tz=tz, field_type=field_type, problems=cell_problems)
+            except encode.EncodeError as e:
+                self._column_problem(column, order, "INVALID_CELL_TYPE", str(e),
+                                     f"df[{name!r}] = df[{name!r}].astype('string')",
+                                     field=f and f["name"])
+                columns.append(None)
+                texts.append(None)
+                continue
+            for p in cell_problems:
+                values = pa.array([_cell_repr(v) for v in df.iloc[p.positions, order]], _LSTR)
+                block = Block(column, f and f["name"], p.code, p.reason,
+                              p.hint.replace(f"df[{str(column)!r}]", f"df[{name!r}]"),
+                              ERROR, p.positions, values, order)
+                self.blocks.append(block)
+                self.unsendable.append(block)
+            text = pc.fill_null(col.render(col.values), col.null_text)
+            columns.append(col)
+            texts.append(text)
+            if col.is_text:
+                self._check_characters(column, order, name, f, text)
+            if f is not None:
+                self._check_cells(column, order, name, f, text, is_key=order == key_pos)
+        self._check_required(resolved, texts)
+        if key_pos is not None and texts[key_pos] is not None:
+            self._check_keys(df.columns[key_pos], key_pos, resolved[key_pos][1], texts)
+
+        problems = Problems.from_blocks(self.blocks, df.index)
+        encoding = None
+        if all(c is not None for c in columns) and df.shape[1]:
+            encoding = encode.Encoding(df, columns=columns)
+        unsendable = Problems.from_blocks(self.unsendable, df.index)
+        key_column = df.columns[key_pos] if key_pos is not None else None
+        return Checked(problems, encoding, texts, key_column, unsendable)
+
+    def _key_position(self, resolved) -> int | None:
+        if self.op == "insert" or self.key is None:
+            return None
+        wanted = self.key.lower()
+        for order, (f, _) in enumerate(resolved):
+            if f is not None and f["name"].lower() == wanted and "." not in str(self.df.columns[order]):
+                return order
+        what = "the External ID" if self.op == "upsert" else "the record ids"
+        hint = f"df[{self.key!r}] = ...  # the {self.key} of each row"
+        if self.key == "Id" and "sf_id" in self.df.columns:
+            hint = "df = df.rename(columns={'sf_id': 'Id'})"
+        self._column_problem(self.key, -1, "MISSING_ARGUMENT",
+                             f"{self.op} needs a {self.key!r} column ({what}); the frame has "
+                             f"{_some_names(self.df.columns) if self.df.shape[1] else 'none'}",
+                             hint)
+        return None
+
+    # -- cells -----------------------------------------------------------------------
+
+    def _add(self, column, order, name, f, mask, text, code, reason, hint, severity=ERROR):
+        positions = np.flatnonzero(_np(mask))
+        if not len(positions):
+            return
+        values = text.take(pa.array(positions, pa.int64()))
+        self.blocks.append(Block(column, f and f["name"], code, reason, hint, severity,
+                                 positions, values, order))
+
+    def _check_characters(self, column, order, name, f, text):
+        nul = pc.match_substring(text, "\x00")
+        if pc.any(nul).as_py():
+            self._add(column, order, name, f, nul, pc.replace_substring(text, "\x00", "\\0"),
+                      "INVALID_CHARACTER", "holds a NUL character (\\0), which Salesforce cannot store",
+                      f"df[{name!r}] = df[{name!r}].str.replace('\\x00', '', regex=False)")
+
+    def _check_cells(self, column, order, name, f, text, *, is_key: bool):
+        filled = pc.and_(pc.not_equal(text, ""), pc.not_equal(text, CLEAR))
+        if not pc.any(filled).as_py():
+            return
+        if "." in str(column):  # a relationship column holds the parent's key, not a value
+            self._check_writable(column, order, name, f, text)
+            return
+        if self.op == "insert" and f["name"] == "Id":
+            self._add(column, order, name, f, pc.not_equal(text, ""), text,
+                      "INVALID_FIELD_FOR_INSERT_UPDATE", "is an Id: an insert creates new records",
+                      f"df = df.drop(columns={_py([name])})")
+            return
+        if not is_key:
+            if not self._check_writable(column, order, name, f, text):
+                return
+        kind = f["type"]
+        if kind in _STRING_TYPES:
+            self._check_text(column, order, name, f, text, filled)
+        elif kind == "boolean":
+            self._check_boolean(column, order, name, f, text, filled)
+        elif kind in _INT_TYPES or kind in _NUMBER_TYPES:
+            self._check_number(column, order, name, f, text, filled)
+        elif kind == "date":
+            self._check_date(column, order, name, f, text, filled)
+        elif kind == "datetime":
+            self._check_datetime(column, order, name, f, text, filled)
+        elif kind == "time":
+            bad = pc.and_(filled, pc.invert(pc.match_substring_regex(text, _TIME)))
+            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                      "is not a time of day (HH:MM:SS.sss)",
+                      f"df[{name!r}] = pd.to_datetime(df[{name!r}]).dt.strftime('%H:%M:%S')")
+        elif kind in _ID_TYPES:
+            self._check_ids(column, order, name, f, text, filled, is_key)
+
+    def _check_writable(self, column, order, name, f, text) -> bool:
+        """Problems of writing ``f`` at all in this operation; False when no row can."""
+        create, update = bool(f.get("createable")), bool(f.get("updateable"))
+        sent = pc.not_equal(text, "")  # #N/A writes too (it clears the field)
+        reason = (f"cannot be written: {self.sobject}.{f['name']} is read-only for "
+                  f"{'inserts' if self.op == 'insert' else 'updates' if self.op == 'update' else 'both inserts and updates'}")
+        hint = f"df = df.drop(columns={_py([name])})"
+        code = "INVALID_FIELD_FOR_INSERT_UPDATE"
+        writable = {"insert": create, "update": update}.get(self.op, create or update)
+        if not writable:
+            self._add(column, order, name, f, sent, text, code, reason, hint)
+            return False
+        is_key_field = f["name"] == "Id" or f.get("externalId") or f.get("idLookup")
+        if self.op == "upsert" and not is_key_field and create != update:
+            when = "updates an existing record" if create else "creates a record (its key is new)"
+            self._add(column, order, name, f, sent, text, code,
+                      f"fails if the row {when}: {f['name']} is "
+                      f"{'createable only' if create else 'updateable only'}", hint, WARNING)
+        return True
+
+    def _check_text(self, column, order, name, f, text, filled):
+        length = int(f.get("length") or 0)
+        if length:
+            long = pc.and_(filled, pc.greater(pc.utf8_length(text), length))
+            self._add(column, order, name, f, long, text, "STRING_TOO_LONG",
+                      f"is longer than the {length:,} characters {f['name']} takes",
+                      f"df[{name!r}] = df[{name!r}].str.slice(0, {length})")
+        values = [v["value"] for v in f.get("picklistValues") or () if v.get("active", True)]
+        if f["type"] in ("picklist", "multipicklist") and values:
+            self._check_picklist(column, order, name, f, text, filled, values)
+        if f["type"] == "email":
+            bad = pc.and_(filled, pc.invert(pc.match_substring_regex(text, _EMAIL)))
+            if pc.any(bad).as_py():
+                stripped = pc.utf8_trim_whitespace(pc.filter(text, bad))
+                if pc.all(pc.match_substring_regex(stripped, _EMAIL)).as_py():
+                    hint = f"df[{name!r}] = df[{name!r}].str.strip()"
+                else:
+                    hint = (f"df[{name!r}] = df[{name!r}].str.strip().where("
+                            f"df[{name!r}].str.strip().str.fullmatch(r'[^@\\s]+@[^@\\s]+\\.[^@\\s.]+'))"
+                            f"  # bad addresses become blank")
+                self._add(column, order, name, f, bad, text, "INVALID_EMAIL_ADDRESS",
+                          "is not an e-mail address (name@domain.tld)", hint)
+
+    def _check_picklist(self, column, order, name, f, text, filled, values):
+        multi = f["type"] == "multipicklist"
+        allowed = pa.array(values, _LSTR)
+        if multi:
+            parts = pc.split_pattern(text, ";")
+            flat_ok = pc.is_in(pc.list_flatten(parts), value_set=allowed)
+            parent = pc.list_parent_indices(parts)
+            bad_rows = np.unique(_np(parent)[~_np(flat_ok)])
+            bad = np.zeros(len(text), bool)
+            bad[bad_rows] = True
+            bad &= _np(filled)
+            bad_values = sorted({p for t in pc.filter(text, pa.array(bad)).to_pylist()
+                                 for p in t.split(";") if p not in values})
+        else:
+            bad = pc.and_(filled, pc.invert(pc.is_in(text, value_set=allowed)))
+            bad_values = pc.unique(pc.filter(text, bad)).to_pylist() if pc.any(bad).as_py() else []
+        if not bad_values:
+            return
+        mapping = {v: _closest(v, values) for v in bad_values}
+        restricted = bool(f.get("restrictedPicklist"))
+        unmatched = [v for v, m in mapping.items() if m is None]
+        if multi:
+            keep = {v: m for v, m in mapping.items() if m is not None}
+            hint = (f"df[{name!r}] = df[{name!r}].map(lambda v: ';'.join(filter(None, "
+                    f"({_py(keep)}.get(x, x if x in {_py(set(values))} else None) for x in v.split(';')))) "
+                    f"if isinstance(v, str) else v)")
+        else:
+            hint = f"df[{name!r}] = df[{name!r}].replace({_py(mapping)})"
+        if unmatched:
+            hint += "  # no close value: blank"
+        if restricted:
+            self._add(column, order, name, f, bad, text, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                      f"is not a value of the restricted picklist {f['name']}", hint)
+        else:
+            self._add(column, order, name, f, bad, text, "PICKLIST_VALUE_NOT_DEFINED",
+                      f"is not one of {f['name']}'s picklist values (Salesforce stores it "
+                      f"anyway: a typo?)", hint, WARNING)
+
+    def _check_boolean(self, column, order, name, f, text, filled):
+        low = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+        bad = pc.and_(filled, pc.invert(pc.is_in(pc.utf8_lower(text), value_set=pa.array(
+            _ACCEPTED_BOOLEANS, _LSTR))))
+        if not pc.any(bad).as_py():
+            return
+        seen = pc.unique(pc.filter(low, bad)).to_pylist()
+        mapping = {w: True for w in _TRUE_WORDS} | {w: False for w in _FALSE_WORDS}
+        used = {w: mapping[w] for w in sorted(set(seen) | {"true", "false"}) if w in mapping}
+        unknown = [w for w in seen if w not in mapping]
+        extra = f"; the fix blanks {', '.join(map(repr, unknown))}" if unknown else ""
+        self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                  f"is not a boolean: Salesforce takes true/false or 1/0{extra}",
+                  f"df[{name!r}] = df[{name!r}].astype('string').str.strip().str.lower().map({_py(used)})")
+
+    def _check_number(self, column, order, name, f, text, filled):
+        whole = f["type"] in _INT_TYPES
+        shape = pc.match_substring_regex(text, _INT if whole else _NUMBER)
+        bad = pc.and_(filled, pc.invert(shape))
+        if pc.any(bad).as_py():
+            seen = pc.unique(pc.filter(text, bad)).to_pylist()
+            reason, hint = _number_fix(name, seen, whole, int(f.get("scale") or 0))
+            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                      reason, hint)
+        good = pc.and_(filled, shape)
+        if not pc.any(good).as_py():
+            return
+        values = pc.filter(text, good)
+        positions = np.flatnonzero(_np(good))
+        if whole:
+            digits = int(f.get("digits") or 18)
+            significant = pc.utf8_length(pc.utf8_ltrim(pc.utf8_ltrim(values, "+-"), "0"))
+            out = _np(pc.greater(significant, digits))
+            bound = f"{digits} digits"
+            rounded = None
+        else:
+            precision, scale = int(f.get("precision") or 18), int(f.get("scale") or 0)
+            numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = np.abs(np.round(numbers, scale)) >= 10.0 ** (precision - scale)
+            bound = f"{precision - scale} digits before the point"
+            point = pc.find_substring(values, ".")
+            fraction = pc.subtract(pc.utf8_length(values), pc.add(point, 1))
+            rounded = (_np(pc.greater_equal(point, 0)) & (fraction.to_numpy(zero_copy_only=False) > scale)
+                       & ~_np(pc.match_substring_regex(values, r"[eE]")) & ~out)
+        mask = np.zeros(len(text), bool)
+        mask[positions[out]] = True
+        self._add(column, order, name, f, mask, text, "NUMBER_OUTSIDE_VALID_RANGE",
+                  f"is too large for {f['name']} (at most {bound})",
+                  f"df.loc[df[{name!r}].abs() >= 1e{digits if whole else precision - scale}, {name!r}] = None")
+        if rounded is not None and rounded.any():
+            mask = np.zeros(len(text), bool)
+            mask[positions[rounded]] = True
+            self._add(column, order, name, f, mask, text, "NUMBER_ROUNDED",
+                      f"has more decimals than the {scale} {f['name']} keeps: Salesforce rounds it",
+                      f"df[{name!r}] = pd.to_numeric(df[{name!r}]).round({scale})", WARNING)
+
+    def _check_date(self, column, order, name, f, text, filled):
+        bad = pc.and_(filled, pc.invert(_is_iso_date(text)))
+        if pc.any(bad).as_py():
+            seen = pc.unique(pc.filter(text, bad)).to_pylist()
+            reason, hint = _date_fix(name, seen, datetime=False, all_bad=_all(bad, filled))
+            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                      reason, hint)
+
+    def _check_datetime(self, column, order, name, f, text, filled):
+        parts = pc.extract_regex(text, _DATETIME)
+        ok = pc.and_(pc.and_(_is_iso_date(pc.fill_null(parts.field("date"), "")),
+                             pc.match_substring_regex(pc.fill_null(parts.field("clock"), ""), _CLOCK)),
+                     pc.match_substring_regex(pc.fill_null(parts.field("zone"), ""), _ZONE))
+        bad = pc.and_(filled, pc.invert(pc.fill_null(ok, False)))
+        if pc.any(bad).as_py():
+            seen = pc.unique(pc.filter(text, bad)).to_pylist()
+            reason, hint = _date_fix(name, seen, datetime=True, all_bad=_all(bad, filled))
+            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                      reason, hint)
+
+    def _check_ids(self, column, order, name, f, text, filled, is_key):
+        malformed = pc.and_(filled, pa.array(_malformed_ids(text)))
+        if is_key and f["name"] == "Id":
+            prefix = self.describe.get("keyPrefix")
+            other = pc.and_(pc.and_(filled, pc.invert(malformed)),
+                            pc.not_equal(pc.utf8_slice_codeunits(text, 0, 3), prefix))
+            self._add(column, order, name, f, other, text, "MALFORMED_ID",
+                      f"is the id of another object: {self.sobject} ids start with {prefix}",
+                      f"df = df[df[{name!r}].str.startswith({prefix!r})]")
+        if not pc.any(malformed).as_py():
+            return
+        seen = pc.unique(pc.filter(text, malformed)).to_pylist()
+        if all(_id_ok(s.strip()) for s in seen):
+            hint = f"df[{name!r}] = df[{name!r}].str.strip()"
+        elif is_key:
+            hint = f"df = df[~df[{name!r}].isin({_py(seen[:50])})]" + (
+                "  # and more: see .problems" if len(seen) > 50 else "")
+        else:
+            hint = f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))"
+        self._add(column, order, name, f, malformed, text, "MALFORMED_ID",
+                  "is not a Salesforce id (15 or 18 letters and digits, with a valid checksum)", hint)
+
+    # -- rows ------------------------------------------------------------------------
+
+    def _check_required(self, resolved, texts):
+        if self.op not in ("insert", "upsert", "update"):
+            return
+        present = {}
+        for order, (f, name) in enumerate(resolved):
+            if f is not None and "." not in str(self.df.columns[order]):
+                present[f["name"]] = (order, name)
+        for f in self.describe["fields"]:
+            required = f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate")
+            if not required:
+                continue
+            if f["name"] not in present:
+                if self.op == "update":
+                    continue
+                severity = ERROR if self.op == "insert" else WARNING
+                when = "" if self.op == "insert" else " for the rows that create records (new keys)"
+                self._column_problem(f["name"], -1, "REQUIRED_FIELD_MISSING",
+                                     f"{self.sobject} requires {f['name']} on every new record; the "
+                                     f"frame has no {f['name']} column{when}",
+                                     f"df[{f['name']!r}] = ...  # a value for every new record",
+                                     field=f["name"], severity=severity)
+                continue
+            order, name = present[f["name"]]
+            text = texts[order]
+            if text is None:
+                continue
+            column = self.df.columns[order]
+            if self.op == "update":
+                cleared = pc.equal(text, CLEAR)
+                self._add(column, order, name, f, cleared, text, "REQUIRED_FIELD_MISSING",
+                          f"would clear {f['name']}, which is required",
+                          f"df[{name!r}] = df[{name!r}].replace({{'#N/A': None}})  # and nulls='keep'")
+                continue
+            empty = pc.or_(pc.equal(text, ""), pc.equal(text, CLEAR))
+            severity = ERROR if self.op == "insert" else WARNING
+            when = "" if self.op == "insert" else " (fails only if the row creates a record)"
+            self._add(column, order, name, f, empty, text, "REQUIRED_FIELD_MISSING",
+                      f"is blank, but {f['name']} is required on new records{when}",
+                      f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string') != '')]",
+                      severity)
+
+    def _check_keys(self, column, order, name, texts):
+        key_text = texts[order].to_pandas()
+        key_text.index = self.df.index
+        sent = pd.DataFrame({self.key: key_text})
+        dups = results.find_duplicate_keys(sent, self.op, self.key, self.key_case_insensitive)
+        if not len(dups):
+            return
+        f = self.fields.get(self.key.lower())
+        text = texts[order]
+        blank = dups["reason"] == "blank"
+        if blank.any():
+            mask = np.zeros(len(text), bool)
+            mask[dups.loc[blank.to_numpy(), "position"].to_numpy()] = True
+            self._add(column, order, name, f, mask, text, "MISSING_ARGUMENT",
+                      f"is blank: every row needs its {self.key} (the key it is matched on)",
+                      f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string').str.strip() != '')]")
+        if (~blank).any():
+            mask = np.zeros(len(text), bool)
+            mask[dups.loc[(~blank).to_numpy(), "position"].to_numpy()] = True
+            folded = self.key_case_insensitive and self.key.lower() != "id"
+            if folded:
+                hint = f"df = df[~df[{name!r}].str.lower().duplicated(keep='last')]"
+            else:
+                hint = f"df = df.drop_duplicates(subset={_py([name])}, keep='last')"
+            self._add(column, order, name, f, mask, text, "DUPLICATE_VALUE",
+                      f"appears in more than one row: each {self.key} may be sent once "
+                      f"(keep='last' keeps the last row of each)" + (
+                          " (matched ignoring case)" if folded else ""), hint)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _np(mask) -> np.ndarray:
+    if isinstance(mask, np.ndarray):
+        return mask
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _all(bad, filled) -> bool:
+    return bool(np.array_equal(_np(bad), _np(filled)))
+
+
+def _some_names(columns) -> str:
+    names = [str(c) for c in columns]
+    return repr(names[:12])[:-1] + (", ...]" if len(names) > 12 else "]")
+
+
+def _cell_repr(value) -> str:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return repr(value)
+
+
+def _closest(value: str, choices: list[str]) -> str | None:
+    """The choice a mistyped value most likely means: the same but for case and spaces,
+    else a close spelling; None when nothing is close."""
+    folded = {c.lower().strip(): c for c in choices}
+    hit = folded.get(value.lower().strip())
+    if hit is not None:
+        return hit
+    close = difflib.get_close_matches(value.lower().strip(), list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None
+
+
+def _is_iso_date(text: pa.Array) -> pa.Array:
+    shaped = pc.match_substring_regex(text, _DATE)
+    parsed = pc.strptime(pc.if_else(shaped, text, pa.scalar("x", _LSTR)), format="%Y-%m-%d",
+                         unit="s", error_is_null=True)
+    return pc.and_(shaped, pc.is_valid(parsed))
+
+
+def _id_ok(value: str) -> bool:
+    return not _malformed_ids(pa.array([value], _LSTR))[0]
+
+
+def _malformed_ids(text: pa.Array) -> np.ndarray:
+    """Which texts the org would refuse as ids: not 15 or 18 ASCII letters and digits, or
+    an 18-character id whose suffix marks a digit as an upper-case letter (or is no
+    suffix at all). The suffix may be any case."""
+    shaped = _np(pc.match_substring_regex(text, _ID_SHAPE))
+    bad = ~shaped
+    long = shaped & _np(pc.equal(pc.utf8_length(text), 18))
+    if long.any():
+        _, data = encode._offsets_and_data(pc.filter(text, pa.array(long)))
+        raw = data.reshape(-1, 18)
+        body = raw[:, :15].reshape(-1, 3, 5)
+        letters = (((body >= 65) & (body <= 90)) | ((body >= 97) & (body <= 122)))
+        suffix = _ID_SUFFIX[raw[:, 15:]]
+        weights = np.array([1, 2, 4, 8, 16])
+        letter_bits = (letters * weights).sum(axis=2)
+        wrong = (suffix < 0).any(axis=1) | ((suffix & ~letter_bits) != 0).any(axis=1)
+        where = np.flatnonzero(long)
+        bad[where[wrong]] = True
+    return bad
+
+
+def _number_fix(name: str, seen: list[str], whole: bool, scale: int) -> tuple[str, str]:
+    """What is wrong with number texts an export made, and one line that fixes them."""
+    junk = sorted({ch for v in seen for ch in v if ch in _NUMBER_JUNK})
+    european = [v for v in seen if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?|-?\d+,\d{1,2}", v.strip(" €"))]
+    accounting = any(re.fullmatch(r"\(.*\)", v.strip()) for v in seen)
+    steps = f"df[{name!r}]"
+    if accounting:
+        steps += ".str.replace(r'^\\((.*)\\)$', r'-\\1', regex=True)"
+    if european and len(european) * 2 >= len(seen):
+        steps += (".str.replace(r'[^0-9,.-]', '', regex=True).str.replace('.', '', regex=False)"
+                  ".str.replace(',', '.', regex=False)")
+        what = "a European number (1.234,56)"
+    elif junk:
+        shown = " and ".join({" ": "spaces", "\u00a0": "non-breaking spaces"}.get(ch, repr(ch)) for ch in junk)
+        steps += ".str.replace(r'[" + re.escape("".join(junk)).replace("'", "\\'") + "]', '', regex=True)"
+        what = f"a number written with {shown}"
+    else:
+        what = "not a number"
+    cleaned = [_clean_number(v) for v in seen]
+    parseable = all(c is not None for c in cleaned)
+    convert = f"pd.to_numeric({steps}{'' if parseable else ', errors=' + repr('coerce')})"
+    if whole:
+        fractional = any(c is not None and c != int(c) for c in cleaned)
+        convert += (".round()" if fractional else "") + ".astype('Int64')"
+        if what == "not a number" and parseable:
+            what = "not a whole number as Salesforce writes one (no .0)"
+    elif any(c is not None and round(c, scale) != c for c in cleaned):
+        convert += f".round({scale})"  # Salesforce would round them anyway: say so here
+    reason = f"is {what}: Salesforce takes plain digits" + ("" if whole else " with a '.' decimal point")
+    if not parseable:
+        reason += "; values that are still not numbers become blank"
+    return reason, f"df[{name!r}] = {convert}"
+
+
+def _clean_number(text: str) -> float | None:
+    t = text.strip()
+    if re.fullmatch(r"\(.*\)", t):
+        t = "-" + t[1:-1]
+    t = "".join(ch for ch in t if ch not in _NUMBER_JUNK)
+    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?|-?\d+,\d{1,2}", t):
+        t = t.replace(".", "").replace(",", ".")
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def _date_fix(name: str, seen: list[str], *, datetime: bool, all_bad: bool) -> tuple[str, str]:
+    """What format date texts are in, and one line that converts them."""
+    expected = "YYYY-MM-DDTHH:MM:SS.sssZ" if datetime else "YYYY-MM-DD"
+    tail = "" if datetime else ".dt.date"
+    zone = " (naive times are taken as UTC; pass tz= for local times)" if datetime else ""
+    values = pd.Series(seen, dtype=object).astype(str).str.strip()
+    serial = pd.to_numeric(values, errors="coerce")
+    if serial.notna().all() and serial.between(1, 2_958_465).all():
+        return (f"is an Excel serial day number, not a date ({expected}){zone}",
+                f"df[{name!r}] = pd.to_datetime(pd.to_numeric(df[{name!r}]), unit='D', "
+                f"origin='1899-12-30'){tail}")
+    formats = [(f, label) for f, label in _DATE_FORMATS]
+    formats += [(f"{f} {t}", f"{label} with a time") for f, label in _DATE_FORMATS[:4] for t in _TIME_PARTS]
+    formats += [(f"%Y-%m-%d {t}", "year-month-day with a time") for t in _TIME_PARTS]
+    formats += [(f"%Y-%m-%dT{t}", "ISO without milliseconds or zone") for t in _TIME_PARTS[:2]]
+    best = None
+    for fmt, label in formats:
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+        hits = int(parsed.notna().sum())
+        if hits == len(values):
+            best = (fmt, label)
+            break
+        if hits and (best is None or hits > best[2]):
+            best = (fmt, label, hits)
+    if best is None or len(best) == 3:
+        return (f"is not a date Salesforce reads: it takes {expected}{zone}",
+                f"df[{name!r}] = pd.to_datetime(df[{name!r}], format='mixed', errors='coerce'){tail}"
+                f"  # unreadable dates become blank")
+    fmt, label = best
+    ambiguous = ""
+    if fmt.startswith("%m/%d"):
+        other = fmt.replace("%m/%d", "%d/%m", 1)
+        if pd.to_datetime(values, format=other, errors="coerce").notna().all():
+            ambiguous = f" (every value also reads as day/month: check, and use format={other!r} if so)"
+    how = f"format={fmt!r}" if all_bad else "format='mixed'"
+    return (f"is a {label} date ({fmt}), but Salesforce takes {expected}{ambiguous}{zone}",
+            f"df[{name!r}] = pd.to_datetime(df[{name!r}], {how}){tail}")
+
