@@ -89,7 +89,8 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
 
 
 def from_response(response: Any, *, method: str, path: str) -> SFBulkError:
-    """The exception for an HTTP error response (`response` is a requests.Response)."""
+    """The exception for an HTTP error response (`response` is a requests.Response); `path`
+    may be a whole URL (a login goes to another host than the API calls)."""
     status = response.status_code
     try:
         code, message = _error_fields(response.json())
@@ -100,9 +101,11 @@ def from_response(response: Any, *, method: str, path: str) -> SFBulkError:
         message = text[:300] if text else response.reason or "no details"
     where = f"{method} {path}"
     detail = f"{code}: {message}" if code else message
+    if path.endswith("/services/oauth2/token") and status in (400, 401, 403):
+        return AuthError(f"Salesforce refused the login ({detail}) on {where}")
     if status == 401:
-        return AuthError(f"Salesforce refused the session ({detail}) on {where}; connect "
-                         "again to get a fresh access token")
+        return AuthError(f"Salesforce refused the session ({detail}) on {where}; give the "
+                         "org a new access token with org.set_token(...), or connect again")
     kwargs = dict(status=status, error_code=code, method=method, path=path)
     if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
         return LimitExceededError(f"The org's daily API allowance is used up ({detail}); "

@@ -198,8 +198,8 @@ class LocalOrgApp:
         basic = None
         if request.authorization and request.authorization.type == "basic":
             basic = (request.authorization.username or "", request.authorization.password or "")
-        self.identity.grant(request.form.to_dict(), basic)
-        token, issued = self.identity.issue_token()
+        token, issued = self.identity.grant(request.form.to_dict(), basic,
+                                            request.host_url.rstrip("/"))
         issued_at = str(int(issued * 1000))
         return json_response({
             "access_token": token,
@@ -211,6 +211,8 @@ class LocalOrgApp:
         })
 
     def on_revoke(self, request: Request, **_) -> Response:
+        # POST form `token=`, or a GET with ?token= (Salesforce accepts both).
+        self.identity.revoke(request.values.get("token", ""))
         return Response(status=200)
 
     def _user_json(self) -> dict[str, Any]:

@@ -3,6 +3,22 @@
 The first start of an org file seeds one Organization, one User (the API user) and one
 connected app (client id and secret). Credentials are generated per org file and kept in
 it, so two orgs never share a password or a token.
+
+Token grants (POST /services/oauth2/token); a refusal is a 400 in Salesforce's OAuth shape,
+{"error": "invalid_grant", "error_description": "..."}, with Salesforce's texts:
+
+    password             client_id, client_secret, username, password
+    client_credentials   client_id, client_secret (in the form or HTTP Basic)
+    refresh_token        refresh_token, client_id, client_secret (optional; checked if sent)
+    jwt-bearer           assertion: RS256 JWT, iss=client_id, sub=username,
+                         aud=https://login.salesforce.com | https://test.salesforce.com | the
+                         org's own URL, exp in the future; signed by the key given to
+                         register_jwt_key() (needs PyJWT and cryptography)
+
+As in Salesforce, none of these grants issues a refresh token (that takes the web-server or
+user-agent flow, with a login page the local org does not have): issue_refresh_token()
+stands in for it. POST /services/oauth2/revoke `token=` revokes an access token, or a
+refresh token together with the access tokens issued for it.
 """
 from __future__ import annotations
 
@@ -17,6 +33,10 @@ from .store import Store, table_name
 
 # Salesforce's default session timeout is two hours of inactivity; ours simply expires.
 TOKEN_LIFETIME_S = 2 * 60 * 60
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# A JWT's aud may name Salesforce's login hosts (so a client written for a real org works
+# unchanged) or the org's own URL.
+JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
 
 @dataclass(frozen=True)
@@ -85,12 +105,34 @@ class Identity:
 
     # -- tokens -----------------------------------------------------------------------
 
-    def issue_token(self) -> tuple[str, float]:
+    def issue_token(self, refresh_token: str | None = None) -> tuple[str, float]:
         """A fresh access token; like Salesforce's, it starts with the 15-char org id."""
         now = self.clock()
         token = f"{self.credentials.org_id[:15]}!AQ{secrets.token_urlsafe(48)}"
-        self.store.add_token(token, self.credentials.user_id, now, now + TOKEN_LIFETIME_S)
+        self.store.add_token(token, self.credentials.user_id, now, now + TOKEN_LIFETIME_S,
+                             refresh_token)
         return token, now
+
+    def issue_refresh_token(self) -> str:
+        """A refresh token for the user and the connected app, as the web-server flow
+        grants one once the user has approved the app."""
+        token = "5Aep861" + secrets.token_urlsafe(60)
+        self.store.add_refresh_token(token, self.credentials.user_id, self.clock())
+        return token
+
+    def revoke(self, token: str) -> None:
+        if not (token and self.store.revoke_token(token)):
+            raise ApiError(400, "invalid_token", "invalid token")
+
+    def register_jwt_key(self, public_key_pem: str | bytes) -> None:
+        """Trust this RSA public key (PEM) to sign JWT bearer assertions."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        pem = public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
+        if not isinstance(serialization.load_pem_public_key(pem), rsa.RSAPublicKey):
+            raise ValueError("the JWT bearer flow signs with RS256: give an RSA public key")
+        self.store.set_meta("jwt_public_key", pem.decode())
 
     def user_for(self, authorization: str | None) -> str:
         """The user id behind a `Bearer` header, or the 401 Salesforce gives."""
@@ -105,23 +147,65 @@ class Identity:
                            {"WWW-Authenticate": "Token"})
         return user
 
-    def grant(self, form: dict[str, str], basic_auth: tuple[str, str] | None) -> str:
-        """Check an OAuth token request (password or client_credentials grant)."""
+    def grant(self, form: dict[str, str], basic_auth: tuple[str, str] | None,
+              own_url: str) -> tuple[str, float]:
+        """Check an OAuth token request (see the module docstring) and issue its access
+        token. `own_url` is the org's URL as the client called it (a valid JWT audience)."""
         creds = self.credentials
         client_id = form.get("client_id") or (basic_auth[0] if basic_auth else "")
         client_secret = form.get("client_secret") or (basic_auth[1] if basic_auth else "")
         grant_type = form.get("grant_type", "")
-        if grant_type not in ("password", "client_credentials"):
+        if grant_type == JWT_BEARER:
+            self._check_assertion(form.get("assertion", ""), own_url)
+            return self.issue_token()
+        if grant_type not in ("password", "client_credentials", "refresh_token"):
             raise ApiError(400, "unsupported_grant_type", "grant type not supported")
         if not _same(client_id, creds.client_id):
             raise ApiError(400, "invalid_client_id", "client identifier invalid")
-        if not _same(client_secret, creds.client_secret):
+        # The refresh-token flow sends the secret only when the app requires it.
+        if (client_secret or grant_type != "refresh_token") and not _same(
+                client_secret, creds.client_secret):
             raise ApiError(400, "invalid_client", "invalid client credentials")
+        if grant_type == "refresh_token":
+            refresh_token = form.get("refresh_token", "")
+            if not (refresh_token and self.store.refresh_token_user(refresh_token)):
+                raise ApiError(400, "invalid_grant", "expired access/refresh token")
+            return self.issue_token(refresh_token)
         if grant_type == "password" and not (
                 _same(form.get("username", ""), creds.username)
                 and _same(form.get("password", ""), creds.password)):
             raise ApiError(400, "invalid_grant", "authentication failure")
-        return grant_type
+        return self.issue_token()
+
+    def _check_assertion(self, assertion: str, own_url: str) -> None:
+        """Salesforce's checks of a JWT bearer assertion, with its error descriptions."""
+        try:
+            import jwt
+        except ImportError:
+            raise ApiError(400, "unsupported_grant_type", "the local org needs PyJWT and "
+                           "cryptography for the JWT bearer flow: pip install "
+                           "'sfbulk_nb[jwt]'") from None
+        key = self.store.get_meta("jwt_public_key")
+        claims = None
+        if key is not None:  # else no certificate on the connected app: nothing verifies
+            try:
+                claims = jwt.decode(assertion, key, algorithms=["RS256"],
+                                    audience=[*JWT_AUDIENCES, own_url],
+                                    # exp is checked below, on the org's clock
+                                    options={"require": ["iss", "sub", "aud", "exp"],
+                                             "verify_exp": False})
+            except jwt.InvalidAudienceError:
+                raise ApiError(400, "invalid_grant", "audience is invalid") from None
+            except jwt.PyJWTError:
+                pass
+        if claims is None or not isinstance(claims["exp"], (int, float)):
+            raise ApiError(400, "invalid_grant", "invalid assertion")
+        if claims["exp"] <= self.clock():
+            raise ApiError(400, "invalid_grant", "expired authorization code")
+        if not _same(str(claims["iss"]), self.credentials.client_id):
+            raise ApiError(400, "invalid_client_id", "client identifier invalid")
+        if not _same(str(claims["sub"]), self.credentials.username):
+            raise ApiError(400, "invalid_grant", "user hasn't approved this consumer")
 
     def signature(self, issued_at: str) -> str:
         """Base64 HMAC-SHA256 of id + issued_at keyed with the client secret."""

@@ -185,6 +185,18 @@ class LocalOrg:
             fault.message = message
         self.engine.job_faults.append(fault)
 
+    def issue_refresh_token(self) -> str:
+        """A refresh token for the org's user, as Salesforce's web-server flow gives one once
+        the user approves the connected app (the local org has no login page for that flow;
+        none of its token grants issues one). Use it with the `refresh_token` grant, e.g.
+        `connect(refresh_token=..., client_id=org.client_id, login_url=org.instance_url)`."""
+        return self.identity.issue_refresh_token()
+
+    def register_jwt_key(self, public_key_pem: str | bytes) -> None:
+        """Trust an RSA public key (PEM) for the JWT bearer flow, as uploading a certificate
+        to the connected app does in Salesforce. Kept in the org file; reset() forgets it."""
+        self.identity.register_jwt_key(public_key_pem)
+
     def expire_tokens(self) -> None:
         """Every issued token stops working (401 INVALID_SESSION_ID), as at session timeout."""
         self.store.expire_tokens(self.identity.clock())

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (prefix TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, user_id TEXT NOT NULL, issued_at REAL NOT NULL,
-    expires_at REAL NOT NULL);
+    expires_at REAL NOT NULL, refresh_token TEXT);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token TEXT PRIMARY KEY, user_id TEXT NOT NULL, issued_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS api_usage (day TEXT PRIMARY KEY, calls INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -100,6 +102,9 @@ class Store:
         # Upserts probe the key indexes of big tables: keep them in memory (64 MB).
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.executescript(_SCHEMA)
+        # Files written before refresh tokens existed have no tokens.refresh_token column.
+        if "refresh_token" not in {r[1] for r in self.conn.execute("PRAGMA table_info(tokens)")}:
+            self.conn.execute("ALTER TABLE tokens ADD COLUMN refresh_token TEXT")
         self._indexed: set[tuple[str, str]] = set()
         for obj in catalog:
             self.ensure_table(obj)
@@ -370,9 +375,29 @@ class Store:
 
     # -- tokens and usage -----------------------------------------------------------
 
-    def add_token(self, token: str, user_id: str, issued_at: float, expires_at: float) -> None:
-        self.execute("INSERT INTO tokens(token, user_id, issued_at, expires_at) "
-                     "VALUES (?, ?, ?, ?)", (token, user_id, issued_at, expires_at))
+    def add_token(self, token: str, user_id: str, issued_at: float, expires_at: float,
+                  refresh_token: str | None = None) -> None:
+        """An access token; `refresh_token` is the one it was issued for, if any."""
+        self.execute("INSERT INTO tokens(token, user_id, issued_at, expires_at, refresh_token) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (token, user_id, issued_at, expires_at, refresh_token))
+
+    def add_refresh_token(self, token: str, user_id: str, issued_at: float) -> None:
+        self.execute("INSERT INTO refresh_tokens(token, user_id, issued_at) VALUES (?, ?, ?)",
+                     (token, user_id, issued_at))
+
+    def refresh_token_user(self, token: str) -> str | None:
+        rows = self.query("SELECT user_id FROM refresh_tokens WHERE token = ?", (token,))
+        return rows[0][0] if rows else None
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke an access token, or a refresh token with every access token issued for it.
+        False when no such token exists."""
+        with self.transaction() as conn:
+            gone = conn.execute("DELETE FROM tokens WHERE token = ? OR refresh_token = ?",
+                                (token, token)).rowcount
+            gone += conn.execute("DELETE FROM refresh_tokens WHERE token = ?", (token,)).rowcount
+        return gone > 0
 
     def token_user(self, token: str, now: float) -> str | None:
         rows = self.query("SELECT user_id FROM tokens WHERE token = ? AND expires_at > ?",
@@ -397,8 +422,8 @@ class Store:
         with self.transaction() as conn:
             for obj in self.catalog:
                 conn.execute(f"DELETE FROM {table_name(obj)}")
-            for table in ("meta", "counters", "tokens", "api_usage", "jobs", "job_results",
-                          "job_uploads"):
+            for table in ("meta", "counters", "tokens", "refresh_tokens", "api_usage", "jobs",
+                          "job_results", "job_uploads"):
                 conn.execute(f"DELETE FROM {table}")
 
 
