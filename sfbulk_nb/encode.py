@@ -392,6 +392,22 @@ class _Column:
     is_text: bool  # may contain characters that need CSV quoting
     null_text: str
 
+    @property
+    def kind(self) -> str:
+        """What the cells hold, which fixes the form of their text: text, boolean, integer,
+        decimal, float, date, datetime or null."""
+        if self.is_text:
+            return "text"
+        if self.render is _format_millis:
+            return "datetime"
+        if self.render is _format_float:
+            return "float"
+        if self.render is _all_null:
+            return "null"
+        t = self.values.type
+        return ("boolean" if pa.types.is_boolean(t) else "integer" if pa.types.is_integer(t)
+                else "decimal" if pa.types.is_decimal(t) else "date")
+
 
 def _prepare(df, nulls, tz, field_types, delimiter=None) -> list[_Column]:
     if not isinstance(df, pd.DataFrame):
@@ -632,6 +648,8 @@ def _value_kind(value) -> str:
 
 
 _NAT = type(pd.NaT)
+# infer_dtype's "date" skips NaN, so a float among these is a blank.
+_PLAIN_DATE_TYPES = {_dt.date, _NAT, type(None), float}
 _SENDABLE_KINDS = ("text", "number", "boolean", "date", "naive datetime", "zoned datetime")
 
 
@@ -659,10 +677,14 @@ def _cell_kind(value) -> str:
 def _screen_objects(name, series, problems) -> pd.Series:
     """Lenient planning of an object column: cells with no CSV form, and cells of another
     kind than most of the column's, are recorded and planned as nulls."""
-    if infer_dtype(series, skipna=True) in ("string", "empty", "boolean", "integer", "floating",
-                                            "mixed-integer-float", "decimal", "datetime64"):
-        return series  # one plain kind: nothing to screen (datetimes may still mix zones)
-    kinds = pd.Series(list(map(_cell_kind, series.to_numpy())), dtype=object)
+    kind = infer_dtype(series, skipna=True)
+    if kind in ("string", "empty", "boolean", "integer", "floating", "mixed-integer-float",
+                "decimal", "datetime64"):
+        return series  # one plain kind: nothing to screen
+    objects = series.to_numpy()
+    if kind == "date" and set(map(type, objects)) <= _PLAIN_DATE_TYPES:
+        return series  # dates and blanks (what .dt.date makes): no cell to look at
+    kinds = pd.Series(list(map(_cell_kind, objects)), dtype=object)
     filled = kinds[kinds != "null"]
     sendable = filled[filled.isin(_SENDABLE_KINDS)]
     unsendable = filled[~filled.isin(_SENDABLE_KINDS)]

@@ -184,7 +184,8 @@ def _column_of(frame: pd.DataFrame, key: str) -> Any:
 
 def _key_batches(keys: list[str], sobject: str, key: str):
     """SOQL statements selecting the records of ``keys``, each within the URL budget."""
-    head = f"SELECT Id, {key} FROM {sobject} WHERE {key} IN ("
+    fields = "Id" if key == "Id" else f"Id, {key}"
+    head = f"SELECT {fields} FROM {sobject} WHERE {key} IN ("
     batch: list[str] = []
     size = len(head)
     for k in keys:

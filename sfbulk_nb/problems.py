@@ -79,22 +79,35 @@ class Problems(pd.DataFrame):
 
     @classmethod
     def from_blocks(cls, blocks: list[Block], index: pd.Index) -> "Problems":
-        parts = [_block_frame(b, index) for b in blocks]
-        if parts:
-            frame = pd.concat(parts, ignore_index=True)
-            key = pd.DataFrame({"level": frame["position"].notna().astype(int),
-                                "position": frame["position"].fillna(-1),
-                                "order": np.concatenate([np.full(len(p), b.order)
-                                                         for p, b in zip(parts, blocks)])})
-            frame = frame.iloc[np.lexsort((key["order"], key["position"], key["level"]))]
-            frame = frame.reset_index(drop=True)
-        else:
-            frame = pd.DataFrame({c: pd.Series(dtype="string") for c in COLUMNS})
-            frame["row"] = pd.Series(dtype=object)
-            frame["position"] = pd.Series(dtype="Int64")
-        # Few distinct texts repeat over many problems: categories keep them small.
-        for name in ("column", "field", "code", "hint", "severity"):
-            frame[name] = frame[name].astype("category")
+        """The problems of every block, in row order (a whole column's first), built a
+        column at a time: a million problems are a few arrays, not a million rows."""
+        sizes = np.array([1 if b.positions is None else len(b.positions) for b in blocks],
+                         np.int64)
+        block_of = np.repeat(np.arange(len(blocks)), sizes)
+        positions = np.concatenate([np.full(1, -1, np.int64) if b.positions is None
+                                    else np.asarray(b.positions, np.int64) for b in blocks]
+                                   or [np.zeros(0, np.int64)])
+        orders = np.array([b.order for b in blocks], np.int64)[block_of]
+        order = np.lexsort((orders, positions, positions >= 0))
+        block_of, positions = block_of[order], positions[order]
+        take = pa.array(order, pa.int64())
+        values = pa.concat_arrays([_block_values(b) for b in blocks] or [pa.array([], _LSTR)])
+        messages = pa.concat_arrays([_block_messages(b) for b in blocks] or [pa.array([], _LSTR)])
+        cell = positions >= 0
+        rows = np.full(len(positions), None, dtype=object)
+        rows[cell] = index[positions[cell]]
+        frame = pd.DataFrame({
+            "row": rows,
+            "position": pd.array(np.where(cell, positions, 0), dtype="Int64"),
+            **{name: _categories([getattr(b, name) for b in blocks],
+                                 block_of) for name in ("column", "field")},
+            "value": pd.array(values.take(take), dtype="string"),
+            "code": _categories([b.code for b in blocks], block_of),
+            "message": pd.array(messages.take(take), dtype="string"),
+            "hint": _categories([b.hint for b in blocks], block_of),
+            "severity": _categories([b.severity for b in blocks], block_of),
+        }, columns=list(COLUMNS))
+        frame.loc[~cell, "position"] = pd.NA
         out = cls(frame)
         out._column_order = {str(b.column): b.order for b in blocks}
         return out
@@ -220,6 +233,11 @@ class Problems(pd.DataFrame):
         return summary_html(self)
 
 
+def _cut(text: str, limit: int) -> str:
+    """Display text cut to ``limit`` characters (the full text stays in the frame)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def _reason(first: pd.Series) -> str:
     """The message of a problem without its column and value: what the group has in common."""
     message = str(first["message"])
@@ -229,29 +247,30 @@ def _reason(first: pd.Series) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def _block_frame(b: Block, index: pd.Index) -> pd.DataFrame:
+def _categories(per_block: list, block_of: np.ndarray) -> pd.Categorical:
+    """A categorical column from one value per block (few distinct texts repeat over many
+    problems: categories keep them small)."""
+    texts = [None if v is None else str(v) for v in per_block]
+    uniques = list(dict.fromkeys(t for t in texts if t is not None))
+    code_of = {t: i for i, t in enumerate(uniques)}
+    codes = np.array([-1 if t is None else code_of[t] for t in texts] or [0], np.int64)
+    return pd.Categorical.from_codes(codes[block_of] if len(block_of) else block_of,
+                                     categories=uniques)
+
+
+def _block_values(b: Block) -> pa.Array:
+    if b.positions is None:
+        return pa.nulls(1, _LSTR)
+    return b.values.cast(_LSTR) if b.values is not None else pa.nulls(len(b.positions), _LSTR)
+
+
+def _block_messages(b: Block) -> pa.Array:
     column = str(b.column)
     if b.positions is None:
-        return pd.DataFrame({
-            "row": pd.Series([None], dtype=object), "position": pd.array([pd.NA], dtype="Int64"),
-            "column": [column], "field": [b.field], "value": [None], "code": [b.code],
-            "message": [b.reason], "hint": [b.hint], "severity": [b.severity]})
-    n = len(b.positions)
-    values = b.values if b.values is not None else pa.nulls(n, _LSTR)
-    shown = pc.fill_null(_quoted(values), "blank")
-    message = pc.binary_join_element_wise(pa.scalar(f"{column}: ", _LSTR), shown,
-                                          pa.scalar(f" {b.reason}", _LSTR), pa.scalar("", _LSTR))
-    return pd.DataFrame({
-        "row": pd.Series(index[b.positions], dtype=object),
-        "position": pd.array(b.positions, dtype="Int64"),
-        "column": [column] * n,
-        "field": [b.field] * n,
-        "value": pd.array(values, dtype="string"),
-        "code": [b.code] * n,
-        "message": pd.array(message, dtype="string"),
-        "hint": [b.hint] * n,
-        "severity": [b.severity] * n,
-    })
+        return pa.array([b.reason], _LSTR)
+    shown = pc.fill_null(_quoted(_block_values(b)), "blank")
+    return pc.binary_join_element_wise(pa.scalar(f"{column}: ", _LSTR), shown,
+                                       pa.scalar(f" {b.reason}", _LSTR), pa.scalar("", _LSTR))
 
 
 # -- HTML ---------------------------------------------------------------------------------
@@ -281,11 +300,11 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
                if isinstance(r.field, str) and r.field != r.column else "")
             + "</td>"
             f'<td style="{_CELL}"><span style="color:{colour};font-weight:600">'
-            f"{html.escape(r.code)}</span><br>{html.escape(r.problem)}</td>"
+            f"{html.escape(r.code)}</span><br>{html.escape(_cut(r.problem, 300))}</td>"
             f'<td style="{_CELL};text-align:right">{count}</td>'
             f'<td style="{_CELL}">{html.escape(", ".join(r.examples))}</td>'
             f'<td style="{_CELL}"><code style="white-space:pre-wrap;overflow-wrap:anywhere">'
-            f"{html.escape(r.hint)}</code></td></tr>")
+            f"{html.escape(_cut(r.hint, 300))}</code></td></tr>")
     widths = ("14%", "30%", "7%", "17%", "32%")
     cols = "".join(f'<col style="width:{w}">' for w in widths)
     names = "".join(f'<th style="{_CELL}">{n}</th>'

@@ -729,12 +729,23 @@ def find_duplicate_keys(
     if op == "insert" or not len(sent_text):
         return _duplicates_frame(empty_index, [], [], [], [])
     text = _text(sent_text.iloc[:, _key_position(sent_text, op, key)])
-    blank = pc.is_in(pc.utf8_trim_whitespace(text), pa.array(_NULL_TEXTS, _LSTR)).to_numpy(zero_copy_only=False)
+    positions, key_text, counts, reasons = duplicate_keys(text, op, key, key_case_insensitive)
+    return _duplicates_frame(sent_text.index[positions], positions, key_text, counts, reasons)
+
+
+def duplicate_keys(text: pa.Array, operation: str, key: str | None,
+                   key_case_insensitive: bool = False):
+    """find_duplicate_keys on the key column's texts (large_string): positions, key
+    texts, counts and reasons of the offending rows."""
+    op = _operation(operation)
+    stripped = pc.utf8_trim_whitespace(text)
+    blank = pc.is_in(stripped, pa.array(_NULL_TEXTS, _LSTR)).to_numpy(zero_copy_only=False)
     normalize = _normalizer(op, key, key_case_insensitive)
     keys = normalize(text) if normalize is not None else text
-    codes = pc.dictionary_encode(keys).indices.to_numpy()
+    encoded = pc.dictionary_encode(keys)
+    codes = encoded.indices.to_numpy()
     present = np.flatnonzero(~blank)
-    counts = pd.Series(codes[present]).map(pd.Series(codes[present]).value_counts()).to_numpy()
+    counts = np.bincount(codes[present], minlength=len(encoded.dictionary))[codes[present]]
     dup = present[counts > 1]
     dup_counts = counts[counts > 1]
     # Group the rows sharing a key together, groups in order of their first row.
@@ -744,13 +755,8 @@ def find_duplicate_keys(
     blanks = np.flatnonzero(blank) if not (op == "upsert" and _is_id_key(op, key)) else np.zeros(0, np.int64)
     positions = np.concatenate([dup, blanks]).astype(np.int64)
     key_text = text.take(pa.array(positions)).to_pylist()
-    return _duplicates_frame(
-        sent_text.index[positions],
-        positions,
-        key_text,
-        np.concatenate([dup_counts, np.full(len(blanks), len(blanks))]),
-        ["duplicate"] * len(dup) + ["blank"] * len(blanks),
-    )
+    return (positions, key_text, np.concatenate([dup_counts, np.full(len(blanks), len(blanks))]),
+            ["duplicate"] * len(dup) + ["blank"] * len(blanks))
 
 
 def _duplicates_frame(index, positions, keys, counts, reasons) -> pd.DataFrame:

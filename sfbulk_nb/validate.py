@@ -97,6 +97,71 @@ _DATE_FORMATS = (  # (strftime format, how to call it); US first where both read
     ("%Y%m%d", "yyyymmdd"),
 )
 _TIME_PARTS = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%H:%M:%S.%f")
+_SAMPLE = 500  # distinct bad values a hint's date format is worked out from
+_SPELLINGS = 50  # distinct bad picklist values a hint maps one by one
+
+
+class _Cells:
+    """A prepared column's cells as sent: their texts, rendered only when a check needs
+    them (a column whose dtype fits its field is checked on its values), and which cells
+    write something."""
+
+    def __init__(self, col: "encode._Column | None", text: pa.Array | None = None):
+        self.col = col
+        self._text = text
+        self._masks: dict[str, pa.Array] = {}
+
+    @classmethod
+    def of_text(cls, text: pa.Array) -> "_Cells":
+        return cls(None, text)
+
+    def __len__(self) -> int:
+        return len(self._text) if self._text is not None else len(self.col.values)
+
+    @property
+    def text(self) -> pa.Array:
+        if self._text is None:
+            self._text = pc.fill_null(self.col.render(self.col.values), self.col.null_text)
+        return self._text
+
+    def at(self, positions) -> pa.Array:
+        take = pa.array(np.asarray(positions, np.int64))
+        if self._text is not None:
+            return self._text.take(take)
+        return pc.fill_null(self.col.render(self.col.values.take(take)), self.col.null_text)
+
+    def _mask(self, name: str) -> pa.Array:
+        if name not in self._masks:
+            if self.col is None or self.col.is_text or self._text is not None:
+                text = self.text
+                blank, clear = pc.equal(text, ""), pc.equal(text, CLEAR)
+            else:  # only a null is blank or #N/A: no value renders as either
+                null = self.col.values.is_null()
+                nothing = pa.repeat(pa.scalar(False), len(null))
+                blank, clear = (null, nothing) if self.col.null_text == "" else (nothing, null)
+            self._masks.update(sent=pc.invert(blank), cleared=clear,
+                               empty=pc.or_(blank, clear),
+                               filled=pc.invert(pc.or_(blank, clear)))
+        return self._masks[name]
+
+    @property
+    def sent(self) -> pa.Array:
+        """Cells that write something (#N/A writes: it clears the field)."""
+        return self._mask("sent")
+
+    @property
+    def filled(self) -> pa.Array:
+        """Cells that hold a value (neither blank nor #N/A)."""
+        return self._mask("filled")
+
+    @property
+    def cleared(self) -> pa.Array:
+        return self._mask("cleared")
+
+    @property
+    def empty(self) -> pa.Array:
+        """Blank or #N/A: no value."""
+        return self._mask("empty")
 
 
 @dataclass
@@ -106,7 +171,7 @@ class Checked:
 
     problems: Problems
     encoding: encode.Encoding | None
-    texts: list[pa.Array] = dataclass_field(default_factory=list)
+    cells: list["_Cells | None"] = dataclass_field(default_factory=list)
     key_column: Any = None  # the frame's column holding the key (upsert/update/delete)
     unsendable: Problems | None = None  # the cells with no CSV form (sending cannot help)
 
@@ -114,9 +179,8 @@ class Checked:
         """The texts sent, as a frame (the frame's index and columns), optionally of only
         the rows at ``positions``."""
         df = self.encoding.df
-        take = None if positions is None else pa.array(positions, pa.int64())
-        out = pd.DataFrame({i: (t if take is None else t.take(take)).to_pandas()
-                            for i, t in enumerate(self.texts)})
+        out = pd.DataFrame({i: (c.text if positions is None else c.at(positions)).to_pandas()
+                            for i, c in enumerate(self.cells)})
         out.index = df.index if positions is None else df.index[positions]
         out.columns = df.columns
         return out
@@ -137,21 +201,22 @@ def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
     if delimiter is None:
         raise InputError(f"column_delimiter must be one of {', '.join(encode.COLUMN_DELIMITERS)}; "
                          f"got {column_delimiter!r}")
+    columns = df.columns
     if operation in ("delete", "hardDelete"):
         df = _id_column_only(df)  # a delete sends the ids alone
     policies = _null_policies(nulls, list(df.columns))
     encode._check_tz(tz)
-    v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive)
+    v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive,
+                   columns)
     return v.run(policies, tz)
 
 
 def _id_column_only(df: pd.DataFrame) -> pd.DataFrame:
-    """The column a delete sends: Id (any case, or spelled as an export does), else a
-    result frame's sf_id (which the checks then ask to rename)."""
-    for wanted in ("id", "sf_id"):
-        for order, column in enumerate(df.columns):
-            if isinstance(column, str) and _clean_name(column).lower() == wanted:
-                return df.iloc[:, [order]]
+    """The column a delete sends: Id (any case, or spelled as an export does); none when
+    the frame has no such column (the checks then say so)."""
+    for order, column in enumerate(df.columns):
+        if isinstance(column, str) and _clean_name(column).lower() == "id":
+            return df.iloc[:, [order]]
     return df.iloc[:, :0]
 
 
@@ -192,8 +257,10 @@ def _py(values) -> str:
 
 
 class _Validator:
-    def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive):
+    def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive,
+                 all_columns):
         self.df = df
+        self.all_columns = all_columns  # the input's columns (a delete checks only Id)
         self.describe = describe
         self.sobject = describe["name"]
         self.fields = {f["name"].lower(): f for f in describe["fields"]}
@@ -330,7 +397,7 @@ class _Validator:
             resolved.append((f, name))
         key_pos = self._key_position(resolved)
 
-        columns, texts = [], []
+        columns, cells_of = [], []
         for order, column in enumerate(df.columns):
             f, name = resolved[order]
             field_type = f["type"] if f is not None and "." not in str(column) else None
@@ -343,7 +410,7 @@ class _Validator:
                                      f"df[{name!r}] = df[{name!r}].astype('string')",
                                      field=f and f["name"])
                 columns.append(None)
-                texts.append(None)
+                cells_of.append(None)
                 continue
             for p in cell_problems:
                 values = pa.array([_cell_repr(v) for v in df.iloc[p.positions, order]], _LSTR)
@@ -352,16 +419,16 @@ class _Validator:
                               ERROR, p.positions, values, order)
                 self.blocks.append(block)
                 self.unsendable.append(block)
-            text = pc.fill_null(col.render(col.values), col.null_text)
+            cells = _Cells(col)
             columns.append(col)
-            texts.append(text)
+            cells_of.append(cells)
             if col.is_text:
-                self._check_characters(column, order, name, f, text)
+                self._check_characters(column, order, name, f, cells)
             if f is not None:
-                self._check_cells(column, order, name, f, text, is_key=order == key_pos)
-        self._check_required(resolved, texts)
-        if key_pos is not None and texts[key_pos] is not None:
-            self._check_keys(df.columns[key_pos], key_pos, resolved[key_pos][1], texts)
+                self._check_cells(column, order, name, f, cells, is_key=order == key_pos)
+        self._check_required(resolved, cells_of)
+        if key_pos is not None and cells_of[key_pos] is not None:
+            self._check_keys(df.columns[key_pos], key_pos, resolved[key_pos][1], cells_of)
 
         problems = Problems.from_blocks(self.blocks, df.index)
         encoding = None
@@ -369,7 +436,7 @@ class _Validator:
             encoding = encode.Encoding(df, columns=columns)
         unsendable = Problems.from_blocks(self.unsendable, df.index)
         key_column = df.columns[key_pos] if key_pos is not None else None
-        return Checked(problems, encoding, texts, key_column, unsendable)
+        return Checked(problems, encoding, cells_of, key_column, unsendable)
 
     def _key_position(self, resolved) -> int | None:
         if self.op == "insert" or self.key is None:
@@ -380,95 +447,111 @@ class _Validator:
                 return order
         what = "the External ID" if self.op == "upsert" else "the record ids"
         hint = f"df[{self.key!r}] = ...  # the {self.key} of each row"
-        if self.key == "Id" and "sf_id" in self.df.columns:
+        if self.key == "Id" and "sf_id" in self.all_columns:  # a result frame's ids
             hint = "df = df.rename(columns={'sf_id': 'Id'})"
         self._column_problem(self.key, -1, "MISSING_ARGUMENT",
                              f"{self.op} needs a {self.key!r} column ({what}); the frame has "
-                             f"{_some_names(self.df.columns) if self.df.shape[1] else 'none'}",
+                             f"{_some_names(self.all_columns) if len(self.all_columns) else 'none'}",
                              hint)
         return None
 
     # -- cells -----------------------------------------------------------------------
 
-    def _add(self, column, order, name, f, mask, text, code, reason, hint, severity=ERROR):
+    def _add(self, column, order, name, f, mask, cells, code, reason, hint, severity=ERROR):
         positions = np.flatnonzero(_np(mask))
         if not len(positions):
             return
-        values = text.take(pa.array(positions, pa.int64()))
+        values = cells.at(positions)
         self.blocks.append(Block(column, f and f["name"], code, reason, hint, severity,
                                  positions, values, order))
 
-    def _check_characters(self, column, order, name, f, text):
+    def _check_characters(self, column, order, name, f, cells):
+        text = cells.text
+        if not (encode._offsets_and_data(text)[1] == 0).any():
+            return  # one pass over the bytes: far cheaper than a search per value
         nul = pc.match_substring(text, "\x00")
         if pc.any(nul).as_py():
-            self._add(column, order, name, f, nul, pc.replace_substring(text, "\x00", "\\0"),
+            self._add(column, order, name, f, nul,
+                      _Cells.of_text(pc.replace_substring(text, "\x00", "\\0")),
                       "INVALID_CHARACTER", "holds a NUL character (\\0), which Salesforce cannot store",
                       f"df[{name!r}] = df[{name!r}].str.replace('\\x00', '', regex=False)")
 
-    def _check_cells(self, column, order, name, f, text, *, is_key: bool):
-        filled = pc.and_(pc.not_equal(text, ""), pc.not_equal(text, CLEAR))
-        if not pc.any(filled).as_py():
-            return
+    def _check_cells(self, column, order, name, f, cells, *, is_key: bool):
+        if not pc.any(cells.sent).as_py():
+            return  # blank cells write nothing
         if "." in str(column):  # a relationship column holds the parent's key, not a value
-            self._check_writable(column, order, name, f, text)
+            self._check_writable(column, order, name, f, cells)
             return
         if self.op == "insert" and f["name"] == "Id":
-            self._add(column, order, name, f, pc.not_equal(text, ""), text,
+            self._add(column, order, name, f, cells.sent, cells,
                       "INVALID_FIELD_FOR_INSERT_UPDATE", "is an Id: an insert creates new records",
                       f"df = df.drop(columns={_py([name])})")
             return
-        if not is_key:
-            if not self._check_writable(column, order, name, f, text):
-                return
+        if not is_key and not self._check_writable(column, order, name, f, cells):
+            return
+        filled = cells.filled
+        if not pc.any(filled).as_py():
+            return
+        col = cells.col
         kind = f["type"]
+        # A column whose dtype matches the field is written in the form the org reads
+        # (encode's formats): only the limits of its values are left to check.
+        native = {"boolean": ("boolean",), "date": ("date",), "datetime": ("datetime",)}.get(
+            kind, ("integer", "float", "decimal") if kind in _INT_TYPES + _NUMBER_TYPES else ())
+        if col.kind in native:
+            if kind in _INT_TYPES + _NUMBER_TYPES:
+                self._check_number(column, order, name, f, cells, filled, col)
+            return
         if kind in _STRING_TYPES:
-            self._check_text(column, order, name, f, text, filled)
+            self._check_text(column, order, name, f, cells, filled)
         elif kind == "boolean":
-            self._check_boolean(column, order, name, f, text, filled)
+            self._check_boolean(column, order, name, f, cells, filled)
         elif kind in _INT_TYPES or kind in _NUMBER_TYPES:
-            self._check_number(column, order, name, f, text, filled)
+            self._check_number(column, order, name, f, cells, filled)
         elif kind == "date":
-            self._check_date(column, order, name, f, text, filled)
+            self._check_date(column, order, name, f, cells, filled)
         elif kind == "datetime":
-            self._check_datetime(column, order, name, f, text, filled)
+            self._check_datetime(column, order, name, f, cells, filled)
         elif kind == "time":
-            bad = pc.and_(filled, pc.invert(pc.match_substring_regex(text, _TIME)))
-            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            bad = pc.and_(filled, pc.invert(pc.match_substring_regex(cells.text, _TIME)))
+            self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                       "is not a time of day (HH:MM:SS.sss)",
                       f"df[{name!r}] = pd.to_datetime(df[{name!r}]).dt.strftime('%H:%M:%S')")
         elif kind in _ID_TYPES:
-            self._check_ids(column, order, name, f, text, filled, is_key)
+            self._check_ids(column, order, name, f, cells, filled, is_key)
 
-    def _check_writable(self, column, order, name, f, text) -> bool:
+    def _check_writable(self, column, order, name, f, cells) -> bool:
         """Problems of writing ``f`` at all in this operation; False when no row can."""
         create, update = bool(f.get("createable")), bool(f.get("updateable"))
-        sent = pc.not_equal(text, "")  # #N/A writes too (it clears the field)
+        sent = cells.sent  # #N/A writes too (it clears the field)
         reason = (f"cannot be written: {self.sobject}.{f['name']} is read-only for "
                   f"{'inserts' if self.op == 'insert' else 'updates' if self.op == 'update' else 'both inserts and updates'}")
         hint = f"df = df.drop(columns={_py([name])})"
         code = "INVALID_FIELD_FOR_INSERT_UPDATE"
         writable = {"insert": create, "update": update}.get(self.op, create or update)
         if not writable:
-            self._add(column, order, name, f, sent, text, code, reason, hint)
+            self._add(column, order, name, f, sent, cells, code, reason, hint)
             return False
         is_key_field = f["name"] == "Id" or f.get("externalId") or f.get("idLookup")
         if self.op == "upsert" and not is_key_field and create != update:
             when = "updates an existing record" if create else "creates a record (its key is new)"
-            self._add(column, order, name, f, sent, text, code,
+            self._add(column, order, name, f, sent, cells, code,
                       f"fails if the row {when}: {f['name']} is "
                       f"{'createable only' if create else 'updateable only'}", hint, WARNING)
         return True
 
-    def _check_text(self, column, order, name, f, text, filled):
+    def _check_text(self, column, order, name, f, cells, filled):
+        text = cells.text
         length = int(f.get("length") or 0)
-        if length:
+        offsets, _ = encode._offsets_and_data(text)
+        if length and (np.diff(offsets) > length).any():  # no more bytes than characters allowed
             long = pc.and_(filled, pc.greater(pc.utf8_length(text), length))
-            self._add(column, order, name, f, long, text, "STRING_TOO_LONG",
+            self._add(column, order, name, f, long, cells, "STRING_TOO_LONG",
                       f"is longer than the {length:,} characters {f['name']} takes",
                       f"df[{name!r}] = df[{name!r}].str.slice(0, {length})")
         values = [v["value"] for v in f.get("picklistValues") or () if v.get("active", True)]
         if f["type"] in ("picklist", "multipicklist") and values:
-            self._check_picklist(column, order, name, f, text, filled, values)
+            self._check_picklist(column, order, name, f, cells, filled, values)
         if f["type"] == "email":
             bad = pc.and_(filled, pc.invert(pc.match_substring_regex(text, _EMAIL)))
             if pc.any(bad).as_py():
@@ -479,18 +562,19 @@ class _Validator:
                     hint = (f"df[{name!r}] = df[{name!r}].str.strip().where("
                             f"df[{name!r}].str.strip().str.fullmatch(r'[^@\\s]+@[^@\\s]+\\.[^@\\s.]+'))"
                             f"  # bad addresses become blank")
-                self._add(column, order, name, f, bad, text, "INVALID_EMAIL_ADDRESS",
+                self._add(column, order, name, f, bad, cells, "INVALID_EMAIL_ADDRESS",
                           "is not an e-mail address (name@domain.tld)", hint)
 
-    def _check_picklist(self, column, order, name, f, text, filled, values):
+    def _check_picklist(self, column, order, name, f, cells, filled, values):
+        text = cells.text
         multi = f["type"] == "multipicklist"
         allowed = pa.array(values, _LSTR)
         if multi:
             parts = pc.split_pattern(text, ";")
             flat_ok = pc.is_in(pc.list_flatten(parts), value_set=allowed)
-            parent = pc.list_parent_indices(parts)
-            bad_rows = np.unique(_np(parent)[~_np(flat_ok)])
-            bad = np.zeros(len(text), bool)
+            parent = pc.list_parent_indices(parts).to_numpy()
+            bad_rows = np.unique(parent[~_np(flat_ok)])
+            bad = np.zeros(len(cells), bool)
             bad[bad_rows] = True
             bad &= _np(filled)
             bad_values = sorted({p for t in pc.filter(text, pa.array(bad)).to_pylist()
@@ -500,27 +584,37 @@ class _Validator:
             bad_values = pc.unique(pc.filter(text, bad)).to_pylist() if pc.any(bad).as_py() else []
         if not bad_values:
             return
-        mapping = {v: _closest(v, values) for v in bad_values}
         restricted = bool(f.get("restrictedPicklist"))
+        many = len(bad_values) > _SPELLINGS
+        if many:  # the most frequent get their closest value; a restricted list blanks the rest
+            counts = pd.Series(pc.filter(text, bad).to_pylist() if not multi else bad_values)
+            bad_values = list(counts.value_counts().index[:_SPELLINGS])
+        mapping = {v: _closest(v, values) for v in bad_values}
         unmatched = [v for v, m in mapping.items() if m is None]
         if multi:
             keep = {v: m for v, m in mapping.items() if m is not None}
             hint = (f"df[{name!r}] = df[{name!r}].map(lambda v: ';'.join(filter(None, "
                     f"({_py(keep)}.get(x, x if x in {_py(set(values))} else None) for x in v.split(';')))) "
                     f"if isinstance(v, str) else v)")
+        elif many:
+            keep = {v: m for v, m in mapping.items() if m is not None}
+            hint = f"df[{name!r}] = df[{name!r}].replace({_py(keep)})"
+            if restricted:
+                hint += f".where(lambda s: s.isin({_py(values)}))  # the rest: blank"
         else:
             hint = f"df[{name!r}] = df[{name!r}].replace({_py(mapping)})"
-        if unmatched:
-            hint += "  # no close value: blank"
+            if unmatched:
+                hint += "  # no close value: blank"
         if restricted:
-            self._add(column, order, name, f, bad, text, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            self._add(column, order, name, f, bad, cells, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                       f"is not a value of the restricted picklist {f['name']}", hint)
         else:
-            self._add(column, order, name, f, bad, text, "PICKLIST_VALUE_NOT_DEFINED",
+            self._add(column, order, name, f, bad, cells, "PICKLIST_VALUE_NOT_DEFINED",
                       f"is not one of {f['name']}'s picklist values (Salesforce stores it "
                       f"anyway: a typo?)", hint, WARNING)
 
-    def _check_boolean(self, column, order, name, f, text, filled):
+    def _check_boolean(self, column, order, name, f, cells, filled):
+        text = cells.text
         low = pc.utf8_lower(pc.utf8_trim_whitespace(text))
         bad = pc.and_(filled, pc.invert(pc.is_in(pc.utf8_lower(text), value_set=pa.array(
             _ACCEPTED_BOOLEANS, _LSTR))))
@@ -528,27 +622,39 @@ class _Validator:
             return
         seen = pc.unique(pc.filter(low, bad)).to_pylist()
         mapping = {w: True for w in _TRUE_WORDS} | {w: False for w in _FALSE_WORDS}
-        used = {w: mapping[w] for w in sorted(set(seen) | {"true", "false"}) if w in mapping}
+        # The accepted spellings too: map() blanks every value its dict lacks.
+        used = {w: mapping[w] for w in sorted(set(seen) | set(_ACCEPTED_BOOLEANS)) if w in mapping}
         unknown = [w for w in seen if w not in mapping]
         extra = f"; the fix blanks {', '.join(map(repr, unknown))}" if unknown else ""
-        self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                   f"is not a boolean: Salesforce takes true/false or 1/0{extra}",
                   f"df[{name!r}] = df[{name!r}].astype('string').str.strip().str.lower().map({_py(used)})")
 
-    def _check_number(self, column, order, name, f, text, filled):
+    def _check_number(self, column, order, name, f, cells, filled, col=None):
+        """Shape (for text), then range and scale. ``col``: a numeric column, whose texts
+        are plain numbers by construction and whose values are read as they are."""
         whole = f["type"] in _INT_TYPES
-        shape = pc.match_substring_regex(text, _INT if whole else _NUMBER)
-        bad = pc.and_(filled, pc.invert(shape))
-        if pc.any(bad).as_py():
-            seen = pc.unique(pc.filter(text, bad)).to_pylist()
-            reason, hint = _number_fix(name, seen, whole, int(f.get("scale") or 0))
-            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                      reason, hint)
-        good = pc.and_(filled, shape)
+        numeric = col is not None and col.kind in ("integer", "float")
+        text = None if numeric else cells.text
+        if col is not None:
+            good = filled
+        else:
+            shape = pc.match_substring_regex(text, _INT if whole else _NUMBER)
+            bad = pc.and_(filled, pc.invert(shape))
+            if pc.any(bad).as_py():
+                seen = pc.unique(pc.filter(text, bad))
+                reason, hint = _number_fix(name, seen, whole, int(f.get("scale") or 0))
+                self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                          reason, hint)
+            good = pc.and_(filled, shape)
         if not pc.any(good).as_py():
             return
-        values = pc.filter(text, good)
         positions = np.flatnonzero(_np(good))
+        if numeric:
+            self._check_number_range(column, order, name, f, cells, positions,
+                                     pc.filter(col.values, good).to_numpy(zero_copy_only=False))
+            return
+        values = pc.filter(text, good)
         if whole:
             digits = int(f.get("digits") or 18)
             significant = pc.utf8_length(pc.utf8_ltrim(pc.utf8_ltrim(values, "+-"), "0"))
@@ -565,27 +671,57 @@ class _Validator:
             fraction = pc.subtract(pc.utf8_length(values), pc.add(point, 1))
             rounded = (_np(pc.greater_equal(point, 0)) & (fraction.to_numpy(zero_copy_only=False) > scale)
                        & ~_np(pc.match_substring_regex(values, r"[eE]")) & ~out)
-        mask = np.zeros(len(text), bool)
+        mask = np.zeros(len(cells), bool)
         mask[positions[out]] = True
-        self._add(column, order, name, f, mask, text, "NUMBER_OUTSIDE_VALID_RANGE",
+        self._add(column, order, name, f, mask, cells, "NUMBER_OUTSIDE_VALID_RANGE",
                   f"is too large for {f['name']} (at most {bound})",
                   f"df.loc[df[{name!r}].abs() >= 1e{digits if whole else precision - scale}, {name!r}] = None")
         if rounded is not None and rounded.any():
-            mask = np.zeros(len(text), bool)
+            mask = np.zeros(len(cells), bool)
             mask[positions[rounded]] = True
-            self._add(column, order, name, f, mask, text, "NUMBER_ROUNDED",
-                      f"has more decimals than the {scale} {f['name']} keeps: Salesforce rounds it",
-                      f"df[{name!r}] = pd.to_numeric(df[{name!r}]).round({scale})", WARNING)
+            prefix, rounding = _half_up(scale)
+            self._add(column, order, name, f, mask, cells, "NUMBER_ROUNDED",
+                      f"has more decimals than the {scale} {f['name']} keeps: Salesforce rounds it "
+                      f"(half up)", f"{prefix}df[{name!r}] = pd.to_numeric(df[{name!r}]){rounding}",
+                      WARNING)
 
-    def _check_date(self, column, order, name, f, text, filled):
+    def _check_number_range(self, column, order, name, f, cells, positions, numbers):
+        """Range and scale of numbers held as numbers (no text to parse)."""
+        whole = f["type"] in _INT_TYPES
+        digits = int(f.get("digits") or 18) if whole else (
+            int(f.get("precision") or 18) - int(f.get("scale") or 0))
+        scale = 0 if whole else int(f.get("scale") or 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            absolute = np.abs(numbers.astype(np.float64))
+            out = (np.round(absolute, scale) >= 10.0 ** digits) if not whole else (
+                absolute >= 10.0 ** digits)
+            rounded = ~out & (np.round(absolute, scale) != absolute) if not whole else None
+        mask = np.zeros(len(cells), bool)
+        mask[positions[out]] = True
+        self._add(column, order, name, f, mask, cells, "NUMBER_OUTSIDE_VALID_RANGE",
+                  f"is too large for {f['name']} (at most {digits} digits"
+                  f"{'' if whole else ' before the point'})",
+                  f"df.loc[df[{name!r}].abs() >= 1e{digits}, {name!r}] = None")
+        if rounded is not None and rounded.any():
+            mask = np.zeros(len(cells), bool)
+            mask[positions[rounded]] = True
+            prefix, rounding = _half_up(scale)
+            self._add(column, order, name, f, mask, cells, "NUMBER_ROUNDED",
+                      f"has more decimals than the {scale} {f['name']} keeps: Salesforce rounds it "
+                      f"(half up)", f"{prefix}df[{name!r}] = pd.to_numeric(df[{name!r}]){rounding}",
+                      WARNING)
+
+    def _check_date(self, column, order, name, f, cells, filled):
+        text = cells.text
         bad = pc.and_(filled, pc.invert(_is_iso_date(text)))
         if pc.any(bad).as_py():
             seen = pc.unique(pc.filter(text, bad)).to_pylist()
             reason, hint = _date_fix(name, seen, datetime=False, all_bad=_all(bad, filled))
-            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                       reason, hint)
 
-    def _check_datetime(self, column, order, name, f, text, filled):
+    def _check_datetime(self, column, order, name, f, cells, filled):
+        text = cells.text
         parts = pc.extract_regex(text, _DATETIME)
         ok = pc.and_(pc.and_(_is_iso_date(pc.fill_null(parts.field("date"), "")),
                              pc.match_substring_regex(pc.fill_null(parts.field("clock"), ""), _CLOCK)),
@@ -594,34 +730,36 @@ class _Validator:
         if pc.any(bad).as_py():
             seen = pc.unique(pc.filter(text, bad)).to_pylist()
             reason, hint = _date_fix(name, seen, datetime=True, all_bad=_all(bad, filled))
-            self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                       reason, hint)
 
-    def _check_ids(self, column, order, name, f, text, filled, is_key):
+    def _check_ids(self, column, order, name, f, cells, filled, is_key):
+        text = cells.text
         malformed = pc.and_(filled, pa.array(_malformed_ids(text)))
         if is_key and f["name"] == "Id":
             prefix = self.describe.get("keyPrefix")
             other = pc.and_(pc.and_(filled, pc.invert(malformed)),
                             pc.not_equal(pc.utf8_slice_codeunits(text, 0, 3), prefix))
-            self._add(column, order, name, f, other, text, "MALFORMED_ID",
+            self._add(column, order, name, f, other, cells, "MALFORMED_ID",
                       f"is the id of another object: {self.sobject} ids start with {prefix}",
                       f"df = df[df[{name!r}].str.startswith({prefix!r})]")
         if not pc.any(malformed).as_py():
             return
-        seen = pc.unique(pc.filter(text, malformed)).to_pylist()
-        if all(_id_ok(s.strip()) for s in seen):
+        distinct = pc.unique(pc.filter(text, malformed))
+        seen = distinct.to_pylist()
+        if not _malformed_ids(pc.utf8_trim_whitespace(distinct)).any():
             hint = f"df[{name!r}] = df[{name!r}].str.strip()"
         elif is_key:
             hint = f"df = df[~df[{name!r}].isin({_py(seen[:50])})]" + (
                 "  # and more: see .problems" if len(seen) > 50 else "")
         else:
             hint = f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))"
-        self._add(column, order, name, f, malformed, text, "MALFORMED_ID",
+        self._add(column, order, name, f, malformed, cells, "MALFORMED_ID",
                   "is not a Salesforce id (15 or 18 letters and digits, with a valid checksum)", hint)
 
     # -- rows ------------------------------------------------------------------------
 
-    def _check_required(self, resolved, texts):
+    def _check_required(self, resolved, cells_of):
         if self.op not in ("insert", "upsert", "update"):
             return
         present = {}
@@ -644,49 +782,45 @@ class _Validator:
                                      field=f["name"], severity=severity)
                 continue
             order, name = present[f["name"]]
-            text = texts[order]
-            if text is None:
+            cells = cells_of[order]
+            if cells is None:
                 continue
             column = self.df.columns[order]
             if self.op == "update":
-                cleared = pc.equal(text, CLEAR)
-                self._add(column, order, name, f, cleared, text, "REQUIRED_FIELD_MISSING",
+                self._add(column, order, name, f, cells.cleared, cells, "REQUIRED_FIELD_MISSING",
                           f"would clear {f['name']}, which is required",
                           f"df[{name!r}] = df[{name!r}].replace({{'#N/A': None}})  # and nulls='keep'")
                 continue
-            empty = pc.or_(pc.equal(text, ""), pc.equal(text, CLEAR))
             severity = ERROR if self.op == "insert" else WARNING
             when = "" if self.op == "insert" else " (fails only if the row creates a record)"
-            self._add(column, order, name, f, empty, text, "REQUIRED_FIELD_MISSING",
+            self._add(column, order, name, f, cells.empty, cells, "REQUIRED_FIELD_MISSING",
                       f"is blank, but {f['name']} is required on new records{when}",
                       f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string') != '')]",
                       severity)
 
-    def _check_keys(self, column, order, name, texts):
-        key_text = texts[order].to_pandas()
-        key_text.index = self.df.index
-        sent = pd.DataFrame({self.key: key_text})
-        dups = results.find_duplicate_keys(sent, self.op, self.key, self.key_case_insensitive)
-        if not len(dups):
+    def _check_keys(self, column, order, name, cells_of):
+        cells = cells_of[order]
+        positions, _, _, reasons = results.duplicate_keys(cells.text, self.op, self.key,
+                                                          self.key_case_insensitive)
+        if not len(positions):
             return
         f = self.fields.get(self.key.lower())
-        text = texts[order]
-        blank = dups["reason"] == "blank"
+        blank = np.array(reasons) == "blank"
         if blank.any():
-            mask = np.zeros(len(text), bool)
-            mask[dups.loc[blank.to_numpy(), "position"].to_numpy()] = True
-            self._add(column, order, name, f, mask, text, "MISSING_ARGUMENT",
+            mask = np.zeros(len(cells), bool)
+            mask[positions[blank]] = True
+            self._add(column, order, name, f, mask, cells, "MISSING_ARGUMENT",
                       f"is blank: every row needs its {self.key} (the key it is matched on)",
                       f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string').str.strip() != '')]")
         if (~blank).any():
-            mask = np.zeros(len(text), bool)
-            mask[dups.loc[(~blank).to_numpy(), "position"].to_numpy()] = True
+            mask = np.zeros(len(cells), bool)
+            mask[positions[~blank]] = True
             folded = self.key_case_insensitive and self.key.lower() != "id"
             if folded:
                 hint = f"df = df[~df[{name!r}].str.lower().duplicated(keep='last')]"
             else:
                 hint = f"df = df.drop_duplicates(subset={_py([name])}, keep='last')"
-            self._add(column, order, name, f, mask, text, "DUPLICATE_VALUE",
+            self._add(column, order, name, f, mask, cells, "DUPLICATE_VALUE",
                       f"appears in more than one row: each {self.key} may be sent once "
                       f"(keep='last' keeps the last row of each)" + (
                           " (matched ignoring case)" if folded else ""), hint)
@@ -727,15 +861,26 @@ def _closest(value: str, choices: list[str]) -> str | None:
     return folded[close[0]] if close else None
 
 
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
 def _is_iso_date(text: pa.Array) -> pa.Array:
-    shaped = pc.match_substring_regex(text, _DATE)
-    parsed = pc.strptime(pc.if_else(shaped, text, pa.scalar("x", _LSTR)), format="%Y-%m-%d",
-                         unit="s", error_is_null=True)
-    return pc.and_(shaped, pc.is_valid(parsed))
-
-
-def _id_ok(value: str) -> bool:
-    return not _malformed_ids(pa.array([value], _LSTR))[0]
+    """YYYY-MM-DD naming a real day of years 1-9999 (Arrow's strptime would roll
+    2023-02-29 over to March 1st instead of refusing it)."""
+    text = text.cast(_LSTR)
+    shaped = _np(pc.match_substring_regex(text, _DATE))
+    ok = np.zeros(len(text), bool)
+    if shaped.any():
+        _, data = encode._offsets_and_data(pc.filter(text, pa.array(shaped)))
+        digits = data.reshape(-1, 10).astype(np.int64) - ord("0")
+        year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+        month = digits[:, 5] * 10 + digits[:, 6]
+        day = digits[:, 8] * 10 + digits[:, 9]
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        month_ok = (month >= 1) & (month <= 12)
+        days = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
+        ok[np.flatnonzero(shaped)] = (year >= 1) & month_ok & (day >= 1) & (day <= days)
+    return pa.array(ok)
 
 
 def _malformed_ids(text: pa.Array) -> np.ndarray:
@@ -759,51 +904,65 @@ def _malformed_ids(text: pa.Array) -> np.ndarray:
     return bad
 
 
-def _number_fix(name: str, seen: list[str], whole: bool, scale: int) -> tuple[str, str]:
-    """What is wrong with number texts an export made, and one line that fixes them."""
-    junk = sorted({ch for v in seen for ch in v if ch in _NUMBER_JUNK})
-    european = [v for v in seen if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?|-?\d+,\d{1,2}", v.strip(" €"))]
-    accounting = any(re.fullmatch(r"\(.*\)", v.strip()) for v in seen)
+_EUROPEAN = r"^-?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$|^-?[0-9]+,[0-9]{1,2}$"
+
+
+def _number_fix(name: str, seen: pa.Array, whole: bool, scale: int) -> tuple[str, str]:
+    """What is wrong with number texts an export made (``seen``: the distinct bad texts),
+    and one line that fixes them: the steps it takes are applied here too, to learn
+    whether every value then reads as a number and whether it needs rounding."""
+    text = pc.utf8_trim_whitespace(seen)
+    junk = [ch for ch in _NUMBER_JUNK if pc.any(pc.match_substring(seen, ch)).as_py()]
+    accounting = pc.any(pc.match_substring_regex(text, r"^\(.*\)$")).as_py()
+    european = pc.sum(pc.match_substring_regex(pc.utf8_trim(text, " \u20ac"), _EUROPEAN)).as_py()
     steps = f"df[{name!r}]"
+    cleaned = text
     if accounting:
         steps += ".str.replace(r'^\\((.*)\\)$', r'-\\1', regex=True)"
-    if european and len(european) * 2 >= len(seen):
+        cleaned = pc.replace_substring_regex(cleaned, r"^\((.*)\)$", r"-\1")
+    if european * 2 >= len(seen):
         steps += (".str.replace(r'[^0-9,.-]', '', regex=True).str.replace('.', '', regex=False)"
                   ".str.replace(',', '.', regex=False)")
+        cleaned = pc.replace_substring(pc.replace_substring(
+            pc.replace_substring_regex(cleaned, r"[^0-9,.\-]", ""), ".", ""), ",", ".")
         what = "a European number (1.234,56)"
     elif junk:
-        shown = " and ".join({" ": "spaces", "\u00a0": "non-breaking spaces"}.get(ch, repr(ch)) for ch in junk)
-        steps += ".str.replace(r'[" + re.escape("".join(junk)).replace("'", "\\'") + "]', '', regex=True)"
+        shown = " and ".join({" ": "spaces", "\u00a0": "non-breaking spaces"}.get(ch, repr(ch))
+                             for ch in junk)
+        pattern = "[" + re.escape("".join(junk)) + "]"
+        steps += ".str.replace(r'" + pattern.replace("'", "\\'") + "', '', regex=True)"
+        cleaned = pc.replace_substring_regex(cleaned, pattern, "")
         what = f"a number written with {shown}"
     else:
         what = "not a number"
-    cleaned = [_clean_number(v) for v in seen]
-    parseable = all(c is not None for c in cleaned)
+    parseable = pc.all(pc.match_substring_regex(cleaned, _NUMBER)).as_py()
     convert = f"pd.to_numeric({steps}{'' if parseable else ', errors=' + repr('coerce')})"
+    # Decimals beyond what the field keeps (a nonzero digit past them).
+    beyond = pc.any(pc.match_substring_regex(cleaned, rf"\.[0-9]{{{scale}}}[0-9]*[1-9]")).as_py()
     if whole:
-        fractional = any(c is not None and c != int(c) for c in cleaned)
-        convert += (".round()" if fractional else "") + ".astype('Int64')"
+        convert += (".round()" if beyond else "") + ".astype('Int64')"
         if what == "not a number" and parseable:
             what = "not a whole number as Salesforce writes one (no .0)"
-    elif any(c is not None and round(c, scale) != c for c in cleaned):
-        convert += f".round({scale})"  # Salesforce would round them anyway: say so here
+    elif beyond:
+        prefix, rounding = _half_up(scale)  # as Salesforce would: say so here
+        return _number_reason(what, whole, parseable), f"{prefix}df[{name!r}] = {convert}{rounding}"
+    return _number_reason(what, whole, parseable), f"df[{name!r}] = {convert}"
+
+
+def _number_reason(what: str, whole: bool, parseable: bool) -> str:
     reason = f"is {what}: Salesforce takes plain digits" + ("" if whole else " with a '.' decimal point")
     if not parseable:
         reason += "; values that are still not numbers become blank"
-    return reason, f"df[{name!r}] = {convert}"
+    return reason
 
 
-def _clean_number(text: str) -> float | None:
-    t = text.strip()
-    if re.fullmatch(r"\(.*\)", t):
-        t = "-" + t[1:-1]
-    t = "".join(ch for ch in t if ch not in _NUMBER_JUNK)
-    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?|-?\d+,\d{1,2}", t):
-        t = t.replace(".", "").replace(",", ".")
-    try:
-        return float(t)
-    except ValueError:
-        return None
+def _half_up(scale: int) -> tuple[str, str]:
+    """(an import, a .map) rounding numbers as Salesforce does: the decimal text, half up
+    (numpy's round() goes half to even, and binary floats miss ties such as 1.005)."""
+    quantum = "1" if scale == 0 else f"1e-{scale}"
+    return ("from decimal import Decimal; ",
+            f".map(lambda v: v if v != v else float(Decimal(str(v)).quantize(Decimal('{quantum}'), "
+            f"'ROUND_HALF_UP')))")
 
 
 def _date_fix(name: str, seen: list[str], *, datetime: bool, all_bad: bool) -> tuple[str, str]:
@@ -821,15 +980,20 @@ def _date_fix(name: str, seen: list[str], *, datetime: bool, all_bad: bool) -> t
     formats += [(f"{f} {t}", f"{label} with a time") for f, label in _DATE_FORMATS[:4] for t in _TIME_PARTS]
     formats += [(f"%Y-%m-%d {t}", "year-month-day with a time") for t in _TIME_PARTS]
     formats += [(f"%Y-%m-%dT{t}", "ISO without milliseconds or zone") for t in _TIME_PARTS[:2]]
+    # The formats are tried on a sample of the values; the one chosen then on them all.
+    sample = values if len(values) <= _SAMPLE else values.sample(_SAMPLE, random_state=0)
     best = None
     for fmt, label in formats:
-        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
         hits = int(parsed.notna().sum())
-        if hits == len(values):
+        if hits == len(sample):
             best = (fmt, label)
             break
         if hits and (best is None or hits > best[2]):
             best = (fmt, label, hits)
+    if best is not None and len(best) == 2 and len(sample) < len(values):
+        if pd.to_datetime(values, format=best[0], errors="coerce").isna().any():
+            best = (*best, 0)
     if best is None or len(best) == 3:
         return (f"is not a date Salesforce reads: it takes {expected}{zone}",
                 f"df[{name!r}] = pd.to_datetime(df[{name!r}], format='mixed', errors='coerce'){tail}"

@@ -205,6 +205,13 @@ def test_field_types_match_case_insensitively_and_extra_keys_are_ignored():
     assert out["closeDate"].tolist() == ["2024-03-10"]
 
 
+def test_dates_from_dt_date_keep_their_blanks():
+    """.dt.date leaves NaT where a date is blank; NaT is a datetime subclass, but a null."""
+    dates = pd.to_datetime(pd.Series(["2024-02-29", None, "1999-12-31"])).dt.date
+    out = format_frame(pd.DataFrame({"D": dates}), nulls="clear")
+    assert out["D"].tolist() == ["2024-02-29", "#N/A", "1999-12-31"]
+
+
 def test_mixed_dates_and_datetimes_is_an_error():
     s = pd.Series([dt.date(2020, 1, 1), dt.datetime(2020, 1, 1, 5)], dtype=object)
     with pytest.raises(EncodeError, match=r"'X' mixes dates and datetimes \(row 1"):
