@@ -23,7 +23,7 @@ from . import ids, values
 from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_upload_size,
                      upload_too_large)
 from .errors import ApiError, not_found
-from .faults import Faults
+from .faults import Fault, Faults
 from .identity import Identity
 from .queryjobs import QueryJobs
 from .restquery import RestQueries
@@ -96,7 +96,6 @@ _URLS = Map([
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
-_CONTROL = {"faults", "expire_tokens", "fail_next_job"}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -133,19 +132,28 @@ class LocalOrgApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response | None:
+        """The answer to a request, or None when the connection was dropped (nothing may
+        be written then); injected faults act here (see faults.py)."""
         path = request.path.rstrip("/") or "/"
         fault = None if path.startswith("/__localorg__") else self.faults.take(request.method, path)
-        if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                _drop_connection(request)
-                return None
-            if fault.status is not None:
-                if fault.body is not None:
-                    return Response(fault.body, status=fault.status)
-                return json_response([{"errorCode": fault.error_code,
-                                       "message": fault.message}], fault.status)
+        if fault is None:
+            return self._handle(request, path)
+        if fault.delay and not fault.after:
+            time.sleep(fault.delay)
+        response = self._handle(request, path) if fault.handles_request else None
+        if fault.delay and fault.after:
+            time.sleep(fault.delay)
+        if fault.drop:
+            _drop_connection(request)
+            return None
+        if fault.status is not None:
+            response = _fault_response(fault)
+        response.headers.update(fault.headers or {})
+        if fault.truncate is not None:
+            response = _truncated(response, fault.truncate, request)
+        return response
+
+    def _handle(self, request: Request, path: str) -> Response:
         adapter = _URLS.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match(path)
@@ -488,11 +496,7 @@ class LocalOrgApp:
 
     def on_faults(self, request: Request, **_) -> Response:
         if request.method == "POST":
-            options = _json_body(request)
-            try:
-                self.faults.add(**options)
-            except (TypeError, ValueError, re.error) as e:
-                raise ApiError(400, "INVALID_FAULT", str(e)) from None
+            _arm(request, self.faults.add)
         elif request.method == "DELETE":
             self.faults.clear()
         return json_response(self.faults.describe())
@@ -502,9 +506,20 @@ class LocalOrgApp:
         return Response(status=204)
 
     def on_fail_next_job(self, request: Request, **_) -> Response:
-        options = _json_body(request) if request.get_data() else {}
-        self.engine.job_faults.append(JobFault(**options))
+        _arm(request, lambda **options: self.engine.job_faults.append(JobFault(**options)))
         return Response(status=204)
+
+
+def _arm(request: Request, make: Callable[..., Any]) -> None:
+    """Call `make` with a control request's JSON object (none: no options); what it
+    refuses is a 400."""
+    options = _json_body(request) if request.get_data() else {}
+    if not isinstance(options, dict):
+        raise ApiError(400, "INVALID_FAULT", "The request body must be a JSON object")
+    try:
+        make(**options)
+    except (TypeError, ValueError) as e:
+        raise ApiError(400, "INVALID_FAULT", str(e)) from None
 
 
 def _list_filters(request: Request) -> dict[str, str]:
@@ -571,6 +586,33 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.get_data() or b"null")
     except ValueError:
         raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+
+
+def _fault_response(fault: Fault) -> Response:
+    """A fault's own answer: its raw body, or Salesforce's error array."""
+    if fault.body is None:
+        return json_response([{"errorCode": fault.error_code, "message": fault.message}],
+                             fault.status)
+    start = fault.body.lstrip()[:1]
+    content_type = ("text/html; charset=utf-8" if start == "<" else JSON_TYPE if start in ("[", "{")
+                    else "text/plain; charset=utf-8")
+    return Response(fault.body, status=fault.status, content_type=content_type)
+
+
+def _truncated(response: Response, size: int, request: Request) -> Response:
+    """The answer with its full Content-Length but only `size` bytes of its body, after
+    which the connection closes: the length tells the client the body was cut short."""
+    body = response.get_data()
+    cut = Response(_cut(body[:size], request), status=response.status,
+                   headers=response.headers, direct_passthrough=True)
+    cut.headers.pop("Transfer-Encoding", None)
+    cut.headers["Content-Length"] = str(len(body))
+    return cut
+
+
+def _cut(part: bytes, request: Request) -> Iterator[bytes]:
+    yield part  # the server writes and flushes it before asking for more
+    _drop_connection(request)
 
 
 def _drop_connection(request: Request) -> None:

@@ -1,0 +1,156 @@
+"""Fault injection against a running local org: random faults, answers lost after the server
+acted, cut and non-JSON bodies, headers on fault answers, and row-lock contention."""
+from __future__ import annotations
+
+import csv
+import http.client
+import io
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import BulkHttp
+
+def rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+def names_csv(names) -> str:
+    return "Name\n" + "".join(f"{n}\n" for n in names)
+
+
+def job_ids(api: BulkHttp) -> list[str]:
+    return [j["id"] for j in api.request("GET", "/jobs/ingest").json()["records"]]
+
+
+# -- random faults ---------------------------------------------------------------------------
+
+
+def test_a_seeded_random_fault_hits_the_same_requests_every_run(api, org):
+    def run(seed: int) -> list[int]:
+        org.faults.clear()
+        org.faults.add(status=503, path=r"/limits$", rate=0.3, seed=seed, times=None)
+        return [api.request("GET", "/limits").status_code for _ in range(40)]
+
+    first = run(seed=11)
+    assert run(seed=11) == first
+    assert set(first) == {200, 503}  # a rate, not every request; times=None keeps firing
+    assert 3 <= first.count(503) <= 25
+    assert run(seed=12) != first
+
+
+def test_a_random_fault_over_http_with_times(api, org):
+    control = f"{org.instance_url}/__localorg__/faults"
+    r = api.request("POST", control, json={"status": 500, "path": "/limits$", "rate": 0.5,
+                                           "seed": 4, "times": 3})
+    assert r.status_code == 200 and r.json()[0]["rate"] == 0.5
+    codes = [api.request("GET", "/limits").status_code for _ in range(40)]
+    assert codes.count(500) == 3 and codes[-1] == 200
+    assert api.request("GET", control).json() == []  # spent faults are gone
+
+
+@pytest.mark.parametrize("options", [{"rate": 1.5}, {"rate": "often"}, {"body": "<html/>"},
+                                     {"status": 42}, {"headers": {"Retry-After": 1}},
+                                     {"truncate": -1}, {"times": 0}, {"path": "("}])
+def test_bad_fault_options_are_refused(api, org, options):
+    r = api.request("POST", f"{org.instance_url}/__localorg__/faults", json=options)
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_FAULT", r.text
+    with pytest.raises(ValueError):
+        org.faults.add(**options)
+
+
+# -- answers lost after the server acted ----------------------------------------------------
+
+
+def test_answers_lost_after_the_server_acted(api, org):
+    """Each step of a load commits although its answer never reaches the client."""
+    org.faults.add(after=True, drop=True, method="POST", path=r"/jobs/ingest$")
+    with pytest.raises(requests.ConnectionError):
+        api.request("POST", "/jobs/ingest", json={"object": "Account", "operation": "insert"})
+    [job_id] = job_ids(api)
+    assert api.info(job_id)["state"] == "Open"
+
+    org.faults.add(after=True, drop=True, method="PUT", path=r"/batches$")
+    with pytest.raises(requests.ConnectionError):
+        api.upload(job_id, names_csv(["Kept"]))
+    again = api.upload(job_id, names_csv(["Kept"]))
+    assert again.status_code == 400 and "Found multipe contents" in again.text  # stored
+
+    org.faults.add(after=True, status=503, method="PATCH")
+    assert api.close(job_id).status_code == 503
+    assert api.wait(job_id)["state"] == "JobComplete"
+    assert org.store.count_records(org.catalog.get("Account")) == 1
+
+
+def test_a_fault_before_handling_leaves_no_trace(api, org):
+    org.faults.add(drop=True, method="POST", path=r"/jobs/ingest$")
+    with pytest.raises(requests.ConnectionError):
+        api.request("POST", "/jobs/ingest", json={"object": "Account", "operation": "insert"})
+    org.faults.add(status=200, body="<html><body>Down for maintenance</body></html>")
+    r = api.request("POST", "/jobs/ingest", json={"object": "Account", "operation": "insert"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert job_ids(api) == []
+
+
+def test_a_real_answer_replaced_by_html(api, org):
+    org.faults.add(after=True, status=200, body="<html><body>Maintenance</body></html>",
+                   method="POST", path=r"/jobs/ingest$")
+    r = api.request("POST", "/jobs/ingest", json={"object": "Account", "operation": "insert"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        r.json()
+    assert len(job_ids(api)) == 1
+
+
+def test_a_slow_answer_after_the_server_acted(api, org):
+    org.faults.add(after=True, delay=1.0, method="POST", path=r"/jobs/ingest$")
+    with pytest.raises(requests.Timeout):
+        api.session.post(f"{api.base}/jobs/ingest", headers=api.headers(), timeout=0.3,
+                         json={"object": "Account", "operation": "insert"})
+    assert len(job_ids(api)) == 1
+
+
+# -- cut bodies and headers ------------------------------------------------------------------
+
+
+def raw_get(org, path: str, token: str) -> http.client.HTTPResponse:
+    parts = urlsplit(org.instance_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    return conn.getresponse()
+
+
+def test_a_truncated_body_keeps_its_length_and_stops(api, org):
+    info = api.run("Account", "insert", names_csv(f"Row {i}" for i in range(50)))
+    path = f"/services/data/v66.0/jobs/ingest/{info['id']}/successfulResults"
+    whole = api.results(info["id"], "successfulResults").encode()
+    org.faults.add(truncate=100, path="/successfulResults$")
+    response = raw_get(org, path, org.access_token)
+    assert response.status == 200 and int(response.headers["Content-Length"]) == len(whole)
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        response.read()
+    assert cut.value.partial == whole[:100]
+
+    org.faults.add(truncate=10, path=f"/jobs/ingest/{info['id']}$")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        api.request("GET", f"/jobs/ingest/{info['id']}")
+    assert api.info(info["id"])["state"] == "JobComplete"
+
+
+def test_a_truncated_fault_answer(api, org):
+    org.faults.add(status=503, body="<html>Service Unavailable</html>", truncate=6)
+    response = raw_get(org, "/services/data/v66.0/limits", org.access_token)
+    assert response.status == 503
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        response.read()
+    assert cut.value.partial == b"<html>"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_fault_answers_carry_headers(api, org, status):
+    org.faults.add(status=status, headers={"Retry-After": "1"}, path="/limits$")
+    r = api.request("GET", "/limits")
+    assert r.status_code == status and r.headers["Retry-After"] == "1"
+    assert r.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert api.request("GET", "/limits").status_code == 200
