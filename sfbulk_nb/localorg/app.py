@@ -93,6 +93,7 @@ _URLS = Map([
     Rule("/__localorg__/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
     Rule("/__localorg__/expire-tokens", endpoint="expire_tokens", methods=["POST"]),
     Rule("/__localorg__/fail-next-job", endpoint="fail_next_job", methods=["POST"]),
+    Rule("/__localorg__/lock-rows", endpoint="lock_rows", methods=["POST"]),
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
@@ -504,6 +505,10 @@ class LocalOrgApp:
     def on_expire_tokens(self, request: Request, **_) -> Response:
         self.store.expire_tokens(self.clock())
         return Response(status=204)
+
+    def on_lock_rows(self, request: Request, **_) -> Response:
+        _arm(request, self.faults.lock_rows)
+        return json_response(self.faults.describe())
 
     def on_fail_next_job(self, request: Request, **_) -> Response:
         _arm(request, lambda **options: self.engine.job_faults.append(JobFault(**options)))

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
+from .faults import Faults
 from .records import Header, JobFailure, apply_batch
 from .store import Store
 
@@ -69,7 +70,8 @@ class JobFault:
 class Engine:
     def __init__(self, store: Store, catalog: Catalog, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, pace: float | None = None,
-                 result_order: str = "shuffled", seed: int | None = None):
+                 result_order: str = "shuffled", seed: int | None = None,
+                 faults: Faults | None = None):
         if result_order not in ("shuffled", "input"):
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
@@ -80,6 +82,7 @@ class Engine:
         self.result_order = result_order
         self.random = random.Random(seed)
         self.job_faults: deque[JobFault] = deque()
+        self.faults = faults or Faults()  # for its row locks
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
         self._worker: threading.Thread | None = None
@@ -336,7 +339,7 @@ class Engine:
 
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
-                        on_commit=save_results)
+                        locked=self.faults.locked_rows(size), on_commit=save_results)
             position += size
             self.keep_pace(started, processed)
         self.finish(job_id, started, "JobComplete", None)

@@ -11,14 +11,15 @@ Reliability tests of any client use these instead of mocking `requests`:
                                              # the job is created, then the answer is lost
     org.faults.add(truncate=100, path="/failedResults")   # 100 bytes, then the line dies
     org.faults.add(after=True, status=200, body="<html>Down for maintenance</html>")
+    org.faults.lock_rows(share=0.1, seed=1)  # 1 ingest row in 10 fails UNABLE_TO_LOCK_ROW
     org.fail_next_job("InvalidBatch : simulated", after_records=20)
     org.expire_tokens()                      # every token -> 401
-    org.faults.clear()
+    org.faults.clear()                       # request faults and row locks
 
 Over HTTP, with the org's bearer token: POST /__localorg__/faults with the keys of `add`
-as a JSON object; GET /__localorg__/faults lists them, DELETE clears them. POST
-/__localorg__/fail-next-job ({"message", "after_records"}) and POST
-/__localorg__/expire-tokens do the rest.
+as a JSON object, POST /__localorg__/lock-rows with those of `lock_rows`; GET
+/__localorg__/faults lists both kinds, DELETE clears them. POST /__localorg__/fail-next-job
+({"message", "after_records"}) and POST /__localorg__/expire-tokens do the rest.
 
 A request fault hits requests whose method and path (a regular expression searched in
 the path; the control endpoints are never hit) match, each with probability `rate`, for
@@ -38,9 +39,13 @@ the path; the control endpoints are never hit) match, each with probability `rat
   connection closes: a client sees an incomplete read.
 - `headers` are added to the answer, e.g. `{"Retry-After": "1"}` on a 429 or 503.
 
-Randomness is reproducible: every fault draws from its own `random.Random(seed)`, so a
-seeded fault hits the same requests of the same sequence on every run (seed None:
-different every run).
+Randomness is reproducible: every fault and row lock draws from its own
+`random.Random(seed)`, so a seeded fault hits the same requests of the same sequence on
+every run (seed None: different every run).
+
+A row lock makes a `share` of the rows of processed ingest jobs fail with
+`UNABLE_TO_LOCK_ROW` (not written, counted in numberRecordsFailed, listed in
+failedResults), for `times` rows (None: until cleared).
 """
 from __future__ import annotations
 
@@ -129,10 +134,23 @@ class Fault(_Odds):
                 and (self.path is None or re.search(self.path, path) is not None))
 
 
+@dataclass
+class RowLock(_Odds):
+    """Ingest rows that fail with UNABLE_TO_LOCK_ROW, as under lock contention."""
+
+    times: int | None = None         # how many rows it fails; None = until cleared
+    share: float = 1.0               # probability that a processed row fails
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(_number(self.share) and 0 <= self.share <= 1, "share must be between 0 and 1")
+
+
 class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._row_locks: list[RowLock] = []
 
     def add(self, **options: Any) -> Fault:
         """Arm a request fault (the keys are Fault's fields; see the module docstring)."""
@@ -141,9 +159,19 @@ class Faults:
             self._faults.append(fault)
         return fault
 
+    def lock_rows(self, share: float = 1.0, *, seed: int | None = None,
+                  times: int | None = None) -> RowLock:
+        """Make a `share` of processed ingest rows fail with UNABLE_TO_LOCK_ROW, for
+        `times` rows (None: until cleared)."""
+        lock = RowLock(seed=seed, times=times, share=share)
+        with self._lock:
+            self._row_locks.append(lock)
+        return lock
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._row_locks.clear()
 
     def take(self, method: str, path: str) -> Fault | None:
         """The first armed fault that hits this request, counted as used."""
@@ -155,9 +183,25 @@ class Faults:
                     return fault
         return None
 
-    def describe(self) -> list[dict[str, Any]]:
+    def locked_rows(self, count: int) -> set[int]:
+        """Which of a batch's `count` rows (by index) fail to lock."""
         with self._lock:
-            return [f.describe() for f in self._faults]
+            locked: set[int] = set()
+            for lock in list(self._row_locks):
+                for i in range(count):
+                    if lock.spent:
+                        break
+                    if i not in locked and lock.roll(lock.share):
+                        locked.add(i)
+                if lock.spent:
+                    self._row_locks.remove(lock)
+            return locked
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The armed request faults, then the row locks (as `{"lock_rows": {...}}`)."""
+        with self._lock:
+            return ([f.describe() for f in self._faults]
+                    + [{"lock_rows": lock.describe()} for lock in self._row_locks])
 
 
 def _number(value: Any) -> bool:

@@ -70,7 +70,7 @@ class LocalOrg:
         self.identity = Identity(self.store, clock)
         self.faults = Faults()
         self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
-                             result_order=result_order, seed=seed)
+                             result_order=result_order, seed=seed, faults=self.faults)
         self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
                                daily_api_limit=daily_api_limit, clock=clock)
         self._server: BaseWSGIServer | None = None

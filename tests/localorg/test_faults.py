@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import http.client
 import io
+import re
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.conftest import BulkHttp
+
+LOCK_ERROR = re.compile(r"UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record"
+                        r"( or 1 records: (\w{18}))?:--")
+
 
 def rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
@@ -154,3 +159,57 @@ def test_fault_answers_carry_headers(api, org, status):
     assert r.status_code == status and r.headers["Retry-After"] == "1"
     assert r.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
     assert api.request("GET", "/limits").status_code == 200
+
+
+# -- row lock contention ---------------------------------------------------------------------
+
+
+def lock_outcome(api: BulkHttp, names: list[str]) -> tuple[dict, set[str], list[list[str]]]:
+    info = api.run("Account", "insert", names_csv(names))
+    failed = rows(api.results(info["id"], "failedResults"))[1:]
+    succeeded = rows(api.results(info["id"], "successfulResults"))[1:]
+    return info, {r[2] for r in succeeded}, failed
+
+
+def test_a_share_of_rows_fails_to_lock_reproducibly(api, org):
+    names = [f"Lock {i}" for i in range(300)]
+    org.faults.lock_rows(share=0.2, seed=5)
+    info, ok, failed = lock_outcome(api, names)
+    assert 20 <= len(failed) <= 100
+    assert info["numberRecordsProcessed"] == 300 and info["numberRecordsFailed"] == len(failed)
+    assert all(LOCK_ERROR.fullmatch(r[1]) for r in failed) and {r[0] for r in failed} == {""}
+    account = org.catalog.get("Account")
+    assert org.store.count_records(account) == len(ok) == 300 - len(failed)
+
+    org.reset()
+    org.faults.lock_rows(share=0.2, seed=5)
+    assert {r[2] for r in lock_outcome(api, names)[2]} == {r[2] for r in failed}
+
+
+def test_locked_updates_name_their_record_and_change_nothing(api, org):
+    created = api.run("Account", "insert", names_csv(["Before"]))
+    [[record_id, *_]] = rows(api.results(created["id"], "successfulResults"))[1:]
+    org.faults.lock_rows(times=1)
+    info = api.run("Account", "update", f"Id,Name\n{record_id},After\n")
+    [failed] = rows(api.results(info["id"], "failedResults"))[1:]
+    assert failed[:2] == [record_id, "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to "
+                          f"this record or 1 records: {record_id}:--"]
+    assert api.record("Account", record_id)["Name"] == "Before"
+    again = api.run("Account", "update", f"Id,Name\n{record_id},After\n")  # the lock is spent
+    assert again["numberRecordsFailed"] == 0
+    assert api.record("Account", record_id)["Name"] == "After"
+
+
+def test_row_locks_over_http(api, org):
+    control = f"{org.instance_url}/__localorg__"
+    r = api.request("POST", f"{control}/lock-rows", json={"share": 1, "times": 2})
+    assert r.status_code == 200
+    assert r.json() == [{"lock_rows": {"seed": None, "times": 2, "hits": 0, "share": 1}}]
+    info, ok, failed = lock_outcome(api, ["A", "B", "C"])
+    assert len(failed) == 2 and len(ok) == 1 and info["numberRecordsFailed"] == 2
+    assert api.request("GET", f"{control}/faults").json() == []
+    assert api.request("POST", f"{control}/lock-rows", json={"share": 2}).status_code == 400
+    assert api.request("POST", f"{control}/lock-rows", json={"rows": 1}).status_code == 400
+    api.request("POST", f"{control}/lock-rows", json={"share": 1})
+    assert api.request("DELETE", f"{control}/faults").json() == []
+    assert lock_outcome(api, ["D"])[2] == []
