@@ -61,10 +61,18 @@ def record_datetime(ts: float) -> str:
 
 @dataclass
 class JobFault:
-    """Make the next processed job end Failed after `after_records` rows."""
+    """Make the next processed job end Failed once it has processed `after_records` rows
+    (all of its rows, if it has fewer: the job still ends Failed, with nothing
+    unprocessed, so a client always sees the failure it asked for)."""
 
     message: str = "InternalServerError : the local org was told to fail this job"
     after_records: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message, str):
+            raise ValueError("message must be a string")
+        if not isinstance(self.after_records, int) or self.after_records < 0:
+            raise ValueError("after_records must be a whole number of at least 0")
 
 
 class Engine:
@@ -299,12 +307,15 @@ class Engine:
         fault = self.job_faults.popleft() if self.job_faults else None
         position = job["rowsProcessedUpTo"]
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
+        # A job fault stops processing at its row count, within a batch if need be.
+        stop = None if fault is None else position + max(0, fault.after_records - processed)
         for batch in upload.column_batches(step, start=position):
             if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
                 return  # aborted (or deleted) while running
-            if fault is not None and processed >= fault.after_records:
-                self.finish(job_id, started, "Failed", fault.message)
-                return
+            if stop is not None:
+                if position >= stop:
+                    break
+                batch = [column[:stop - position] for column in batch]
             batch_started = self.clock()
             now = self.clock()
             seq = position
@@ -342,6 +353,9 @@ class Engine:
                         locked=self.faults.locked_rows(size), on_commit=save_results)
             position += size
             self.keep_pace(started, processed)
+        if fault is not None:
+            self.finish(job_id, started, "Failed", fault.message)
+            return
         self.finish(job_id, started, "JobComplete", None)
 
     def show_upload_complete(self) -> None:

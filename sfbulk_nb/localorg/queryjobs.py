@@ -192,10 +192,9 @@ class QueryJobs:
         processed = 0
         with contextlib.closing(soql.execute(store, query)) as rows:
             while True:
-                if fault is not None and processed >= fault.after_records:
-                    engine.finish(job_id, started, "Failed", fault.message)
-                    return
-                batch = list(itertools.islice(rows, step))
+                # A job fault stops the job at its row count, within a chunk if need be.
+                take = step if fault is None else min(step, fault.after_records - processed)
+                batch = list(itertools.islice(rows, take))
                 if not batch:
                     break
                 body, index = renderer.chunk(batch)
@@ -213,6 +212,9 @@ class QueryJobs:
                     return  # aborted (or deleted) while running
                 processed += len(batch)
                 engine.keep_pace(started, processed)
+        if fault is not None:
+            engine.finish(job_id, started, "Failed", fault.message)
+            return
         engine.finish(job_id, started, "JobComplete", None)
 
     # -- helpers ------------------------------------------------------------------------

@@ -179,7 +179,9 @@ class LocalOrg:
         return obj
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
-        """The next job to be processed ends Failed after `after_records` rows."""
+        """The next job to be processed (ingest or query) ends Failed with `message` once
+        it has processed `after_records` rows; the rest of an ingest job's rows are
+        unprocessed. A job with fewer rows processes them all and still ends Failed."""
         fault = JobFault(after_records=after_records)
         if message:
             fault.message = message

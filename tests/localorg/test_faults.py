@@ -1,5 +1,6 @@
 """Fault injection against a running local org: random faults, answers lost after the server
-acted, cut and non-JSON bodies, headers on fault answers, and row-lock contention."""
+acted, cut and non-JSON bodies, headers on fault answers, row-lock contention and jobs told
+to fail part way."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from sfbulk_nb.localorg import LocalOrg
 from tests.conftest import BulkHttp
 
 LOCK_ERROR = re.compile(r"UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record"
@@ -213,3 +215,46 @@ def test_row_locks_over_http(api, org):
     api.request("POST", f"{control}/lock-rows", json={"share": 1})
     assert api.request("DELETE", f"{control}/faults").json() == []
     assert lock_outcome(api, ["D"])[2] == []
+
+
+# -- jobs that fail part way -----------------------------------------------------------------
+
+
+def test_a_small_job_fails_after_the_records_asked(tmp_path):
+    with LocalOrg(tmp_path / "o.sqlite3", result_order="input") as org:
+        api = BulkHttp(org)
+        names = [f"R{i}" for i in range(50)]
+        org.fail_next_job("InvalidBatch : simulated", after_records=20)
+        info = api.run("Account", "insert", names_csv(names))
+        assert info["state"] == "Failed" and info["errorMessage"] == "InvalidBatch : simulated"
+        assert info["numberRecordsProcessed"] == 20
+        assert len(rows(api.results(info["id"], "successfulResults"))) == 21
+        assert rows(api.results(info["id"], "unprocessedrecords")) == [["Name"]] + [
+            [n] for n in names[20:]]
+        assert org.store.count_records(org.catalog.get("Account")) == 20
+
+        # Fewer rows than asked: all processed, and the job still ends Failed.
+        org.fail_next_job(after_records=20)
+        short = api.run("Account", "insert", names_csv(["S1", "S2"]))
+        assert short["state"] == "Failed" and short["numberRecordsProcessed"] == 2
+        assert api.results(short["id"], "unprocessedrecords") == "Name\n"
+
+
+def test_a_query_job_fails_after_the_records_asked(api, org):
+    api.run("Account", "insert", names_csv(f"Q{i}" for i in range(50)))
+    r = api.request("POST", f"{org.instance_url}/__localorg__/fail-next-job",
+                    json={"after_records": 20})
+    assert r.status_code == 204
+    job = api.request("POST", "/jobs/query",
+                      json={"operation": "query", "query": "SELECT Name FROM Account"}).json()
+    org.wait_idle()
+    info = api.request("GET", f"/jobs/query/{job['id']}").json()
+    assert info["state"] == "Failed" and info["numberRecordsProcessed"] == 20
+
+
+@pytest.mark.parametrize("options", [{"bogus": 1}, {"after_records": -1},
+                                     {"after_records": "ten"}, {"message": 5}])
+def test_bad_fail_next_job_options_are_refused(api, org, options):
+    r = api.request("POST", f"{org.instance_url}/__localorg__/fail-next-job", json=options)
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_FAULT"
+    assert not org.engine.job_faults
