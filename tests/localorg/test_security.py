@@ -1,0 +1,57 @@
+"""The local org against hostile or broken input and its own secrets: private files, gzip
+bombs, garbage locators, deep SOQL, and 500s that do not leak Python internals."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from sfbulk_nb.localorg import LocalOrg
+from tests.conftest import BulkHttp
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)  # the usual umask, which made org files world-readable
+    yield
+    os.umask(old)
+
+
+# -- the org file ----------------------------------------------------------------------------
+
+
+@posix_only
+def test_a_new_org_file_and_its_folder_are_private(tmp_path, umask_022):
+    path = tmp_path / "new" / "org.sqlite3"
+    with LocalOrg(path) as org:
+        BulkHttp(org).run("Account", "insert", "Name\nSecret Customer\n")
+        org.add_object({"name": "Thing__c", "keyPrefix": "a0T", "fields": [
+            {"name": "Id", "type": "id"}, {"name": "Name", "type": "string"}]})
+        assert mode(path.parent) == 0o700
+        for suffix in ("", "-wal", "-shm"):
+            assert mode(f"{path}{suffix}") == 0o600, suffix
+        assert mode(path.with_suffix(".objects")) == 0o700
+
+
+@posix_only
+def test_existing_org_files_are_tightened_and_a_shared_folder_is_not(tmp_path, umask_022):
+    path = tmp_path / "org.sqlite3"
+    with LocalOrg(path) as org:
+        org.add_object({"name": "Thing__c", "keyPrefix": "a0T", "fields": [
+            {"name": "Id", "type": "id"}]})
+    files = [f for f in (path, f"{path}-wal", f"{path}-shm") if os.path.exists(f)]
+    for loose in files:
+        os.chmod(loose, 0o644)  # as older versions left them
+    os.chmod(path.with_suffix(".objects"), 0o755)
+    os.chmod(tmp_path, 0o755)
+    with LocalOrg(path):
+        assert [mode(f) for f in files] == [0o600] * len(files)
+        assert mode(path.with_suffix(".objects")) == 0o700
+        assert mode(tmp_path) == 0o755  # the user's folder: not ours to change
