@@ -2,12 +2,15 @@
 bombs, garbage locators, deep SOQL, and 500s that do not leak Python internals."""
 from __future__ import annotations
 
+import gzip
 import os
 import stat
+import tracemalloc
+import zlib
 
 import pytest
 
-from sfbulk_nb.localorg import LocalOrg
+from sfbulk_nb.localorg import LocalOrg, engine
 from tests.conftest import BulkHttp
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
@@ -55,3 +58,40 @@ def test_existing_org_files_are_tightened_and_a_shared_folder_is_not(tmp_path, u
         assert [mode(f) for f in files] == [0o600] * len(files)
         assert mode(path.with_suffix(".objects")) == 0o700
         assert mode(tmp_path) == 0o755  # the user's folder: not ours to change
+
+
+# -- gzip uploads ----------------------------------------------------------------------------
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(size >> 20)) + packer.flush()
+
+
+def put_gzip(api: BulkHttp, job_id: str, body: bytes):
+    return api.request("PUT", f"/jobs/ingest/{job_id}/batches", data=body,
+                       headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"})
+
+
+def test_a_gzip_upload_is_unpacked(api):
+    job = api.create("Account", "insert")
+    assert put_gzip(api, job["id"], gzip.compress(b"Name\nZipped\n")).status_code == 201
+    api.close(job["id"])
+    assert api.wait(job["id"])["numberRecordsProcessed"] == 1
+
+
+def test_a_gzip_bomb_is_refused_within_the_upload_limit(api, monkeypatch):
+    monkeypatch.setattr(engine, "MAX_UPLOAD_BASE64", 4 << 20)  # 3 MB of CSV
+    bomb = gzip_of_zeros(256 << 20)  # 256 KB that unpack to 256 MB
+    job = api.create("Account", "insert")
+    tracemalloc.start()
+    try:
+        r = put_gzip(api, job["id"], bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 413 and r.json()[0]["errorCode"] == "EXCEEDED_QUOTA"
+    assert peak < 32 << 20, f"peak {peak >> 20} MB"
+    assert put_gzip(api, job["id"], b"not gzip at all").status_code == 400
+    assert put_gzip(api, job["id"], gzip.compress(b"Name\nAfter\n")).status_code == 201
