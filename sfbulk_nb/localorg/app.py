@@ -589,7 +589,9 @@ def _batch_size(request: Request) -> int | None:
     """`Sforce-Query-Options: batchSize=500`."""
     for part in request.headers.get("Sforce-Query-Options", "").split(","):
         name, _, value = part.strip().partition("=")
-        if name.strip() == "batchSize" and value.strip().isdigit():
+        # ASCII digits, not str.isdigit (true of "²", which int() refuses); long values
+        # would only be clamped to the maximum anyway.
+        if name.strip() == "batchSize" and re.fullmatch(r"[0-9]{1,9}", value.strip()):
             return int(value)
     return None
 

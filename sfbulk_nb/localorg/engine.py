@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import queue
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -239,10 +240,12 @@ class Engine:
                   kind: str = "ingest") -> tuple[list[dict], str | None]:
         after = 0
         if locator:
-            try:
-                after = int(locator.rsplit("-", 1)[1])
-            except (IndexError, ValueError):
-                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator") from None
+            # Ours look like Salesforce's `01gR0000000opRTIAY-2000`; the number after the
+            # dash is a job's seq, which SQLite holds in 64 bits.
+            match = re.fullmatch(r"[0-9A-Za-z]{1,18}-([0-9]{1,18})", locator)
+            if match is None:
+                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            after = int(match.group(1))
         jobs = self.store.list_jobs(kind, after, LIST_PAGE_SIZE + 1, filters)
         more = len(jobs) > LIST_PAGE_SIZE
         jobs = jobs[:LIST_PAGE_SIZE]

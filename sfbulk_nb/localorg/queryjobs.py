@@ -141,7 +141,7 @@ class QueryJobs:
         job = self._complete_job(job_id, version)
         size = DEFAULT_PAGE_SIZE
         if max_records is not None:
-            if not _DIGITS.match(max_records) or int(max_records) < 1:
+            if not _DIGITS.match(max_records) or len(max_records) > 18 or int(max_records) < 1:
                 raise ApiError(400, "API_ERROR", f"Invalid value: '{max_records}' supplied for "
                                "parameter: 'maxRecords'; it must be a positive integer")
             size = int(max_records)
@@ -280,6 +280,8 @@ def encode_locator(offset: int) -> str:
 
 
 def decode_locator(locator: str) -> int | None:
+    if len(locator) > 24:  # the longest encodes an 18-digit offset; int() balks at 4301
+        return None
     try:
         text = base64.b64decode(locator + "=" * (-len(locator) % 4), validate=True).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):

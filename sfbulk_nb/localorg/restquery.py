@@ -8,6 +8,7 @@ Salesforce's server-side cursors (which also expire).
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -40,7 +41,8 @@ class RestQueries:
         cursor, _, offset = locator.rpartition("-")
         with self._lock:
             query = self._cursors.get(cursor)
-        if query is None or not offset.isdigit():
+        # ASCII digits, few enough for islice (str.isdigit also passes "²", int() does not).
+        if query is None or not re.fullmatch(r"[0-9]{1,18}", offset):
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(query, int(offset), version, batch_size, resource, cursor)
 

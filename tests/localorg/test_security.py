@@ -2,6 +2,7 @@
 bombs, garbage locators, deep SOQL, and 500s that do not leak Python internals."""
 from __future__ import annotations
 
+import base64
 import gzip
 import os
 import stat
@@ -95,3 +96,49 @@ def test_a_gzip_bomb_is_refused_within_the_upload_limit(api, monkeypatch):
     assert peak < 32 << 20, f"peak {peak >> 20} MB"
     assert put_gzip(api, job["id"], b"not gzip at all").status_code == 400
     assert put_gzip(api, job["id"], gzip.compress(b"Name\nAfter\n")).status_code == 201
+
+
+# -- garbage locators and options ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["ingest", "query"])
+@pytest.mark.parametrize("locator", ["01gL0000000000AAAA-" + "9" * 30, "x-" + "9" * 5000,
+                                     "01gL0000000000AAAA--5", "01gL0000000000AAAA-\u00b2",
+                                     "nonsense"],
+                         ids=["beyond-64-bits", "5000-digits", "negative", "not-ascii", "text"])
+def test_a_garbage_job_list_locator_is_a_400(api, kind, locator):
+    r = api.request("GET", f"/jobs/{kind}", params={"queryLocator": locator})
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_garbage_query_result_locators_and_sizes_are_400s(api, org):
+    api.run("Account", "insert", "Name\nA\nB\n")
+    job = api.request("POST", "/jobs/query",
+                      json={"operation": "query", "query": "SELECT Name FROM Account"}).json()
+    org.wait_idle()
+    results = f"/jobs/query/{job['id']}/results"
+    huge = base64.b64encode(b"9" * 5000).decode().rstrip("=")
+    for params in ({"locator": huge}, {"locator": "%%%"}, {"maxRecords": "9" * 5000},
+                   {"maxRecords": "\u00b2"}):
+        r = api.request("GET", results, params=params)
+        assert r.status_code == 400, (params, r.text)
+    r = api.request("GET", f"/jobs/query/{job['id']}/resultPages", params={"locator": huge})
+    assert r.status_code == 400
+    assert api.request("GET", results, params={"maxRecords": "1"}).status_code == 200
+
+
+def test_garbage_rest_query_locators_are_400s(api):
+    api.run("Account", "insert", "Name\n" + "".join(f"R{i}\n" for i in range(201)))
+    first = api.request("GET", "/query", params={"q": "SELECT Name FROM Account"},
+                        headers={"Sforce-Query-Options": "batchSize=200"}).json()
+    cursor = first["nextRecordsUrl"].rpartition("/")[2].rpartition("-")[0]
+    for offset in ("9" * 30, "9" * 5000, "\u00b2", "-1"):
+        r = api.request("GET", f"/query/{cursor}-{offset}")
+        assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    assert api.request("GET", first["nextRecordsUrl"].split("/v66.0")[1]).json()["done"]
+
+
+def test_a_garbage_batch_size_is_ignored(api):
+    r = api.request("GET", "/query", params={"q": "SELECT Id FROM Account"},
+                    headers={"Sforce-Query-Options": "batchSize=\u00b2"})
+    assert r.status_code == 200
