@@ -226,6 +226,7 @@ class QueryJobs:
         try:
             query = soql.compile_query(text, self.catalog, include_deleted=operation == "queryAll",
                                        now=now)
+            soql.check(self.store, query)
             offset = soql.parse(text).offset
         except soql.SoqlError as e:
             raise ApiError(400, e.code, e.message) from None

@@ -32,6 +32,7 @@ class RestQueries:
                    batch_size: int | None) -> dict[str, Any]:
         try:
             query = soql.compile_query(text, self.store.catalog, include_deleted=include_deleted)
+            soql.check(self.store, query)
         except soql.SoqlError as e:
             raise ApiError(400, e.code, e.message) from None
         return self._page(query, 0, version, batch_size, "queryAll" if include_deleted else "query")

@@ -142,3 +142,52 @@ def test_a_garbage_batch_size_is_ignored(api):
     r = api.request("GET", "/query", params={"q": "SELECT Id FROM Account"},
                     headers={"Sforce-Query-Options": "batchSize=\u00b2"})
     assert r.status_code == 200
+
+
+# -- hostile SOQL ----------------------------------------------------------------------------
+
+
+def nested(depth: int) -> str:
+    return "SELECT Id FROM Account WHERE " + "(" * depth + "Name = 'a'" + ")" * depth
+
+
+def alternating(depth: int) -> str:
+    """Each level a NOT and an AND/OR group: the deepest SQL per level of parentheses."""
+    where = "Name != 'a'"
+    for level in range(depth // 2):
+        where = f"Name != 'b' {'AND' if level % 2 else 'OR'} (NOT ({where}))"
+    return "SELECT Id FROM Account WHERE " + where
+
+
+def create_query_job(api: BulkHttp, soql: str):
+    return api.request("POST", "/jobs/query", json={"operation": "query", "query": soql})
+
+
+@pytest.mark.parametrize("soql", [nested(10_000), nested(21), alternating(22)],
+                         ids=["10000-parentheses", "21-parentheses", "22-not-and-or"])
+def test_too_deeply_nested_soql_is_malformed(api, soql):
+    for r in (api.request("GET", "/query", params={"q": soql}), create_query_job(api, soql)):
+        assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_QUERY", r.text
+
+
+def test_soql_at_the_nesting_limit_and_long_chains_run(api):
+    for soql in (nested(20), alternating(20),
+                 "SELECT Id FROM Account WHERE " + " OR ".join(["Name = 'a'"] * 3000)):
+        r = api.request("GET", "/query", params={"q": soql})
+        assert r.status_code == 200, r.text[:300]
+
+
+def test_soql_beyond_sqlite_or_salesforce_limits_is_a_400(api):
+    # Within the nesting limit, but every level's long OR chain nests the SQL further.
+    where = "Name = 'a'"
+    for _ in range(20):
+        where = " OR ".join(["Name = 'b'"] * 40) + f" OR ({where})"
+    soql = "SELECT Id FROM Account WHERE " + where
+    for r in (api.request("GET", "/query", params={"q": soql}), create_query_job(api, soql)):
+        assert r.status_code == 400, r.text
+        assert r.json()[0]["errorCode"] == "QUERY_TOO_COMPLICATED"
+    too_long = "SELECT Id FROM Account WHERE Name = '" + "x" * 100_000 + "'"
+    r = create_query_job(api, too_long)
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_QUERY"
+    huge_number = "SELECT Id FROM Account WHERE NumberOfEmployees = " + "1" * 5000
+    assert api.request("GET", "/query", params={"q": huge_number}).status_code == 200
