@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
+import secrets
 import socket
 import time
 import zlib
@@ -28,6 +30,8 @@ from .identity import Identity
 from .queryjobs import QueryJobs
 from .restquery import RestQueries
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 LATEST_VERSION = "66.0"
 OLDEST_VERSION = 31
@@ -177,9 +181,15 @@ class LocalOrgApp:
             response = error_response(e)
         except RequestEntityTooLarge:
             response = error_response(upload_too_large())
-        except Exception as e:  # a bug answers like Salesforce's own 500s, not with HTML
-            response = error_response(ApiError(500, "UNKNOWN_EXCEPTION",
-                                               f"An unexpected error occurred: {e!r}"))
+        except Exception:
+            # A bug answers like Salesforce's own 500s: JSON with an ErrorId, not Python's
+            # error text (which can quote paths, SQL and values); the traceback goes to the
+            # server's log under the same ErrorId.
+            error_id = f"{secrets.randbelow(10**10)}-{secrets.randbelow(10**6)}"
+            log.exception("ErrorId %s: %s %s failed", error_id, request.method, path)
+            response = error_response(ApiError(
+                500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this "
+                f"ErrorId if you contact support: {error_id}"))
         response.headers.update(limit_header)
         return response
 

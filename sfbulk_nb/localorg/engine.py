@@ -16,6 +16,7 @@ a kind's processor is registered with `register` (query jobs: `queryjobs.py`).
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import random
 import re
@@ -32,6 +33,8 @@ from .errors import ApiError, invalid_state, not_found
 from .faults import Faults
 from .records import Header, JobFailure, apply_batch
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 10_000
 PACED_STEP = 200
@@ -148,9 +151,12 @@ class Engine:
             kind, job_id = item
             try:
                 self._processors[kind](job_id)
-            except Exception as e:  # a bug must not kill the worker; the job shows it
-                self.store.update_job(job_id, state="Failed",
-                                      errorMessage=f"InternalServerError : {e!r}")
+            except Exception:
+                # A bug must not kill the worker. The job shows that it failed, the server's
+                # log shows why (Python's error text is no message for a client).
+                log.exception("job %s failed", job_id)
+                self.store.update_job(job_id, state="Failed", errorMessage="InternalServerError "
+                                      ": An unexpected error occurred while processing the job")
             finally:
                 # Counted under a lock: a job enqueued while this one ran keeps idle clear.
                 with self._pending_lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import logging
 import os
 import stat
 import tracemalloc
@@ -191,3 +192,36 @@ def test_soql_beyond_sqlite_or_salesforce_limits_is_a_400(api):
     assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_QUERY"
     huge_number = "SELECT Id FROM Account WHERE NumberOfEmployees = " + "1" * 5000
     assert api.request("GET", "/query", params={"q": huge_number}).status_code == 200
+
+
+# -- unexpected errors -----------------------------------------------------------------------
+
+
+def test_a_bug_answers_500_without_python_internals(api, org, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail at /home/someone/org.sqlite3")
+
+    monkeypatch.setattr(org.app, "on_limits", broken)
+    with caplog.at_level(logging.ERROR, logger="sfbulk_nb.localorg.app"):
+        r = api.request("GET", "/limits")
+    assert r.status_code == 500
+    [error] = r.json()
+    assert error["errorCode"] == "UNKNOWN_EXCEPTION"
+    assert error["message"].startswith("An unexpected error occurred. Please include this "
+                                       "ErrorId if you contact support: ")
+    assert "secret" not in r.text and "RuntimeError" not in r.text
+    error_id = error["message"].rpartition(": ")[2]
+    [record] = [rec for rec in caplog.records if error_id in rec.getMessage()]
+    assert "secret detail" in caplog.text and record.exc_info is not None
+
+
+def test_a_bug_in_the_worker_fails_the_job_without_python_internals(api, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(engine, "apply_batch", broken)
+    with caplog.at_level(logging.ERROR, logger="sfbulk_nb.localorg.engine"):
+        info = api.run("Account", "insert", "Name\nA\n")
+    assert info["state"] == "Failed" and "secret" not in info["errorMessage"]
+    assert info["errorMessage"].startswith("InternalServerError : ")
+    assert "secret detail" in caplog.text
