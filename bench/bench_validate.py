@@ -90,8 +90,9 @@ def main() -> None:
     for label, df in (("clean", make_frame(args.rows)),
                       ("messy (every 50th row broken, dates/flags/amounts as text)",
                        make_frame(args.rows, broken_every=50))):
-        t_check, checked = best_of(args.repeat, lambda: validate.check(df, describe, "upsert", KEY))
-        t_encode, chunks = best_of(args.repeat, lambda: list(encode.iter_chunks(
+        t_check, checked = best_of(args.repeat, lambda df=df: validate.check(
+            df, describe, "upsert", KEY))
+        t_encode, chunks = best_of(args.repeat, lambda df=df: list(encode.iter_chunks(
             df, field_types=types, max_bytes=100_000_000)))
         problems = len(checked.problems)
         print(f"\n{label}: {problems:,} problem(s) in {len(checked.problems.summary())} group(s)")

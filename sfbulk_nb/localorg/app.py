@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
+import secrets
 import socket
 import time
 import zlib
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
@@ -23,11 +25,13 @@ from . import ids, values
 from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_upload_size,
                      upload_too_large)
 from .errors import ApiError, not_found
-from .faults import Faults
+from .faults import Fault, Faults
 from .identity import Identity
 from .queryjobs import QueryJobs
 from .restquery import RestQueries
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 LATEST_VERSION = "66.0"
 OLDEST_VERSION = 31
@@ -37,6 +41,7 @@ _RELEASES = {57: "Spring '23", 58: "Summer '23", 59: "Winter '24", 60: "Spring '
              65: "Winter '26", 66: "Spring '26"}
 JSON_TYPE = "application/json;charset=UTF-8"
 CSV_TYPE = "text/csv; charset=UTF-8"
+_GUNZIP_PIECE = 1024 * 1024  # a gzip upload is unpacked this much at a time
 
 _CREATE_KEYS = ("id", "operation", "object", "createdById", "createdDate", "systemModstamp",
                 "state", "externalIdFieldName", "concurrencyMode", "contentType", "apiVersion",
@@ -93,10 +98,10 @@ _URLS = Map([
     Rule("/__localorg__/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
     Rule("/__localorg__/expire-tokens", endpoint="expire_tokens", methods=["POST"]),
     Rule("/__localorg__/fail-next-job", endpoint="fail_next_job", methods=["POST"]),
+    Rule("/__localorg__/lock-rows", endpoint="lock_rows", methods=["POST"]),
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
-_CONTROL = {"faults", "expire_tokens", "fail_next_job"}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -133,19 +138,28 @@ class LocalOrgApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response | None:
+        """The answer to a request, or None when the connection was dropped (nothing may
+        be written then); injected faults act here (see faults.py)."""
         path = request.path.rstrip("/") or "/"
         fault = None if path.startswith("/__localorg__") else self.faults.take(request.method, path)
-        if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                _drop_connection(request)
-                return None
-            if fault.status is not None:
-                if fault.body is not None:
-                    return Response(fault.body, status=fault.status)
-                return json_response([{"errorCode": fault.error_code,
-                                       "message": fault.message}], fault.status)
+        if fault is None:
+            return self._handle(request, path)
+        if fault.delay and not fault.after:
+            time.sleep(fault.delay)
+        response = self._handle(request, path) if fault.handles_request else None
+        if fault.delay and fault.after:
+            time.sleep(fault.delay)
+        if fault.drop:
+            _drop_connection(request)
+            return None
+        if fault.status is not None:
+            response = _fault_response(fault)
+        response.headers.update(fault.headers or {})
+        if fault.truncate is not None:
+            response = _truncated(response, fault.truncate, request)
+        return response
+
+    def _handle(self, request: Request, path: str) -> Response:
         adapter = _URLS.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match(path)
@@ -167,9 +181,15 @@ class LocalOrgApp:
             response = error_response(e)
         except RequestEntityTooLarge:
             response = error_response(upload_too_large())
-        except Exception as e:  # a bug answers like Salesforce's own 500s, not with HTML
-            response = error_response(ApiError(500, "UNKNOWN_EXCEPTION",
-                                               f"An unexpected error occurred: {e!r}"))
+        except Exception:
+            # A bug answers like Salesforce's own 500s: JSON with an ErrorId, not Python's
+            # error text (which can quote paths, SQL and values); the traceback goes to the
+            # server's log under the same ErrorId.
+            error_id = f"{secrets.randbelow(10**10)}-{secrets.randbelow(10**6)}"
+            log.exception("ErrorId %s: %s %s failed", error_id, request.method, path)
+            response = error_response(ApiError(
+                500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this "
+                f"ErrorId if you contact support: {error_id}"))
         response.headers.update(limit_header)
         return response
 
@@ -427,9 +447,10 @@ class LocalOrgApp:
         self.engine.get_job(job_id)
         if request.content_length is not None:
             check_upload_size(request.content_length)
-        data = request.get_data(cache=False)
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            data = gzip.decompress(data)
+            data = _gunzipped(request.stream)
+        else:
+            data = request.get_data(cache=False)
         self.engine.upload(job_id, data)
         return Response(status=201)
 
@@ -490,11 +511,7 @@ class LocalOrgApp:
 
     def on_faults(self, request: Request, **_) -> Response:
         if request.method == "POST":
-            options = _json_body(request)
-            try:
-                self.faults.add(**options)
-            except (TypeError, ValueError, re.error) as e:
-                raise ApiError(400, "INVALID_FAULT", str(e)) from None
+            _arm(request, self.faults.add)
         elif request.method == "DELETE":
             self.faults.clear()
         return json_response(self.faults.describe())
@@ -503,10 +520,25 @@ class LocalOrgApp:
         self.store.expire_tokens(self.clock())
         return Response(status=204)
 
+    def on_lock_rows(self, request: Request, **_) -> Response:
+        _arm(request, self.faults.lock_rows)
+        return json_response(self.faults.describe())
+
     def on_fail_next_job(self, request: Request, **_) -> Response:
-        options = _json_body(request) if request.get_data() else {}
-        self.engine.job_faults.append(JobFault(**options))
+        _arm(request, lambda **options: self.engine.job_faults.append(JobFault(**options)))
         return Response(status=204)
+
+
+def _arm(request: Request, make: Callable[..., Any]) -> None:
+    """Call `make` with a control request's JSON object (none: no options); what it
+    refuses is a 400."""
+    options = _json_body(request) if request.get_data() else {}
+    if not isinstance(options, dict):
+        raise ApiError(400, "INVALID_FAULT", "The request body must be a JSON object")
+    try:
+        make(**options)
+    except (TypeError, ValueError) as e:
+        raise ApiError(400, "INVALID_FAULT", str(e)) from None
 
 
 def _list_filters(request: Request) -> dict[str, str]:
@@ -546,11 +578,32 @@ def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield packer.flush()
 
 
+def _gunzipped(stream: BinaryIO) -> bytes:
+    """A gzip request body, unpacked a piece at a time and refused (413, as an oversized
+    upload) as soon as it outgrows the upload limit: a 1 MB gzip of zeros unpacks to 1 GB,
+    and unpacking it whole first would hold all of it."""
+    pieces = []
+    size = 0
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unpacked:
+            while piece := unpacked.read(_GUNZIP_PIECE):
+                size += len(piece)
+                check_upload_size(size)
+                pieces.append(piece)
+    except (OSError, EOFError, zlib.error):
+        # Salesforce's answer to a bad gzip body is not recorded; 400 is our guess.
+        raise ApiError(400, "API_ERROR", "The request body is not valid gzip data "
+                       "(Content-Encoding: gzip)") from None
+    return b"".join(pieces)
+
+
 def _batch_size(request: Request) -> int | None:
     """`Sforce-Query-Options: batchSize=500`."""
     for part in request.headers.get("Sforce-Query-Options", "").split(","):
         name, _, value = part.strip().partition("=")
-        if name.strip() == "batchSize" and value.strip().isdigit():
+        # ASCII digits, not str.isdigit (true of "²", which int() refuses); long values
+        # would only be clamped to the maximum anyway.
+        if name.strip() == "batchSize" and re.fullmatch(r"[0-9]{1,9}", value.strip()):
             return int(value)
     return None
 
@@ -573,6 +626,33 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.get_data() or b"null")
     except ValueError:
         raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+
+
+def _fault_response(fault: Fault) -> Response:
+    """A fault's own answer: its raw body, or Salesforce's error array."""
+    if fault.body is None:
+        return json_response([{"errorCode": fault.error_code, "message": fault.message}],
+                             fault.status)
+    start = fault.body.lstrip()[:1]
+    content_type = ("text/html; charset=utf-8" if start == "<" else JSON_TYPE if start in ("[", "{")
+                    else "text/plain; charset=utf-8")
+    return Response(fault.body, status=fault.status, content_type=content_type)
+
+
+def _truncated(response: Response, size: int, request: Request) -> Response:
+    """The answer with its full Content-Length but only `size` bytes of its body, after
+    which the connection closes: the length tells the client the body was cut short."""
+    body = response.get_data()
+    cut = Response(_cut(body[:size], request), status=response.status,
+                   headers=response.headers, direct_passthrough=True)
+    cut.headers.pop("Transfer-Encoding", None)
+    cut.headers["Content-Length"] = str(len(body))
+    return cut
+
+
+def _cut(part: bytes, request: Request) -> Iterator[bytes]:
+    yield part  # the server writes and flushes it before asking for more
+    _drop_connection(request)
 
 
 def _drop_connection(request: Request) -> None:

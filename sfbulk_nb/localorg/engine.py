@@ -16,8 +16,10 @@ a kind's processor is registered with `register` (query jobs: `queryjobs.py`).
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -28,8 +30,11 @@ from typing import Any, Callable
 from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
+from .faults import Faults
 from .records import Header, JobFailure, apply_batch
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 10_000
 PACED_STEP = 200
@@ -60,16 +65,25 @@ def record_datetime(ts: float) -> str:
 
 @dataclass
 class JobFault:
-    """Make the next processed job end Failed after `after_records` rows."""
+    """Make the next processed job end Failed once it has processed `after_records` rows
+    (all of its rows, if it has fewer: the job still ends Failed, with nothing
+    unprocessed, so a client always sees the failure it asked for)."""
 
     message: str = "InternalServerError : the local org was told to fail this job"
     after_records: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message, str):
+            raise ValueError("message must be a string")
+        if not isinstance(self.after_records, int) or self.after_records < 0:
+            raise ValueError("after_records must be a whole number of at least 0")
 
 
 class Engine:
     def __init__(self, store: Store, catalog: Catalog, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, pace: float | None = None,
-                 result_order: str = "shuffled", seed: int | None = None):
+                 result_order: str = "shuffled", seed: int | None = None,
+                 faults: Faults | None = None):
         if result_order not in ("shuffled", "input"):
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
@@ -80,6 +94,7 @@ class Engine:
         self.result_order = result_order
         self.random = random.Random(seed)
         self.job_faults: deque[JobFault] = deque()
+        self.faults = faults or Faults()  # for its row locks
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
         self._worker: threading.Thread | None = None
@@ -136,9 +151,12 @@ class Engine:
             kind, job_id = item
             try:
                 self._processors[kind](job_id)
-            except Exception as e:  # a bug must not kill the worker; the job shows it
-                self.store.update_job(job_id, state="Failed",
-                                      errorMessage=f"InternalServerError : {e!r}")
+            except Exception:
+                # A bug must not kill the worker. The job shows that it failed, the server's
+                # log shows why (Python's error text is no message for a client).
+                log.exception("job %s failed", job_id)
+                self.store.update_job(job_id, state="Failed", errorMessage="InternalServerError "
+                                      ": An unexpected error occurred while processing the job")
             finally:
                 # Counted under a lock: a job enqueued while this one ran keeps idle clear.
                 with self._pending_lock:
@@ -228,10 +246,12 @@ class Engine:
                   kind: str = "ingest") -> tuple[list[dict], str | None]:
         after = 0
         if locator:
-            try:
-                after = int(locator.rsplit("-", 1)[1])
-            except (IndexError, ValueError):
-                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator") from None
+            # Ours look like Salesforce's `01gR0000000opRTIAY-2000`; the number after the
+            # dash is a job's seq, which SQLite holds in 64 bits.
+            match = re.fullmatch(r"[0-9A-Za-z]{1,18}-([0-9]{1,18})", locator)
+            if match is None:
+                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            after = int(match.group(1))
         jobs = self.store.list_jobs(kind, after, LIST_PAGE_SIZE + 1, filters)
         more = len(jobs) > LIST_PAGE_SIZE
         jobs = jobs[:LIST_PAGE_SIZE]
@@ -296,12 +316,15 @@ class Engine:
         fault = self.job_faults.popleft() if self.job_faults else None
         position = job["rowsProcessedUpTo"]
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
+        # A job fault stops processing at its row count, within a batch if need be.
+        stop = None if fault is None else position + max(0, fault.after_records - processed)
         for batch in upload.column_batches(step, start=position):
             if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
                 return  # aborted (or deleted) while running
-            if fault is not None and processed >= fault.after_records:
-                self.finish(job_id, started, "Failed", fault.message)
-                return
+            if stop is not None:
+                if position >= stop:
+                    break
+                batch = [column[:stop - position] for column in batch]
             batch_started = self.clock()
             now = self.clock()
             seq = position
@@ -336,9 +359,12 @@ class Engine:
 
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
-                        on_commit=save_results)
+                        locked=self.faults.locked_rows(size), on_commit=save_results)
             position += size
             self.keep_pace(started, processed)
+        if fault is not None:
+            self.finish(job_id, started, "Failed", fault.message)
+            return
         self.finish(job_id, started, "JobComplete", None)
 
     def show_upload_complete(self) -> None:

@@ -141,7 +141,7 @@ class QueryJobs:
         job = self._complete_job(job_id, version)
         size = DEFAULT_PAGE_SIZE
         if max_records is not None:
-            if not _DIGITS.match(max_records) or int(max_records) < 1:
+            if not _DIGITS.match(max_records) or len(max_records) > 18 or int(max_records) < 1:
                 raise ApiError(400, "API_ERROR", f"Invalid value: '{max_records}' supplied for "
                                "parameter: 'maxRecords'; it must be a positive integer")
             size = int(max_records)
@@ -192,10 +192,9 @@ class QueryJobs:
         processed = 0
         with contextlib.closing(soql.execute(store, query)) as rows:
             while True:
-                if fault is not None and processed >= fault.after_records:
-                    engine.finish(job_id, started, "Failed", fault.message)
-                    return
-                batch = list(itertools.islice(rows, step))
+                # A job fault stops the job at its row count, within a chunk if need be.
+                take = step if fault is None else min(step, fault.after_records - processed)
+                batch = list(itertools.islice(rows, take))
                 if not batch:
                     break
                 body, index = renderer.chunk(batch)
@@ -213,6 +212,9 @@ class QueryJobs:
                     return  # aborted (or deleted) while running
                 processed += len(batch)
                 engine.keep_pace(started, processed)
+        if fault is not None:
+            engine.finish(job_id, started, "Failed", fault.message)
+            return
         engine.finish(job_id, started, "JobComplete", None)
 
     # -- helpers ------------------------------------------------------------------------
@@ -224,6 +226,7 @@ class QueryJobs:
         try:
             query = soql.compile_query(text, self.catalog, include_deleted=operation == "queryAll",
                                        now=now)
+            soql.check(self.store, query)
             offset = soql.parse(text).offset
         except soql.SoqlError as e:
             raise ApiError(400, e.code, e.message) from None
@@ -278,6 +281,8 @@ def encode_locator(offset: int) -> str:
 
 
 def decode_locator(locator: str) -> int | None:
+    if len(locator) > 24:  # the longest encodes an 18-digit offset; int() balks at 4301
+        return None
     try:
         text = base64.b64decode(locator + "=" * (-len(locator) % 4), validate=True).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from . import ids
 from .catalog import Catalog, Field, SObject
@@ -130,16 +130,34 @@ MISSING: Any = _Missing()
 
 def apply_batch(store: Store, header: Header, columns: Sequence[list[str]], *,
                 external_id: str | None, user_id: str, now: str,
+                locked: Collection[int] = (),
                 on_commit: Callable[[sqlite3.Connection, BatchResult], None] | None = None,
                 ) -> BatchResult:
     """Process one batch, given as its CSV columns (each a list of the cells' texts), and
     write its changes; returns the result rows.
 
-    `on_commit(conn, result)` runs inside the batch's transaction, so whatever it records
-    (results, job counters) commits together with the record changes or not at all.
+    Rows whose index is in `locked` fail with UNABLE_TO_LOCK_ROW (an injected fault) unless
+    they fail for a reason of their own. `on_commit(conn, result)` runs inside the batch's
+    transaction, so whatever it records (results, job counters) commits together with the
+    record changes or not at all.
     """
     with gc_paused():
-        return _Batch(store, header, columns, external_id, user_id, now).run(on_commit)
+        return _Batch(store, header, columns, external_id, user_id, now, locked).run(on_commit)
+
+
+class _LockError(RowError):
+    """Salesforce's lock-contention error (message as recorded in real results). It names
+    no field, and field-less errors seen in real Bulk result files end `:--`, with no
+    space (`UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--`,
+    `ENTITY_IS_DELETED:entity is deleted:--`); Salesforce does not document the form."""
+
+    def __init__(self, record_id: str | None):
+        about = f" or 1 records: {record_id}" if record_id else ""
+        super().__init__("UNABLE_TO_LOCK_ROW",
+                         f"unable to obtain exclusive access to this record{about}")
+
+    def render(self) -> str:
+        return f"{self.code}:{self.message}:--"
 
 
 def _pick(column: list[Any], rows: list[int], n: int) -> list[Any]:
@@ -154,8 +172,9 @@ class _Batch:
     outcome loop over rows."""
 
     def __init__(self, store: Store, header: Header, columns: Sequence[list[str]],
-                 external_id: str | None, user_id: str, now: str):
+                 external_id: str | None, user_id: str, now: str, locked: Collection[int]):
         self.store = store
+        self.locked = locked
         self.h = header
         self.obj = header.obj
         self.texts = columns
@@ -435,7 +454,7 @@ class _Batch:
                    if op in ("insert", "upsert") else [])
         key_index = self._key_index if upsert_by_key else {}
         keys = self._keys if upsert_by_key else []
-        errors, target, given_id = self.errors, self.target, self.given_id
+        errors, target, given_id, locked = self.errors, self.target, self.given_id, self.locked
         inserted: list[int] = []
         updated: list[int] = []
         ok: list[int] = []
@@ -452,6 +471,9 @@ class _Batch:
                                          f"for external id field: [{', '.join(matches)}]", ())
                     else:
                         rid = matches[0]
+            if error is None and i in locked:
+                # The record written (a new one has no id yet: the message names none).
+                error = _LockError(rid)
             creating = op == "insert" or (op == "upsert" and rid is None)
             if error is None and writes and rules.active:
                 error = rules.check(i, rid, creating)

@@ -8,6 +8,7 @@ Salesforce's server-side cursors (which also expire).
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ class RestQueries:
                    batch_size: int | None) -> dict[str, Any]:
         try:
             query = soql.compile_query(text, self.store.catalog, include_deleted=include_deleted)
+            soql.check(self.store, query)
         except soql.SoqlError as e:
             raise ApiError(400, e.code, e.message) from None
         return self._page(query, 0, version, batch_size, "queryAll" if include_deleted else "query")
@@ -40,7 +42,8 @@ class RestQueries:
         cursor, _, offset = locator.rpartition("-")
         with self._lock:
             query = self._cursors.get(cursor)
-        if query is None or not offset.isdigit():
+        # ASCII digits, few enough for islice (str.isdigit also passes "²", int() does not).
+        if query is None or not re.fullmatch(r"[0-9]{1,18}", offset):
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(query, int(offset), version, batch_size, resource, cursor)
 

@@ -22,7 +22,7 @@ from .catalog import Catalog, SObject
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
-from .store import Store
+from .store import PRIVATE_DIR, Store, make_private
 
 
 def default_path() -> Path:
@@ -63,14 +63,18 @@ class LocalOrg:
             self._tempdir = tempfile.TemporaryDirectory(prefix="sfbulk-localorg-")
             path = Path(self._tempdir.name) / "org.sqlite3"
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A folder made here is private (the org file in it holds secrets, see
+        # store.make_private); one that exists may be a shared folder the user picked, and
+        # keeps its permissions.
+        self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         self.port = port
         self.catalog = Catalog(extra_dir=self.path.with_suffix(".objects"))
+        make_private(self.catalog.extra_dir, PRIVATE_DIR)
         self.store = Store(self.path, self.catalog)
         self.identity = Identity(self.store, clock)
         self.faults = Faults()
         self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
-                             result_order=result_order, seed=seed)
+                             result_order=result_order, seed=seed, faults=self.faults)
         self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
                                daily_api_limit=daily_api_limit, clock=clock)
         self._server: BaseWSGIServer | None = None
@@ -174,12 +178,17 @@ class LocalOrg:
         """
         if not isinstance(describe, dict):
             describe = json.loads(Path(describe).read_text(encoding="utf-8"))
+        # Kept in a private folder: a describe saved from a real org shows that org's
+        # custom objects and fields.
+        self.catalog.extra_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
         obj = self.catalog.add(describe)
         self.store.ensure_table(obj)
         return obj
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
-        """The next job to be processed ends Failed after `after_records` rows."""
+        """The next job to be processed (ingest or query) ends Failed with `message` once
+        it has processed `after_records` rows; the rest of an ingest job's rows are
+        unprocessed. A job with fewer rows processes them all and still ends Failed."""
         fault = JobFault(after_records=after_records)
         if message:
             fault.message = message

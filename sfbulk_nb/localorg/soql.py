@@ -39,6 +39,7 @@ after a field resolved, plus generated aliases (t0, t1, ...).
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, NamedTuple
@@ -49,6 +50,17 @@ from .store import Store, quote_name, table_name
 
 FETCH_CHUNK = 5000
 MAX_OFFSET = 2000  # Salesforce's limit on OFFSET
+MAX_LENGTH = 100_000  # Salesforce's limit on the length of a SOQL statement
+# Parentheses nested deeper than this in WHERE are refused (ours: Salesforce's depth limit
+# is not recorded). SQLite's parser overflows at about 25 levels of the SQL they become,
+# and a deep enough nesting would exhaust Python's recursion first.
+MAX_NESTING = 20
+# AND/OR chains are written in groups of at most this many terms: SQLite refuses
+# expressions more than 1000 deep, and a flat chain is as deep as it is long.
+_CHAIN = 32
+# What SQLite says when a statement is beyond its limits rather than wrong.
+_SQLITE_LIMITS = ("parser stack overflow", "Expression tree is too large",
+                  "too many SQL variables")
 
 _INVALID_FIELD_HINT = ("If you are attempting to use a custom field, be sure to append the "
                        "'__c' after the custom field name. Please reference your WSDL or the "
@@ -213,7 +225,9 @@ class _Lexer:
             except ValueError:
                 raise self.error(start, f"Invalid date: {raw}") from None
         raw = _NUMBER_RE.match(text, start).group()
-        number = float(raw) if "." in raw else int(raw)
+        # Longer digit strings are beyond SQLite's integers anyway (and int() refuses more
+        # than 4300 digits); float() takes any length.
+        number = float(raw) if "." in raw or len(raw) > 20 else int(raw)
         if isinstance(number, int) and not -2**63 <= number < 2**63:
             number = float(raw)  # beyond SQLite's integers; compares as a REAL
         return Token(NUMBER, raw, start, number)
@@ -316,6 +330,7 @@ class _Parser:
         self.text = text
         self.lexer = _Lexer(text)
         self.tok = self.lexer.next()
+        self.nesting = 0
 
     def advance(self) -> Token:
         tok = self.tok
@@ -439,9 +454,15 @@ class _Parser:
 
     def conditional(self) -> Any:
         if self.at_op("("):
+            if self.nesting == MAX_NESTING:
+                raise SoqlError("MALFORMED_QUERY", _located(
+                    self.text, self.tok.pos, f"Conditions nested more than {MAX_NESTING} "
+                    "levels deep are not supported"))
+            self.nesting += 1
             self.advance()
             inner = self.logical()
             self.expect_op(")")
+            self.nesting -= 1
             return inner
         path = self.path()
         tok = self.tok
@@ -496,6 +517,10 @@ class _Parser:
 
 def parse(text: str) -> Select:
     """The syntax tree of a query (raises SoqlError MALFORMED_QUERY)."""
+    if len(text) > MAX_LENGTH:
+        # The documented limit; the wording follows the message of its old 20,000 value.
+        raise SoqlError("MALFORMED_QUERY",
+                        f"SOQL statements cannot be longer than {MAX_LENGTH} characters")
     return _Parser(text).query()
 
 
@@ -609,7 +634,7 @@ class _Compiler:
     def where(self, node: Any) -> str:
         """SQL that is true exactly when the SOQL condition holds (null counts as false)."""
         if isinstance(node, Logic):
-            return "(" + f" {node.op} ".join(self.where(p) for p in node.parts) + ")"
+            return _chain(node.op, [self.where(p) for p in node.parts])
         if isinstance(node, Not):
             return _negate(self.where(node.part))
         return self.condition(node)
@@ -721,6 +746,14 @@ class _Compiler:
                 f"NULLS {'FIRST' if item.nulls_first else 'LAST'}")
 
 
+def _chain(op: str, parts: list[str]) -> str:
+    """`parts` joined by AND or OR, in nested groups of at most _CHAIN terms (the same
+    truth values: both are associative, nulls included)."""
+    while len(parts) > _CHAIN:
+        parts = [_chain(op, parts[i:i + _CHAIN]) for i in range(0, len(parts), _CHAIN)]
+    return "(" + f" {op} ".join(parts) + ")"
+
+
 def _negate(sql: str) -> str:
     # The positive forms are true or false-or-null; IFNULL makes them two-valued first, so
     # NOT keeps the records a comparison with null left out.
@@ -807,6 +840,25 @@ def execute(store: Store, query: CompiledQuery, *, with_ids: bool = False) -> It
 
 def count(store: Store, query: CompiledQuery) -> int:
     """How many rows the query returns (LIMIT and OFFSET applied): Salesforce's totalSize."""
-    sql = query.sql if query.count_only else f"SELECT COUNT(*) FROM ({query.sql})"
     with store.lock:
-        return store.conn.execute(sql, query.params).fetchone()[0]
+        return store.conn.execute(_count_sql(query), query.params).fetchone()[0]
+
+
+def check(store: Store, query: CompiledQuery) -> None:
+    """Raise QUERY_TOO_COMPLICATED if SQLite cannot compile the query: it limits how deep
+    an expression nests and how many values a statement binds, and the parser's limits on
+    SOQL do not rule out every query beyond them. Compiling runs nothing, so it is cheap.
+    The count form checked is one level deeper than the query itself."""
+    try:
+        with store.lock:
+            store.conn.execute("EXPLAIN QUERY PLAN " + _count_sql(query), query.params)
+    except sqlite3.OperationalError as e:
+        if any(limit in str(e) for limit in _SQLITE_LIMITS):
+            # Salesforce's code and message for a query too complex to run.
+            raise SoqlError("QUERY_TOO_COMPLICATED", "Query is either selecting too many "
+                            "fields or the filter conditions are too complicated.") from None
+        raise
+
+
+def _count_sql(query: CompiledQuery) -> str:
+    return query.sql if query.count_only else f"SELECT COUNT(*) FROM ({query.sql})"

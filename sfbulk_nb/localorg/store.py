@@ -10,8 +10,10 @@ serialises writers anyway, and a single connection keeps transactions simple.
 """
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,8 @@ from . import ids, values
 from .catalog import SYSTEM_FIELDS, Catalog, SObject
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
 # SQLite allows 32766 bound parameters; stay well below so `IN (...)` lists stay cheap.
 PARAM_CHUNK = 900
 
@@ -64,6 +68,25 @@ CREATE TABLE IF NOT EXISTS job_results (
 """
 
 
+def make_private(path: Path, mode: int) -> None:
+    """Take every permission but the owner's (`mode`: PRIVATE_FILE or PRIVATE_DIR) from a
+    file or folder of the org, if it exists and is ours.
+
+    The org file holds the password, client secret, live tokens and every record loaded;
+    files made by older versions carry the umask's permissions, often world-readable. A
+    file someone else owns is left alone: chmod would fail on it anyway. (On Windows chmod
+    only sets the read-only flag: nothing to do.)"""
+    if os.name != "posix":
+        return
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    current = stat.S_IMODE(info.st_mode)
+    if info.st_uid == os.getuid() and current & ~mode:
+        os.chmod(path, current & mode)
+
+
 def quote_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise ValueError(f"not a valid Salesforce API name: {name!r}")
@@ -94,6 +117,11 @@ class Store:
         self.path = str(path)
         self.catalog = catalog
         self.lock = threading.RLock()
+        # Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files
+        # it creates the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(self.path + suffix), PRIVATE_FILE)
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         # WAL without fsync: a crash of the process (kernel restart, Ctrl-C) loses nothing,
