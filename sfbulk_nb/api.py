@@ -175,12 +175,16 @@ class Run:
         self.reporter = reporter
         self.clock = clock
         self.sleep = sleep
+        self.retry = jobs.Retrying(sleep=sleep)
         self.parallel = parallel
         self.calls_before = self.org.api_calls - plan.describe_calls
         self.started = time.time()
         self.finished_at: float | None = None
         self.exceptions: list[BaseException] = []
         self._lock = threading.Lock()
+        # Jobs are created one at a time: a create whose answer was lost looks for its job
+        # among the org's Open jobs, and must know every other job of the run by then.
+        self._create_lock = threading.Lock()
         # For charts: when each job was first seen in each state, and every poll's counters.
         self.timeline_rows: list[dict[str, Any]] = []
         self.progress_rows: list[dict[str, Any]] = []
@@ -227,10 +231,13 @@ class Run:
         deadline = None if timeout is None else self.clock() + timeout
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, self.job_count)),
                                 thread_name_prefix="sfbulk-job") as pool:
-            list(pool.map(lambda i: self._send_and_finish(i, deadline), range(self.job_count)))
+            list(pool.map(lambda i: self._guarded(self._send_and_finish, i, deadline),
+                          range(self.job_count)))
         self._after()
-        if self.exceptions and not any(o.sent for o in self.outcomes):
-            raise self.exceptions[0]  # nothing reached Salesforce: the error is the answer
+        if self.exceptions and not any(o.job_id for o in self.outcomes):
+            # No job exists: nothing can have been written, and the error is the answer.
+            # Once one does, the result is returned and keeps every error (exceptions).
+            raise self.exceptions[0]
 
     def start_in_background(self) -> None:
         """Run the whole load in a thread (wait=False); `wait()` joins it."""
@@ -243,36 +250,85 @@ class Run:
         self._thread = threading.Thread(target=work, name="sfbulk-run", daemon=True)
         self._thread.start()
 
+    def _guarded(self, step: Callable[..., None], i: int, *args: Any) -> None:
+        """One job's step; an error that is no SFBulkError (a bug) is kept like any other,
+        as a RunError, instead of ending the whole run."""
+        try:
+            step(i, *args)
+        except Exception as e:  # noqa: BLE001 - kept on the result, raised by raise_for_status
+            error = errors.RunError(f"job {i + 1}: unexpected {type(e).__name__}: {e}")
+            error.__cause__ = e
+            self._record(error, i)
+            outcome = self.outcomes[i]
+            if outcome.sent:
+                outcome.error = ("NOT_KNOWN_YET", f"{error}; res.wait() asks the org again")
+            else:
+                outcome.error = ("NOT_SENT", f"not sent: {error}")
+            self.emit(ERROR, chunk=i, job_id=outcome.job_id, message=str(error))
+
+    def _known_jobs(self) -> set[str]:
+        with self._lock:
+            return {o.job_id for o in self.outcomes if o.job_id}
+
     def _send_and_finish(self, i: int, deadline: float | None) -> None:
         chunk = self.chunks[i]
-        job_id = None
+        outcome = self.outcomes[i]
         try:
-            info = jobs.create_ingest_job(self.org, self.sobject, self.operation,
-                                          external_id=self.key if self.operation == "upsert"
-                                          else None, column_delimiter=self.column_delimiter,
-                                          line_ending=self.line_ending)
-            job_id = info.id
-            self.outcomes[i].job_id = job_id
-            self.emit(JOB_CREATED, chunk=i, job_id=job_id, state=info.state,
-                      records=chunk.records)
-            jobs.upload(self.org, job_id, chunk.data)
-            # The bytes are Salesforce's now: keep only their size (for res.jobs).
-            self.chunks[i] = dataclasses.replace(chunk, data=b"")
-            self.emit(JOB_UPLOADED, chunk=i, job_id=job_id, records=chunk.records)
-            self.infos[i] = jobs.close(self.org, job_id)
+            with self._create_lock:
+                info = jobs.create_ingest_job(
+                    self.org, self.sobject, self.operation,
+                    external_id=self.key if self.operation == "upsert" else None,
+                    column_delimiter=self.column_delimiter, line_ending=self.line_ending,
+                    retry=self.retry, known=self._known_jobs)
+                outcome.job_id = info.id
         except errors.SFBulkError as e:
-            self._record(e, i)
-            self.outcomes[i].error = ("NOT_SENT", f"not sent: {e}")
-            if job_id is not None:
-                try:
-                    jobs.abort(self.org, job_id)
-                except errors.SFBulkError:
-                    pass  # the rows are marked not_sent either way
-            self.emit(ERROR, chunk=i, job_id=job_id, message=str(e))
+            self._not_sent(i, e)
             return
-        self.outcomes[i].sent = True
-        self.outcomes[i].finished = False
+        self.emit(JOB_CREATED, chunk=i, job_id=outcome.job_id, state=info.state,
+                  records=chunk.records)
+        try:
+            jobs.upload(self.org, outcome.job_id, chunk.data, retry=self.retry)
+        except errors.SFBulkError as e:
+            # An Open job is never processed, uploaded or not: its rows are not sent. Abort
+            # it so that it does not linger (if that fails too, it expires unprocessed).
+            try:
+                self.infos[i] = jobs.abort(self.org, outcome.job_id, retry=self.retry)
+            except errors.SFBulkError:
+                pass
+            self._not_sent(i, e)
+            return
+        # The bytes are Salesforce's now: keep only their size (for res.jobs).
+        self.chunks[i] = dataclasses.replace(chunk, data=b"")
+        self.emit(JOB_UPLOADED, chunk=i, job_id=outcome.job_id, records=chunk.records)
+        # From here the rows may be written: they are never marked not sent again.
+        outcome.sent = True
+        outcome.finished = False
+        if not self._close(i):
+            return
         self._finish(i, deadline, just_closed=True)
+
+    def _not_sent(self, i: int, e: errors.SFBulkError) -> None:
+        self._record(e, i)
+        self.outcomes[i].error = ("NOT_SENT", f"not sent: {e}")
+        self.emit(ERROR, chunk=i, job_id=self.outcomes[i].job_id, message=str(e))
+
+    def _close(self, i: int) -> bool:
+        """Close job i (UploadComplete). False when that could not be done nor ruled out:
+        the rows stay pending, and wait() tries again."""
+        outcome = self.outcomes[i]
+        try:
+            self.infos[i] = jobs.close(self.org, outcome.job_id, retry=self.retry)
+            return True
+        except errors.SFBulkError as e:
+            self._pending(i, e)
+            return False
+
+    def _pending(self, i: int, e: errors.SFBulkError) -> None:
+        """Job i's outcome is not known (the org could not be asked): its rows stay pending
+        with the reason, and wait() asks again."""
+        self._record(e, i)
+        self.outcomes[i].error = ("NOT_KNOWN_YET", f"{e}; res.wait() asks the org again")
+        self.emit(ERROR, chunk=i, job_id=self.outcomes[i].job_id, message=str(e))
 
     def _finish(self, i: int, deadline: float | None, just_closed: bool = False) -> None:
         outcome = self.outcomes[i]
@@ -284,24 +340,32 @@ class Run:
             self.emit(JOB_UPDATED, chunk=i, job_id=info.id, state=info.state,
                       records=chunk.records, processed=info.processed, failed=info.failed)
 
+        info = self.infos[i]
+        if info is None or info.state == "Open":  # its close was not known to have worked
+            if not self._close(i):
+                return
+            just_closed = True
         try:
             info = jobs.wait(self.org, outcome.job_id, timeout=remaining, clock=self.clock,
-                             sleep=self.sleep, on_update=update, just_closed=just_closed)
+                             sleep=self.sleep, on_update=update, just_closed=just_closed,
+                             poll=lambda org, job_id: jobs.get(org, job_id, self.retry))
             if not info.done:
                 return
             with_rows = _result_kinds_with_rows(info)
-            fetched = {kind: self._keep_needed(results.parse_result_csv(
-                jobs.results(self.org, outcome.job_id, kind),
-                column_delimiter=self.column_delimiter, line_ending=self.line_ending))
-                if kind in with_rows else pd.DataFrame()
-                for kind in jobs.RESULT_KINDS}
+
+            def parse(data: bytes) -> pd.DataFrame:
+                return self._keep_needed(results.parse_result_csv(
+                    data, column_delimiter=self.column_delimiter, line_ending=self.line_ending))
+
+            fetched = {kind: jobs.results(self.org, outcome.job_id, kind, self.retry, parse)
+                       if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
         except errors.SFBulkError as e:
-            self._record(e, i)
-            self.emit(ERROR, chunk=i, job_id=outcome.job_id, message=str(e))
+            self._pending(i, e)
             return
         outcome.successful = fetched["successfulResults"]
         outcome.failed = fetched["failedResults"]
         outcome.unprocessed = fetched["unprocessedrecords"]
+        outcome.error = None
         if info.state != "JobComplete":
             # Rows a Failed or Aborted job never processed carry its reason.
             outcome.error = (f"JOB_{info.state.upper()}", job_error_text(info))
@@ -336,8 +400,11 @@ class Run:
             return False
         return all(o.finished for o in self.outcomes)
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Carry on polling jobs that were still running; fetch and align their results."""
+    def wait(self, timeout: float | None = None, org: Org | None = None) -> None:
+        """Carry on polling jobs that were still running; fetch and align their results.
+        ``org``: carry on with another connection (a new session after the old expired)."""
+        if org is not None:
+            self.org = org
         deadline = None if timeout is None else self.clock() + timeout
         if self._thread is not None:
             self._thread.join(timeout)
@@ -350,7 +417,7 @@ class Run:
         pending = [i for i, o in enumerate(self.outcomes) if not o.finished]
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(pending))),
                                 thread_name_prefix="sfbulk-job") as pool:
-            list(pool.map(lambda i: self._finish(i, deadline), pending))
+            list(pool.map(lambda i: self._guarded(self._finish, i, deadline), pending))
         self._after()
 
     def abort(self) -> None:
@@ -358,7 +425,7 @@ class Run:
         for i, outcome in enumerate(self.outcomes):
             if outcome.job_id and not outcome.finished:
                 try:
-                    self.infos[i] = jobs.abort(self.org, outcome.job_id)
+                    self.infos[i] = jobs.abort(self.org, outcome.job_id, retry=self.retry)
                 except errors.SFBulkError as e:
                     self._record(e, i)
 
@@ -369,8 +436,14 @@ class Run:
         peak memory of a big load)."""
         if self._aligned is not None:
             return self._aligned
-        aligned = results.align(self.sent_text, self.operation, self.key_column or self.key,
-                                self.outcomes, key_case_insensitive=self.key_case_insensitive)
+        while True:
+            try:
+                aligned = results.align(self.sent_text, self.operation,
+                                        self.key_column or self.key, self.outcomes,
+                                        key_case_insensitive=self.key_case_insensitive)
+                break
+            except results.AlignmentError as e:
+                self._unmatched(e)
         skipped = self.plan.invalid_positions
         if len(skipped):
             # Rows not sent for their errors (on_invalid="skip"), back in input order.
@@ -380,6 +453,23 @@ class Run:
         if self.finished_at is not None:
             self._aligned = aligned
         return aligned
+
+    def _unmatched(self, e: "results.AlignmentError") -> None:
+        """Results that do not pair up with the rows make their jobs' rows unknown (their
+        results are kept out), instead of an error from every view of the result."""
+        job_of = np.full(len(self.sent_text), -1, np.int64)
+        for j, o in enumerate(self.outcomes):
+            job_of[np.asarray(o.positions, np.int64)] = j
+        culprits = set(job_of[e.positions].tolist()) | {j for j, _, _ in e.result_rows}
+        if not culprits or all(self.outcomes[j].unknown for j in culprits):
+            raise AssertionError(f"alignment keeps failing for known jobs: {e}") from e
+        for j in sorted(culprits):
+            o = self.outcomes[j]
+            o.successful = o.failed = o.unprocessed = None
+            o.unknown = True
+            o.error = ("RESULTS_UNMATCHED", f"the job's results could not be matched to its "
+                       f"rows: {str(e)[:300]}")
+        self._record(e, min(culprits) if culprits else 0)
 
     @property
     def api_calls(self) -> int:

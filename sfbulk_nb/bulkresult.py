@@ -102,9 +102,11 @@ class BulkResult:
     def done(self) -> bool:
         return self._run.done
 
-    def wait(self, timeout: float | None = None) -> "BulkResult":
-        """Keep polling unfinished jobs (up to `timeout` seconds) and refresh the rows."""
-        self._run.wait(timeout)
+    def wait(self, timeout: float | None = None, org=None) -> "BulkResult":
+        """Keep polling unfinished jobs (up to `timeout` seconds) and refresh the rows.
+        ``org``: carry on with another connection (after a session expired that could not
+        be renewed: connect again, or org.set_token(...))."""
+        self._run.wait(timeout, org=org)
         self._frame = self._errors = None
         return self
 
@@ -159,13 +161,16 @@ class BulkResult:
         return BulkResult(run, previous=self)
 
     def raise_for_status(self) -> "BulkResult":
-        """Raise JobFailedError if a job ended Failed or Aborted (row failures alone do not
-        raise: they are in `failed`)."""
+        """Raise JobFailedError if a job ended Failed or Aborted, else the first error met
+        on the way (a job that could not be sent or asked about, results that could not be
+        read); row failures alone do not raise: they are in `failed`."""
         for info in self._run.infos:
             if info is not None and info.state in ("Failed", "Aborted"):
                 raise JobFailedError(
                     f"Job {info.id} ended {info.state}: {info.error_message or 'no message'}",
                     job_id=info.id, state=info.state, error_message=info.error_message)
+        if self.exceptions:
+            raise self.exceptions[0]
         return self
 
     @property

@@ -6,10 +6,13 @@
     │   └── ValidationError   checks before sending found problems (.problems); nothing sent
     ├── AuthError             login refused, or a session expired and could not be renewed
     ├── TransportError        no HTTP answer (connection refused or dropped, timeouts)
+    │   └── BadResponseError  an answer that cannot be read (HTML for JSON, cut off)
     ├── RequestError          Salesforce answered with an error (.status, .error_code)
     │   ├── NotFoundError     404: unknown job, object or record
     │   └── LimitExceededError  the org's API allowance is used up
-    └── JobFailedError        a job ended Failed or Aborted (.job_id, .error_message)
+    ├── JobFailedError        a job ended Failed or Aborted (.job_id, .error_message)
+    ├── AlignmentError        result rows and input rows do not pair up (results.py)
+    └── RunError              a run met an unexpected error (the original in __cause__)
 
 Every HTTP error response becomes one of these in `from_response`, and nowhere else.
 Messages never contain access tokens, passwords or client secrets.
@@ -50,14 +53,26 @@ class TransportError(SFBulkError):
     pass
 
 
+class BadResponseError(TransportError):
+    """Salesforce (or a proxy before it) answered something that is not what the call
+    returns: an HTML page instead of JSON, a CSV cut off. Worth retrying, like no answer."""
+
+
+class RunError(SFBulkError):
+    """A run met an error that is not one of the above (a bug); it is kept on the result
+    and raised by raise_for_status() with the original as its __cause__."""
+
+
 class RequestError(SFBulkError):
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
-                 method: str | None = None, path: str | None = None):
+                 method: str | None = None, path: str | None = None,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.method = method
         self.path = path
+        self.retry_after = retry_after  # seconds, from a Retry-After header (429, 503)
 
 
 class NotFoundError(RequestError):
@@ -106,10 +121,20 @@ def from_response(response: Any, *, method: str, path: str) -> SFBulkError:
     if status == 401:
         return AuthError(f"Salesforce refused the session ({detail}) on {where}; give the "
                          "org a new access token with org.set_token(...), or connect again")
-    kwargs = dict(status=status, error_code=code, method=method, path=path)
+    kwargs = dict(status=status, error_code=code, method=method, path=path,
+                  retry_after=_seconds(response.headers.get("Retry-After")))
     if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
         return LimitExceededError(f"The org's daily API allowance is used up ({detail}); "
                                   "wait for it to reset or ask an admin to raise it", **kwargs)
     if status == 404:
         return NotFoundError(f"Not found: {detail} ({where})", **kwargs)
     return RequestError(f"Salesforce answered {status} to {where}: {detail}", **kwargs)
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in seconds (its delta-seconds form; an HTTP date is rare from Salesforce
+    and taken as unknown)."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else None
+    except ValueError:
+        return None

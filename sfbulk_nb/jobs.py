@@ -3,19 +3,77 @@
 Status codes follow the protocol notes: create 200 (any 2xx accepted), upload 201, close and
 abort 200, delete 204. `wait()` polls with backoff (0.5 s growing to 10 s), with the clock
 and sleep injectable so tests run in milliseconds.
+
+Every call is retried (`Retrying`: exponential backoff with full jitter, Retry-After
+honoured) when no answer came, the answer could not be read, or Salesforce said 429 or 5xx,
+but only in ways that cannot do anything twice:
+
+==============  ==============================================================================
+call            after a failure whose answer may have been lost
+==============  ==============================================================================
+GET, DELETE     repeated as is: reading twice changes nothing
+create (POST)   the org's recent Open jobs are looked at first: one that matches this create
+                exactly (object, operation, key, delimiter, line ending), that no other call
+                of the run knows and that was created since the call started is adopted;
+                otherwise a new job is created (an abandoned empty Open job holds no rows)
+upload (PUT)    repeated; "Found multipe contents for job" on a repeat means the first got
+                through (the org takes one upload per job, so it refuses the second itself)
+close, abort    the job's state is read first: a job already past Open (or done) was closed
+(PATCH)         (or aborted) by the lost call
+==============  ==============================================================================
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
+
+import requests
 
 from . import errors
 from .org import Org
 
 TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
 RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
+RETRY_STATUSES = (429, 500, 502, 503, 504)
 _2XX = tuple(range(200, 300))
+# How far back (seconds) before its create call a job it adopts may have been created: the
+# org's clock may run behind this machine's.
+CLOCK_SKEW = 120.0
+CLIENT_NAME = "sfbulk_nb"
+
+
+@dataclass
+class Retrying:
+    """Retries of a call that failed without a usable answer: up to `attempts` tries, the
+    waits doubling from `base` to `cap` seconds with full jitter (a random share of each,
+    so parallel jobs do not retry in step), at least the Retry-After Salesforce asked for.
+    `sleep` and `random` are parameters so tests run in no time."""
+
+    attempts: int = 5
+    base: float = 0.5
+    cap: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = random.random
+
+    def call(self, attempt: Callable[[int], Any]) -> Any:
+        """``attempt(n)`` for n = 0, 1, ... until it returns or fails for good."""
+        for n in range(self.attempts):
+            try:
+                return attempt(n)
+            except errors.TransportError as e:  # no answer, or one that cannot be read
+                failure, wait = e, None
+            except errors.RequestError as e:
+                if e.status not in RETRY_STATUSES:
+                    raise
+                failure, wait = e, e.retry_after
+            if n == self.attempts - 1:
+                raise failure
+            backoff = self.random() * min(self.cap, self.base * 2 ** n)
+            self.sleep(max(backoff, wait or 0.0))
+        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -54,66 +112,156 @@ class JobInfo:
                 f"failed={self.failed})")
 
 
+def _json(response: Any, method: str, path: str) -> Any:
+    """The answer's JSON; a body that is not JSON (a proxy's HTML page, a cut-off body)
+    is a BadResponseError, retried like no answer at all."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        start = response.text[:80].strip().replace("\n", " ")
+        raise errors.BadResponseError(
+            f"Salesforce answered {response.status_code} to {method} {path} with {kind} that is "
+            f"not JSON ({start!r}...)") from None
+
+
+def _info(org: Org, method: str, path: str, **kwargs: Any) -> JobInfo:
+    data = _json(org.request(method, path, **kwargs), method, path)
+    if not isinstance(data, dict) or "id" not in data:
+        raise errors.BadResponseError(f"{method} {path} answered JSON that is no job: {str(data)[:80]}")
+    return JobInfo(data)
+
+
 def create_ingest_job(org: Org, sobject: str, operation: str, *,
                       external_id: str | None = None, column_delimiter: str = "COMMA",
-                      line_ending: str = "LF") -> JobInfo:
+                      line_ending: str = "LF", retry: Retrying | None = None,
+                      known: Callable[[], set[str]] = set) -> JobInfo:
+    """POST a job. ``known``: the ids of the jobs the caller has already (never adopted)."""
     body = {"object": sobject, "operation": operation, "contentType": "CSV",
             "columnDelimiter": column_delimiter, "lineEnding": line_ending}
     if external_id is not None:
         body["externalIdFieldName"] = external_id
-    return JobInfo(org.request("POST", "jobs/ingest", json=body, expect=_2XX).json())
+    started = time.time()
+
+    def attempt(n: int) -> JobInfo:
+        if n:  # the last create may have made a job whose answer was lost
+            adopted = _created_since(org, body, started, known())
+            if adopted is not None:
+                return adopted
+        return _info(org, "POST", "jobs/ingest", json=body, expect=_2XX,
+                     headers={"Sforce-Call-Options": f"client={CLIENT_NAME}"})
+
+    return (retry or Retrying()).call(attempt)
 
 
-def upload(org: Org, job_id: str, data: bytes) -> None:
-    org.request("PUT", f"jobs/ingest/{job_id}/batches", data=data, expect=(201,),
-                headers={"Content-Type": "text/csv"})
+def _created_since(org: Org, body: dict[str, Any], started: float,
+                   known: set[str]) -> JobInfo | None:
+    """The one Open job matching ``body`` created since ``started`` that ``known`` lacks,
+    or None (none, or more than one: then adopting could take someone else's)."""
+    found = []
+    for job in list_jobs(org):
+        if job.get("id") in known or job.get("state") != "Open":
+            continue
+        if any(job.get(k) != v for k, v in body.items() if k != "contentType"):
+            continue
+        created = _timestamp(job.get("createdDate"))
+        if created is not None and created >= started - CLOCK_SKEW:
+            found.append(job)
+    return JobInfo(found[0]) if len(found) == 1 else None
 
 
-def close(org: Org, job_id: str) -> JobInfo:
-    return _set_state(org, job_id, "UploadComplete")
-
-
-def abort(org: Org, job_id: str) -> JobInfo:
-    return _set_state(org, job_id, "Aborted")
-
-
-def _set_state(org: Org, job_id: str, state: str) -> JobInfo:
+def _timestamp(text: str | None) -> float | None:
     try:
-        return JobInfo(org.request("PATCH", f"jobs/ingest/{job_id}", json={"state": state}).json())
-    except errors.RequestError as e:
-        # A retried PATCH whose first attempt got through is refused as an invalid
-        # transition; the job already moved on, which is what was asked.
-        if e.error_code == "INVALIDJOBSTATE":
-            info = get(org, job_id)
-            if state == "UploadComplete" and info.state != "Open":
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def upload(org: Org, job_id: str, data: bytes, retry: Retrying | None = None) -> None:
+    def attempt(n: int) -> None:
+        try:
+            org.request("PUT", f"jobs/ingest/{job_id}/batches", data=data, expect=(201,),
+                        headers={"Content-Type": "text/csv"})
+        except errors.RequestError as e:
+            if n and e.error_code == "BULK_API_ERROR" and "contents" in str(e):
+                return  # an earlier attempt's upload got through (its answer was lost)
+            raise
+
+    (retry or Retrying()).call(attempt)
+
+
+def close(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
+    return _set_state(org, job_id, "UploadComplete", retry)
+
+
+def abort(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
+    return _set_state(org, job_id, "Aborted", retry)
+
+
+def _reached(info: JobInfo, state: str) -> bool:
+    """Whether a job is where a PATCH to ``state`` would have taken it (or past it)."""
+    return info.state != "Open" if state == "UploadComplete" else info.done
+
+
+def _set_state(org: Org, job_id: str, state: str, retry: Retrying | None = None) -> JobInfo:
+    def attempt(n: int) -> JobInfo:
+        if n:  # the last PATCH may have got through with its answer lost
+            info = get(org, job_id, retry)
+            if _reached(info, state):
                 return info
-            if state == "Aborted" and info.done:
-                return info
-        raise
+        try:
+            return _info(org, "PATCH", f"jobs/ingest/{job_id}", json={"state": state})
+        except errors.RequestError as e:
+            # A retried PATCH whose first attempt got through is refused as an invalid
+            # transition; the job already moved on, which is what was asked.
+            if e.error_code == "INVALIDJOBSTATE":
+                info = get(org, job_id, retry)
+                if _reached(info, state):
+                    return info
+            raise
+
+    return (retry or Retrying()).call(attempt)
 
 
-def get(org: Org, job_id: str) -> JobInfo:
-    return JobInfo(org.request("GET", f"jobs/ingest/{job_id}").json())
+def get(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
+    return (retry or Retrying()).call(lambda n: _info(org, "GET", f"jobs/ingest/{job_id}"))
 
 
-def results(org: Org, job_id: str, kind: str) -> bytes:
-    """One of the result CSVs, as bytes (gzip transfer is negotiated by requests)."""
+def results(org: Org, job_id: str, kind: str, retry: Retrying | None = None,
+            parse: Callable[[bytes], Any] = bytes) -> Any:
+    """One of the result CSVs (gzip transfer is negotiated by requests), given to ``parse``
+    (bytes by default). An answer that is not CSV, or that ``parse`` cannot read (a body
+    cut short), is downloaded again."""
     if kind not in RESULT_KINDS:
         raise ValueError(f"kind must be one of {RESULT_KINDS}")
-    return org.request("GET", f"jobs/ingest/{job_id}/{kind}",
-                       headers={"Accept": "text/csv"}).content
+    path = f"jobs/ingest/{job_id}/{kind}"
+
+    def attempt(n: int) -> Any:
+        response = org.request("GET", path, headers={"Accept": "text/csv"})
+        kind_of = response.headers.get("Content-Type", "")
+        if "html" in kind_of or "json" in kind_of:
+            raise errors.BadResponseError(f"GET {path} answered {kind_of}, not CSV: "
+                                          f"{response.text[:80]!r}")
+        try:
+            return parse(response.content)
+        except ValueError as e:
+            raise errors.BadResponseError(f"GET {path}: {e}") from None
+
+    return (retry or Retrying()).call(attempt)
 
 
-def delete(org: Org, job_id: str) -> None:
-    org.request("DELETE", f"jobs/ingest/{job_id}", expect=(204,))
+def delete(org: Org, job_id: str, retry: Retrying | None = None) -> None:
+    (retry or Retrying()).call(
+        lambda n: org.request("DELETE", f"jobs/ingest/{job_id}", expect=(204, 404) if n else (204,)))
 
 
-def list_jobs(org: Org) -> list[dict[str, Any]]:
+def list_jobs(org: Org, retry: Retrying | None = None) -> list[dict[str, Any]]:
     """Every ingest job of the org (all pages)."""
     out: list[dict[str, Any]] = []
-    path = "jobs/ingest"
+    path: str | None = "jobs/ingest"
     while path:
-        page = org.request("GET", path).json()
+        page = (retry or Retrying()).call(
+            lambda n, path=path: _json(org.request("GET", path), "GET", path))
         out.extend(page.get("records", []))
         path = None if page.get("done", True) else page.get("nextRecordsUrl")
     return out
@@ -170,15 +318,18 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
 
 
 def create_query_job(org: Org, soql: str, *, include_deleted: bool = False,
-                     column_delimiter: str = "COMMA", line_ending: str = "LF") -> JobInfo:
+                     column_delimiter: str = "COMMA", line_ending: str = "LF",
+                     retry: Retrying | None = None) -> JobInfo:
+    # A query reads only: a second job after a lost answer costs a job, never a change.
     body = {"operation": "queryAll" if include_deleted else "query", "query": soql,
             "contentType": "CSV", "columnDelimiter": column_delimiter,
             "lineEnding": line_ending}
-    return JobInfo(org.request("POST", "jobs/query", json=body, expect=_2XX).json())
+    return (retry or Retrying()).call(
+        lambda n: _info(org, "POST", "jobs/query", json=body, expect=_2XX))
 
 
-def get_query_job(org: Org, job_id: str) -> JobInfo:
-    return JobInfo(org.request("GET", f"jobs/query/{job_id}").json())
+def get_query_job(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
+    return (retry or Retrying()).call(lambda n: _info(org, "GET", f"jobs/query/{job_id}"))
 
 
 @dataclass(frozen=True)
@@ -189,19 +340,32 @@ class ResultPage:
 
 
 def query_results_page(org: Org, job_id: str, *, locator: str | None = None,
-                       max_records: int | None = None) -> ResultPage:
+                       max_records: int | None = None,
+                       retry: Retrying | None = None) -> ResultPage:
     params: dict[str, Any] = {}
     if locator:
         params["locator"] = locator
     if max_records:
         params["maxRecords"] = max_records
-    response = org.request("GET", f"jobs/query/{job_id}/results", params=params,
-                           headers={"Accept": "text/csv"}, stream=True)
-    # One growing buffer: `response.content` would hold the body twice (its chunks, then
-    # their join) at the moment the page is largest.
-    data = bytearray()
-    for chunk in response.iter_content(1 << 20):
-        data += chunk
-    next_locator = response.headers.get("Sforce-Locator")
-    return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
-                      None if next_locator in (None, "", "null") else next_locator)
+    path = f"jobs/query/{job_id}/results"
+
+    def attempt(n: int) -> ResultPage:
+        response = org.request("GET", path, params=params, headers={"Accept": "text/csv"},
+                               stream=True)
+        if "html" in response.headers.get("Content-Type", ""):
+            raise errors.BadResponseError(f"GET {path} answered HTML, not CSV")
+        # One growing buffer: `response.content` would hold the body twice (its chunks,
+        # then their join) at the moment the page is largest.
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(1 << 20):
+                data += chunk
+        except requests.RequestException as e:  # the body was cut off: read it again
+            failure = type(e).__name__
+        else:
+            next_locator = response.headers.get("Sforce-Locator")
+            return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
+                              None if next_locator in (None, "", "null") else next_locator)
+        raise errors.BadResponseError(f"GET {path}: the answer was cut off ({failure})")
+
+    return (retry or Retrying()).call(attempt)

@@ -292,7 +292,7 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
     rows = []
     for r in summary.itertuples(index=False):
         colour = _COLOURS.get(r.severity, "#000")
-        count = "column" if pd.isna(r.rows) else f"{r.rows:,}"
+        count = "all" if pd.isna(r.rows) else f"{r.rows:,}"
         rows.append(
             "<tr>"
             f'<td style="{_CELL}"><b>{html.escape(str(r.column))}</b>'

@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .encode import COLUMN_DELIMITERS, LINE_ENDINGS
+from .errors import SFBulkError
 
 __all__ = [
     "STATUSES",
@@ -65,16 +66,18 @@ __all__ = [
 STATUS_COLUMNS = ("sf_id", "sf_status", "sf_error_code", "sf_error_message", "sf_error_fields", "sf_job_id")
 # pending: the row's job had not finished when its results were read; wait on it later.
 # invalid: the row had an error found before sending, and on_invalid="skip" left it out.
+# unknown: its job finished, but its results could not be read or matched to the rows.
 STATUSES = ("created", "updated", "deleted", "failed", "unprocessed", "not_sent", "pending",
-            "invalid")
+            "invalid", "unknown")
 # One colour per status for every display (HTML summary, widget, charts): green succeeded,
 # red failed, amber never processed, grey still running.
 STATUS_COLOURS = {"created": "#1a7f37", "updated": "#1a7f37", "deleted": "#1a7f37",
                   "failed": "#cf222e", "unprocessed": "#9a6700", "not_sent": "#9a6700",
-                  "pending": "#57606a", "invalid": "#cf222e"}
+                  "pending": "#57606a", "invalid": "#cf222e", "unknown": "#8250df"}
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 
-_CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING, _INVALID = range(len(STATUSES))
+(_CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING, _INVALID,
+ _UNKNOWN) = range(len(STATUSES))
 _KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
 _LSTR = pa.large_string()
 _BOM = b"\xef\xbb\xbf"
@@ -86,7 +89,7 @@ _NULL_TEXTS = ("", "#N/A")
 _SHOWN = 10  # examples named in an error message
 
 
-class AlignmentError(ValueError):
+class AlignmentError(SFBulkError, ValueError):
     """Result rows and input rows do not pair up: results are missing, extra, or belong
     to other data. ``positions`` holds the input row positions left without a result,
     ``result_rows`` (job index, result kind, row number) the results left without a row."""
@@ -109,8 +112,9 @@ class JobOutcome:
     failed: pd.DataFrame | None = None  # parsed failedResults
     unprocessed: pd.DataFrame | None = None  # parsed unprocessedrecords
     # (code, message) for the rows this job left unprocessed or never sent: why the job
-    # failed, was aborted, or could not be sent.
+    # failed, was aborted, or could not be sent, or why its outcome is not known yet.
     error: tuple[str, str] | None = None
+    unknown: bool = False  # finished, but its results could not be matched to its rows
 
     def _frames(self):
         return zip(_KINDS, (self.successful, self.failed, self.unprocessed))
@@ -345,8 +349,9 @@ def align(
 
     sent_jobs = np.array([o.sent for o in outcomes], bool)
     for j, o in enumerate(outcomes):
-        if not o.sent and any(f is not None and len(f) for _, f in o._frames()):
-            raise ValueError(f"outcome {j} (job {o.job_id}) has sent=False but carries result rows")
+        if (not o.sent or o.unknown) and any(f is not None and len(f) for _, f in o._frames()):
+            raise ValueError(f"outcome {j} (job {o.job_id}) has sent=False or unknown=True but "
+                             "carries result rows")
     left_pos = np.flatnonzero(sent_jobs[job_of])
     left_job = job_of[left_pos]
     results = _Results.collect(outcomes, op)
@@ -367,13 +372,15 @@ def align(
         right_used[right_sel[found[hit]]] = True
         left_sel, right_sel = left_sel[~hit], np.flatnonzero(~right_used)
 
-    finished = np.array([o.finished for o in outcomes], bool)
+    # Rows of a job whose results are known to be unreadable (unknown) have none to miss.
+    finished = np.array([o.finished and not o.unknown for o in outcomes], bool)
     missing = left_pos[(match < 0) & finished[left_job]]
     extra = np.flatnonzero(~right_used)
     if len(missing) or len(extra):
         raise _alignment_error(sent_text, outcomes, job_of, missing, extra, results, spec)
 
     status = np.where(sent_jobs[job_of], _PENDING, _NOT_SENT).astype(np.int64)
+    status[np.array([o.unknown for o in outcomes], bool)[job_of]] = _UNKNOWN
     row_result = np.full(n, -1, np.int64)
     row_result[left_pos] = match
     has = row_result >= 0
@@ -387,7 +394,7 @@ def align(
     if any(why):
         job_codes = pa.array([w[0] if w else None for w in why], _LSTR).take(pa.array(job_of))
         job_messages = pa.array([w[1] if w else None for w in why], _LSTR).take(pa.array(job_of))
-        left_out = pa.array(np.isin(status, (_UNPROCESSED, _NOT_SENT)))
+        left_out = pa.array(np.isin(status, (_UNPROCESSED, _NOT_SENT, _PENDING, _UNKNOWN)))
         code = pc.if_else(left_out, job_codes, code)
         message = pc.if_else(left_out, job_messages, message)
     columns = {
@@ -792,7 +799,7 @@ _VALUE_IN_MESSAGE = (
     # sfbulk_nb's own checks: "<column>: '<value>' <what is wrong>"
     (r"^([^:]*: )'(.*?)'( .*)$", r"\1…\3"),
 )
-_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent")
+_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent", "pending", "unknown")
 _SHORT = 60
 
 

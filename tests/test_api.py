@@ -160,9 +160,11 @@ def test_timeout_returns_a_pending_result_that_wait_finishes(tmp_path):
 
 
 def test_upload_failure_aborts_the_job_and_marks_rows_not_sent(client, org):
-    org.faults.add(status=500, method="PUT", path="/batches$", times=1)
+    # More failures than the five tries of an upload: it gives up on that job.
+    org.faults.add(status=500, method="PUT", path="/batches$", times=5)
     df = pd.DataFrame({"Name": [f"U{i}" for i in range(30)]})
-    res = sfb.insert_df(df, "Account", max_records=10, parallel=1, progress=False)
+    res = sfb.insert_df(df, "Account", max_records=10, parallel=1, progress=False,
+                        sleep=lambda seconds: None)
     statuses = res.frame["sf_status"].value_counts().to_dict()
     assert statuses == {"not_sent": 10, "created": 20}
     aborted = [j for j in BulkHttp(org).request("GET", "/jobs/ingest").json()["records"]
@@ -202,11 +204,14 @@ def test_not_found_request_limit_and_transport_errors(org, tmp_path):
     with pytest.raises(errors.RequestError, match="InvalidJob : nope") as e:
         sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", progress=False)
     assert (e.value.status, e.value.error_code) == (400, "INVALIDJOB")
-    org.faults.add(drop=True, method="POST", path="/jobs/ingest$")
+    # Every create dropped: after its tries the error is raised (no job exists).
+    org.faults.add(drop=True, method="POST", path="/jobs/ingest$", times=None)
     with pytest.raises(errors.TransportError):
-        sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", org=client, progress=False)
-    with LocalOrg(tmp_path / "o.sqlite3", daily_api_limit=2) as small:
-        sfb.connect(small)
+        sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", org=client, progress=False,
+                      sleep=lambda seconds: None)
+    org.faults.clear()
+    with LocalOrg(tmp_path / "o.sqlite3", daily_api_limit=1) as small:
+        sfb.connect(small)  # the describe is the day's one call: the create is refused
         with pytest.raises(errors.LimitExceededError):
             sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", progress=False)
 
@@ -319,9 +324,9 @@ def test_result_files_the_counters_show_empty_are_not_downloaded(client, org, mo
     asked = []
     real = jobs.results
 
-    def results(o, job_id, kind):
+    def results(o, job_id, kind, *args):
         asked.append(kind)
-        return real(o, job_id, kind)
+        return real(o, job_id, kind, *args)
 
     monkeypatch.setattr(jobs, "results", results)
     clean = pd.DataFrame({"customExtIdField__c": ["a", "b"], "Name": ["A", "B"]})
@@ -351,9 +356,10 @@ def test_a_just_closed_job_is_first_polled_after_one_interval(client, monkeypatc
 
     events = []
     real_get, real_close = jobs.get, jobs.close
-    monkeypatch.setattr(jobs, "get", lambda o, j: events.append("poll") or real_get(o, j))
+    monkeypatch.setattr(jobs, "get",
+                        lambda o, j, *a: events.append("poll") or real_get(o, j, *a))
     monkeypatch.setattr(jobs, "close",
-                        lambda o, j: events.append("close") or real_close(o, j))
+                        lambda o, j, *a, **k: events.append("close") or real_close(o, j, *a, **k))
 
     def sleep(seconds):
         events.append(("sleep", seconds))

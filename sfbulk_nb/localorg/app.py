@@ -133,8 +133,11 @@ class LocalOrgApp:
         # Cap form parsing (multipart create) at the upload limit.
         request.max_content_length = MAX_UPLOAD_BASE64
         response = self.dispatch(request)
-        if response is None:  # a dropped connection: nothing may be written
-            return []
+        if response is None:
+            # A dropped connection: nothing may be written. werkzeug takes a
+            # ConnectionError from the app as the client's doing and logs nothing (an empty
+            # answer would log an AssertionError traceback for every dropped request).
+            raise ConnectionResetError("the connection was dropped by a fault")
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response | None:
