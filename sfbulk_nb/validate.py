@@ -489,7 +489,7 @@ class _Validator:
             parts = pc.split_pattern(text, ";")
             flat_ok = pc.is_in(pc.list_flatten(parts), value_set=allowed)
             parent = pc.list_parent_indices(parts)
-            bad_rows = np.unique(_np(parent)[~_np(flat_ok)])
+            bad_rows = np.unique(parent.to_numpy()[~_np(flat_ok)])
             bad = np.zeros(len(text), bool)
             bad[bad_rows] = True
             bad &= _np(filled)
