@@ -168,6 +168,11 @@ class Run:
         self.key_column = (plan_stage._column_of(plan.sent_text, plan.key)
                            if plan.key is not None and len(plan.sent_text.columns) else None)
         self.key_case_insensitive = plan.key_case_insensitive
+        # Rows sharing a key (sent with on_invalid="send") are matched to their results by
+        # all their cells: then the result files keep every column.
+        self._keep_all_columns = results.keys_repeat(plan.sent_text, plan.operation,
+                                                     self.key_column or plan.key,
+                                                     plan.key_case_insensitive)
         self.column_delimiter = plan.options.column_delimiter
         self.line_ending = plan.options.line_ending
         self.sent_text = plan.sent_text
@@ -312,8 +317,8 @@ class Run:
 
     def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Only the columns alignment reads: the key and the sf__ columns (an insert matches
-        on every column, so it keeps them all)."""
-        if self.operation == "insert":
+        on every column, and so do rows sharing a key: then it keeps them all)."""
+        if self.operation == "insert" or self._keep_all_columns:
             return frame
         return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key_column]]
 
