@@ -40,14 +40,19 @@ def type_error(f: Field, text: str) -> RowError:
                     f"{f.label}: value not of required type: {text}", (f.name,))
 
 
-_INT_RE = re.compile(r"[+-]?\d+\Z")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# ASCII digits only: Bulk reads values by their XML Schema types (xsd:int, xsd:double,
+# xsd:date...; its errors say "not a valid value for the type xsd:dateTime"), whose forms
+# are written in 0-9. Python's \d, int() and float() also take other scripts' digits
+# ("١٢", "１２"), which the org used to accept by accident.
+_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # Salesforce documents `yyyy-MM-ddTHH:mm:ss.SSS` with `Z` or `+/-HH:mm`; the fraction is
 # optional. A datetime without an offset is read as UTC (our guess; Bulk 1.0 did so).
 _DATETIME_RE = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?\Z")
-_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,3})?)?Z?\Z")
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?\Z")
+_TIME_RE = re.compile(r"([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,3})?)?Z?\Z")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
@@ -64,6 +69,8 @@ def parse_datetime(text: str) -> datetime | None:
     if not m:
         return None
     date, clock, frac, offset = m.groups()
+    if offset not in (None, "Z") and int(offset[-2:]) > 59:
+        return None  # Python reads "+05:60" as six hours; no offset has a minute 60
     # Six fraction digits (beyond them truncated): Python 3.10's fromisoformat takes only
     # three or six.
     micros = (frac or ".")[1:7].ljust(6, "0")
@@ -266,7 +273,7 @@ def _bulk_boolean(f: Field) -> BulkConverter:
     return convert
 
 
-_PLAIN_INT_RE = re.compile(r"-?\d{1,18}\Z")
+_PLAIN_INT_RE = re.compile(r"-?[0-9]{1,18}\Z")
 
 
 def _bulk_int(f: Field) -> BulkConverter:
