@@ -141,7 +141,9 @@ def _number(f: Field) -> Converter:
     scale = int(f.describe.get("scale") or 0)
     bound = Decimal(10) ** (precision - scale)
     quantum = Decimal(1).scaleb(-scale)
-    float_bound = float(bound)
+    # Below this a float is under the bound whatever its rounding (a float of a text is
+    # off by at most one part in 2**53); nearer, only Decimal tells: 18 nines are no 1e18.
+    float_bound = float(bound) * (1 - 2.0 ** -50)
 
     def convert(text: str) -> float:
         if not _NUMBER_RE.match(text):
@@ -150,9 +152,8 @@ def _number(f: Field) -> Converter:
         if (dot < 0 or len(text) - dot - 1 <= scale) and "e" not in text and "E" not in text:
             # No rounding needed: skip Decimal, which costs ten times as much per cell.
             value = float(text)
-            if abs(value) >= float_bound:
-                raise _out_of_range(f, text)
-            return value
+            if abs(value) < float_bound:
+                return value
         try:
             # Salesforce rounds half up to the field's scale.
             value = Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP)
