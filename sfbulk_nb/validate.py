@@ -727,11 +727,23 @@ def _closest(value: str, choices: list[str]) -> str | None:
     return folded[close[0]] if close else None
 
 
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
 def _is_iso_date(text: pa.Array) -> pa.Array:
-    shaped = pc.match_substring_regex(text, _DATE)
-    parsed = pc.strptime(pc.if_else(shaped, text, pa.scalar("x", _LSTR)), format="%Y-%m-%d",
-                         unit="s", error_is_null=True)
-    return pc.and_(shaped, pc.is_valid(parsed))
+    """Which texts are YYYY-MM-DD days of the calendar, years 1 to 9999 (the org's
+    strptime). Arrow's strptime is no judge: it takes 2023-02-29 and year 0."""
+    shaped = _np(pc.match_substring_regex(text, _DATE))
+    ok = np.zeros(len(text), bool)
+    if shaped.any():
+        dates = pc.filter(text, pa.array(shaped))
+        year, month, day = (pc.cast(pc.utf8_slice_codeunits(dates, start, stop), pa.int32())
+                            .to_numpy(zero_copy_only=False) for start, stop in ((0, 4), (5, 7), (8, 10)))
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        known = (month >= 1) & (month <= 12)
+        last = _MONTH_DAYS[np.where(known, month, 0)] + ((month == 2) & leap)
+        ok[shaped] = (year >= 1) & known & (day >= 1) & (day <= last)
+    return pa.array(ok)
 
 
 def _id_ok(value: str) -> bool:
