@@ -648,13 +648,18 @@ class _Validator:
             if text is None:
                 continue
             column = self.df.columns[order]
-            if self.op == "update":
+            if self.op != "insert":
+                # #N/A clears the field: that fails an update as much as a create, so an
+                # upsert row fails whatever its key finds.
                 cleared = pc.equal(text, CLEAR)
                 self._add(column, order, name, f, cleared, text, "REQUIRED_FIELD_MISSING",
                           f"would clear {f['name']}, which is required",
                           f"df[{name!r}] = df[{name!r}].replace({{'#N/A': None}})  # and nulls='keep'")
+            if self.op == "update":
                 continue
-            empty = pc.or_(pc.equal(text, ""), pc.equal(text, CLEAR))
+            empty = pc.equal(text, "")
+            if self.op == "insert":
+                empty = pc.or_(empty, pc.equal(text, CLEAR))
             severity = ERROR if self.op == "insert" else WARNING
             when = "" if self.op == "insert" else " (fails only if the row creates a record)"
             self._add(column, order, name, f, empty, text, "REQUIRED_FIELD_MISSING",
