@@ -46,6 +46,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field as dataclass_field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -558,8 +559,7 @@ class _Validator:
         else:
             precision, scale = int(f.get("precision") or 18), int(f.get("scale") or 0)
             numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
-            with np.errstate(over="ignore", invalid="ignore"):
-                out = np.abs(np.round(numbers, scale)) >= 10.0 ** (precision - scale)
+            out = _beyond_precision(values, numbers, precision, scale)
             bound = f"{precision - scale} digits before the point"
             point = pc.find_substring(values, ".")
             fraction = pc.subtract(pc.utf8_length(values), pc.add(point, 1))
@@ -774,6 +774,26 @@ def _malformed_ids(text: pa.Array) -> np.ndarray:
         where = np.flatnonzero(long)
         bad[where[wrong]] = True
     return bad
+
+
+def _beyond_precision(texts: pa.Array, numbers: np.ndarray, precision: int, scale: int) -> np.ndarray:
+    """Which numbers, rounded half up to ``scale`` as the org rounds them, have more than
+    ``precision - scale`` digits before the point. Floats decide all but the numbers
+    within a rounding step (or a float's error) of the bound: those Decimal decides, as a
+    float cannot (18 nines read as 1e18, 99.995 as 99.99499...)."""
+    bound = 10.0 ** (precision - scale)
+    margin = max(10.0 ** -scale, bound * 2.0 ** -50)
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = ~(np.abs(numbers) < bound - margin)  # NaN and infinities too
+    out = near.copy()
+    quantum, exact_bound = Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
+    for i in np.flatnonzero(near):
+        try:
+            value = Decimal(texts[int(i)].as_py()).quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than Decimal's context holds: far beyond
+            continue
+        out[i] = abs(value) >= exact_bound
+    return out
 
 
 def _number_fix(name: str, seen: list[str], whole: bool, scale: int) -> tuple[str, str]:
