@@ -601,8 +601,13 @@ class _Validator:
         malformed = pc.and_(filled, pa.array(_malformed_ids(text)))
         if is_key and f["name"] == "Id":
             prefix = self.describe.get("keyPrefix")
-            other = pc.and_(pc.and_(filled, pc.invert(malformed)),
-                            pc.not_equal(pc.utf8_slice_codeunits(text, 0, 3), prefix))
+            start = pc.utf8_slice_codeunits(text, 0, 3)
+            other = _np(pc.and_(pc.and_(filled, pc.invert(malformed)), pc.not_equal(start, prefix)))
+            # An 18-character id may come in any case: its suffix restores the prefix's.
+            recased = other & _np(pc.and_(pc.equal(pc.utf8_length(text), 18),
+                                          pc.equal(pc.utf8_lower(start), str(prefix).lower())))
+            for i in np.flatnonzero(recased):
+                other[i] = _restored_prefix(text[int(i)].as_py()) != prefix
             self._add(column, order, name, f, other, text, "MALFORMED_ID",
                       f"is the id of another object: {self.sobject} ids start with {prefix}",
                       f"df = df[df[{name!r}].str.startswith({prefix!r})]")
@@ -753,6 +758,12 @@ def _is_iso_date(text: pa.Array) -> pa.Array:
 
 def _id_ok(value: str) -> bool:
     return not _malformed_ids(pa.array([value], _LSTR))[0]
+
+
+def _restored_prefix(id18: str) -> str:
+    """The key prefix of a well-formed 18-character id, in the case its suffix records."""
+    upper = int(_ID_SUFFIX[ord(id18[15])])
+    return "".join(c.upper() if upper >> i & 1 else c.lower() for i, c in enumerate(id18[:3]))
 
 
 def _malformed_ids(text: pa.Array) -> np.ndarray:
