@@ -298,6 +298,20 @@ def _parents(org: Org, describe: dict, columns) -> dict[str, dict]:
     return out
 
 
+def _key_prefixes(org: Org, describe: dict, operation: str, columns) -> dict[str, str] | None:
+    """Which object each key prefix belongs to, when the frame writes a lookup field by id
+    (an id of another object fails the row); one describeGlobal per Org."""
+    if operation in ("delete", "hardDelete"):
+        return None
+    lookups = {f["name"].lower() for f in describe["fields"] if f.get("type") == "reference"}
+    if not any(isinstance(c, str) and c.strip().lower() in lookups for c in columns):
+        return None
+    try:
+        return org.key_prefixes()
+    except errors.SFBulkError:
+        return None  # the check is a courtesy: the org judges the ids anyway
+
+
 @dataclass
 class Inspection:
     """The plan stage up to its checks: the object, the key, what validation found."""
@@ -328,9 +342,10 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     key = _check_key_field(describe, operation, key)
     parents = _parents(org, describe, df.columns)
     case_insensitive = _key_ignores_case(describe, key)
+    prefixes = _key_prefixes(org, describe, operation, df.columns)
     checked = validate.check(df, describe, operation, key, nulls=options.nulls, tz=options.tz,
                              column_delimiter=options.column_delimiter, parents=parents,
-                             key_case_insensitive=case_insensitive)
+                             key_case_insensitive=case_insensitive, key_prefixes=prefixes)
     return Inspection(describe, key, case_insensitive, checked, org.api_calls - calls)
 
 

@@ -33,6 +33,8 @@ date / datetime not ISO 8601      INVALID_TYPE_ON_FIELD_IN_RECORD     pd.to_date
                                                                       US or European order, Excel serials)
 e-mail address                    INVALID_EMAIL_ADDRESS               strip, else blank the bad ones
 id: shape, checksum, key prefix   MALFORMED_ID                        strip, else drop/blank the bad ones
+lookup id of an object the field  FIELD_INTEGRITY_EXCEPTION (needs    blank the bad ones
+does not point at                 describeGlobal's key prefixes)
 key blank / repeated              MISSING_ARGUMENT / DUPLICATE_VALUE  drop them / drop_duplicates
 list, dict, bytes... in a cell    INVALID_CELL_TYPE                   flatten / decode
 a minority type in a column       MIXED_TYPES                         one type for the column
@@ -125,12 +127,14 @@ class Checked:
 
 def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
           nulls: Any = "keep", tz: str | None = None, column_delimiter: str = "COMMA",
-          parents: dict[str, dict] | None = None, key_case_insensitive: bool = False) -> Checked:
+          parents: dict[str, dict] | None = None, key_case_insensitive: bool = False,
+          key_prefixes: dict[str, str] | None = None) -> Checked:
     """Every problem of ``df`` for ``operation`` on the object ``describe`` describes.
 
     ``key`` is the external id field of an upsert, ``Id`` for update/delete, None for
     insert. ``parents`` holds the describes of objects that relationship columns
-    (``Account.customExtIdField__c``) point at. Raises InputError only for arguments
+    (``Account.customExtIdField__c``) point at; ``key_prefixes`` maps key prefixes to
+    object names (describeGlobal), to tell an id of the wrong object in a lookup field. Raises InputError only for arguments
     (``nulls``, ``tz``, the delimiter), never for the data."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -142,7 +146,8 @@ def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
         df = _id_column_only(df)  # a delete sends the ids alone
     policies = _null_policies(nulls, list(df.columns))
     encode._check_tz(tz)
-    v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive)
+    v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive,
+                   key_prefixes or {})
     return v.run(policies, tz)
 
 
@@ -193,7 +198,8 @@ def _py(values) -> str:
 
 
 class _Validator:
-    def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive):
+    def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive,
+                 key_prefixes):
         self.df = df
         self.describe = describe
         self.sobject = describe["name"]
@@ -205,6 +211,7 @@ class _Validator:
         self.delimiter = delimiter
         self.parents = {name.lower(): d for name, d in parents.items()}
         self.key_case_insensitive = key_case_insensitive
+        self.key_prefixes = key_prefixes
         self.blocks: list[Block] = []
         self.unsendable: list[Block] = []
 
@@ -607,10 +614,13 @@ class _Validator:
             recased = other & _np(pc.and_(pc.equal(pc.utf8_length(text), 18),
                                           pc.equal(pc.utf8_lower(start), str(prefix).lower())))
             for i in np.flatnonzero(recased):
-                other[i] = _restored_prefix(text[int(i)].as_py()) != prefix
+                value = text[int(i)].as_py()
+                other[i] = _restored_prefix(value[:3], value[15]) != prefix
             self._add(column, order, name, f, other, text, "MALFORMED_ID",
                       f"is the id of another object: {self.sobject} ids start with {prefix}",
                       f"df = df[df[{name!r}].str.startswith({prefix!r})]")
+        elif f["type"] == "reference" and self.key_prefixes:
+            self._check_id_objects(column, order, name, f, text, pc.and_(filled, pc.invert(malformed)))
         if not pc.any(malformed).as_py():
             return
         seen = pc.unique(pc.filter(text, malformed)).to_pylist()
@@ -623,6 +633,37 @@ class _Validator:
             hint = f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))"
         self._add(column, order, name, f, malformed, text, "MALFORMED_ID",
                   "is not a Salesforce id (15 or 18 letters and digits, with a valid checksum)", hint)
+
+    def _check_id_objects(self, column, order, name, f, text, wellformed):
+        """Ids of an object the lookup field does not point at (a Contact id in AccountId):
+        the org refuses them with FIELD_INTEGRITY_EXCEPTION. Prefixes the org does not
+        list are left to it."""
+        if not pc.any(wellformed).as_py():
+            return
+        targets = f.get("referenceTo") or []
+        ids = pc.filter(text, wellformed)
+        # The prefix as written, and for an 18-character id the suffix letter with its case
+        start = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(ids, 0, 3),
+            pc.if_else(pc.equal(pc.utf8_length(ids), 18), pc.utf8_slice_codeunits(ids, 15, 16),
+                       pa.scalar("", _LSTR)),
+            pa.scalar("", _LSTR))
+        owner = {}
+        for key in pc.unique(start).to_pylist():
+            prefix = _restored_prefix(key[:3], key[3]) if len(key) == 4 else key
+            owner[key] = self.key_prefixes.get(prefix)
+        wrong = [k for k, o in owner.items() if o is not None and o not in targets]
+        if not wrong:
+            return
+        bad = np.zeros(len(text), bool)
+        bad[np.flatnonzero(_np(wellformed))[_np(pc.is_in(start, pa.array(wrong, _LSTR)))]] = True
+        objects = sorted({owner[k] for k in wrong})
+        seen = pc.unique(pc.filter(text, pa.array(bad))).to_pylist()
+        self._add(column, order, name, f, bad, text, "FIELD_INTEGRITY_EXCEPTION",
+                  f"is the id of a record of {' or '.join(objects)}, but {f['name']} points at "
+                  f"{' or '.join(targets)}",
+                  f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))" + (
+                      "  # and more: see .problems" if len(seen) > 50 else ""))
 
     # -- rows ------------------------------------------------------------------------
 
@@ -760,10 +801,11 @@ def _id_ok(value: str) -> bool:
     return not _malformed_ids(pa.array([value], _LSTR))[0]
 
 
-def _restored_prefix(id18: str) -> str:
-    """The key prefix of a well-formed 18-character id, in the case its suffix records."""
-    upper = int(_ID_SUFFIX[ord(id18[15])])
-    return "".join(c.upper() if upper >> i & 1 else c.lower() for i, c in enumerate(id18[:3]))
+def _restored_prefix(start: str, suffix: str) -> str:
+    """The key prefix of a well-formed 18-character id (its first three characters and
+    the first of its suffix), in the case the suffix records."""
+    upper = int(_ID_SUFFIX[ord(suffix)])
+    return "".join(c.upper() if upper >> i & 1 else c.lower() for i, c in enumerate(start))
 
 
 def _malformed_ids(text: pa.Array) -> np.ndarray:
