@@ -362,8 +362,11 @@ class _Batch:
         fold = _Folding(self.obj, key)
         texts = self._column(self.h.key_column)
         bulk = bulk_converter(key)
+        # A key of spaces is no key: Salesforce keeps no leading or trailing whitespace in
+        # a text value and no empty one (Apex guide, "Primitive Data Types": the SOAP API's
+        # rules), so "  " is null like "".
         values = (bulk(texts) if bulk is not None and "" not in texts and CLEAR not in texts
-                  else None)
+                  and all(map(str.strip, texts)) else None)
         if values is not None:
             # Every row has a plainly valid key: fold them all at once.
             keys: list[str | None] = list(map(str.lower, texts)) if fold.fold else texts
@@ -372,7 +375,7 @@ class _Batch:
             values = [MISSING] * self.n
             keys = [None] * self.n
             for i, text in enumerate(texts):
-                if text in ("", CLEAR):
+                if text in ("", CLEAR) or not text.strip():
                     # Apex/REST report a missing upsert key this way; Bulk presumably the same.
                     self._fail(i, RowError("MISSING_ARGUMENT", f"{key.name} not specified", ()))
                     continue
