@@ -322,6 +322,16 @@ class _Batch:
                                                "cannot specify Id in an insert call", ("Id",)))
             return
         if self.op == "upsert" and self.external_id.lower() != "id":
+            if self.h.id_column is not None:
+                # Rows are matched on the external id, so an Id would be a second, maybe
+                # contradicting key: Salesforce refuses an Id in the body of an upsert by
+                # external id (REST API guide, "Insert or Update (Upsert) a Record Using an
+                # External ID"); the org used to ignore it silently.
+                for i, text in enumerate(self.texts[self.h.id_column]):
+                    if text:
+                        self._fail(i, RowError("INVALID_FIELD_FOR_INSERT_UPDATE",
+                                               f"cannot specify Id in an upsert on {self.external_id}",
+                                               ("Id",)))
             self._targets_by_external_id()
             return
         self._targets_by_id()
