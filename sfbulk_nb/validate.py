@@ -11,7 +11,9 @@ check                             code (Salesforce's where it has one) hint
 column not a field of the object  INVALID_FIELD (the job would fail)  rename (API name, label, case, spaces,
                                                                       BOM; close matches) or drop
 relationship column whose parent  INVALID_FIELD                       rename to an external id / idLookup
-field is no external id                                               field of the parent
+field is no external id, or with                                      field of the parent (drop the prefix)
+a ParentType: prefix on a lookup
+to one object
 two columns for one field         DUPLICATE_FIELD                     drop one
 key column missing                MISSING_ARGUMENT                    rename the close match
 field not createable / not        INVALID_FIELD_FOR_INSERT_UPDATE     drop the column
@@ -289,6 +291,16 @@ class _Validator:
                                  f"df = df.drop(columns={_py([column])})")
             return None
         targets = lookup.get("referenceTo") or []
+        if parent_type and len(targets) == 1:
+            # The "ParentType:" prefix is for polymorphic lookups only; the org fails the
+            # job on it elsewhere ("Field name not found"), as Salesforce does.
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{lookup['name']} points at {targets[0]} only: a relationship "
+                                 f"column names the parent type only for a lookup that can point "
+                                 f"at several objects",
+                                 f"df = df.rename(columns={_py({column: f'{rel_name}.{key_name}'})})",
+                                 field=lookup["name"])
+            return None
         parent_name = parent_type or (targets[0] if len(targets) == 1 else None)
         if parent_name is None or parent_name not in targets:
             self._column_problem(column, order, "INVALID_FIELD",
