@@ -14,7 +14,8 @@ relationship column whose parent  INVALID_FIELD                       rename to 
 field is no external id, or with                                      field of the parent (drop the prefix)
 a ParentType: prefix on a lookup
 to one object
-two columns for one field         DUPLICATE_FIELD                     drop one
+two columns for one field (a      DUPLICATE_FIELD                     drop one
+lookup and its relationship too)
 key column missing                MISSING_ARGUMENT                    rename the close match
 field not createable / not        INVALID_FIELD_FOR_INSERT_UPDATE     drop the column
 updateable for the operation      (upsert: warning where it depends
@@ -338,7 +339,10 @@ class _Validator:
         for order, column in enumerate(df.columns):
             f, name = self._resolve(column, order)
             if f is not None:
-                other = claimed.get(f["name"].lower() + ("." + column if "." in str(column) else ""))
+                # A relationship column writes its lookup field: beside that field, or
+                # beside another column of the same relationship, it is a second value
+                # for one field, and the org fails the job ("Duplicate field name").
+                other = claimed.get(f["name"].lower())
                 if other is not None:
                     self._column_problem(column, order, "DUPLICATE_FIELD",
                                          f"columns {other!r} and {column!r} both write "
@@ -346,7 +350,7 @@ class _Validator:
                                          f"df = df.drop(columns={_py([column])})", field=f["name"])
                     f = None
                 else:
-                    claimed[f["name"].lower() + ("." + column if "." in str(column) else "")] = column
+                    claimed[f["name"].lower()] = column
             resolved.append((f, name))
         key_pos = self._key_position(resolved)
 
