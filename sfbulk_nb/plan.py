@@ -359,7 +359,8 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     problems = checked.problems
     positions = np.arange(len(df))
     if not problems.ok:
-        positions = _rows_to_send(problems, checked, options.on_invalid, len(df))
+        positions = _rows_to_send(problems, checked, options.on_invalid, len(df),
+                                  keyed=found.key is not None)
     encoding = checked.encoding
     if len(positions) < len(df):
         encoding = encoding.select(positions)
@@ -377,11 +378,15 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
 
 
 def _rows_to_send(problems: Problems, checked: validate.Checked, on_invalid: str,
-                  n: int) -> np.ndarray:
+                  n: int, keyed: bool) -> np.ndarray:
     if on_invalid == "raise":
         raise errors.ValidationError(problems)
     if checked.encoding is None:
         raise errors.ValidationError(problems, note="a column cannot be sent at all, whatever "
+                                     "on_invalid says: fix it first")
+    if keyed and checked.key_column is None:
+        # Without its key no row can be matched to a record, nor its result to the row.
+        raise errors.ValidationError(problems, note="the frame has no key column, whatever "
                                      "on_invalid says: fix it first")
     if on_invalid == "send":
         if len(checked.unsendable):
