@@ -77,9 +77,13 @@ def parse_datetime(text: str) -> datetime | None:
     zone = "+00:00" if offset in (None, "Z") else (
         offset if ":" in offset else offset[:3] + ":" + offset[3:])
     try:
-        return datetime.fromisoformat(f"{date}T{clock}.{micros}{zone}")
-    except ValueError:
+        dt = datetime.fromisoformat(f"{date}T{clock}.{micros}{zone}")
+        # In UTC, "0001-01-01T00:30:00+01:00" is in year 0: no datetime holds it, and the
+        # OverflowError of converting it used to fail the whole job as an internal error.
+        dt.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
+    return dt
 
 
 def _string(f: Field) -> Converter:
