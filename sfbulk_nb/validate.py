@@ -619,6 +619,16 @@ class _Validator:
             reason, hint = _date_fix(name, seen, datetime=True, all_bad=_all(bad, filled))
             self._add(column, order, name, f, bad, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                       reason, hint)
+        # Only the first and the last day can leave years 1-9999 once the offset is applied.
+        edge = _np(pc.and_(pc.fill_null(ok, False), pc.is_in(
+            pc.fill_null(parts.field("date"), ""), value_set=pa.array(["0001-01-01", "9999-12-31"], _LSTR))))
+        beyond = np.zeros(len(text), bool)
+        for i in np.flatnonzero(edge):
+            beyond[i] = _beyond_utc_years(text[int(i)].as_py())
+        self._add(column, order, name, f, beyond, text, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                  "is before year 1 or after 9999 in UTC, which no datetime holds",
+                  f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin("
+                  f"{_py(pc.unique(pc.filter(text, pa.array(beyond))).to_pylist()[:50])}))")
 
     def _check_ids(self, column, order, name, f, text, filled, is_key):
         malformed = pc.and_(filled, pa.array(_malformed_ids(text)))
@@ -811,6 +821,18 @@ def _is_iso_date(text: pa.Array) -> pa.Array:
         last = _MONTH_DAYS[np.where(known, month, 0)] + ((month == 2) & leap)
         ok[shaped] = (year >= 1) & known & (day >= 1) & (day <= last)
     return pa.array(ok)
+
+
+def _beyond_utc_years(text: str) -> bool:
+    """Whether an ISO datetime of 0001-01-01 or 9999-12-31 leaves years 1-9999 in UTC."""
+    m = re.match(r"([0-9]{4})-[0-9]{2}-[0-9]{2}T([0-9]{2}):([0-9]{2}):([0-9]{2})[.0-9]*"
+                 r"(?:Z|([+-])([0-9]{2}):?([0-9]{2}))?$", text)
+    if not m or not m.group(5):
+        return False
+    year, hours, minutes, seconds, sign, zone_hours, zone_minutes = m.groups()
+    offset = (1 if sign == "+" else -1) * (int(zone_hours) * 3600 + int(zone_minutes) * 60)
+    utc = int(hours) * 3600 + int(minutes) * 60 + int(seconds) - offset
+    return utc < 0 if year == "0001" else utc >= 86400
 
 
 def _id_ok(value: str) -> bool:
