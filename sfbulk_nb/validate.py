@@ -929,9 +929,11 @@ def _clean_number(text: str) -> float | None:
     if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?|-?\d+,\d{1,2}", t):
         t = t.replace(".", "").replace(",", ".")
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
         return None
+    # "1e999" is no number the hint can convert (nor round: int(inf) raises).
+    return value if np.isfinite(value) else None
 
 
 def _date_fix(name: str, seen: list[str], *, datetime: bool, all_bad: bool) -> tuple[str, str]:
