@@ -76,7 +76,8 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     """Every problem of every row of ``df`` for a load, before anything is sent: a
     `Problems` frame, one row per problem, that shows as its summary with a fix per group
     (see sfbulk_nb.validate). ``external_id`` is the upsert key; update and delete match
-    on Id. Only the object's describe is fetched."""
+    on Id. Only describes are fetched: the object's, its parents' for relationship columns,
+    and the key prefixes of describeGlobal when a lookup field is written by id."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
