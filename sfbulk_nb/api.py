@@ -76,7 +76,8 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     """Every problem of every row of ``df`` for a load, before anything is sent: a
     `Problems` frame, one row per problem, that shows as its summary with a fix per group
     (see sfbulk_nb.validate). ``external_id`` is the upsert key; update and delete match
-    on Id. Only the object's describe is fetched."""
+    on Id. Only describes are fetched: the object's, its parents' for relationship columns,
+    and the key prefixes of describeGlobal when a lookup field is written by id."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
@@ -168,6 +169,11 @@ class Run:
         self.key_column = (plan_stage._column_of(plan.sent_text, plan.key)
                            if plan.key is not None and len(plan.sent_text.columns) else None)
         self.key_case_insensitive = plan.key_case_insensitive
+        # Rows sharing a key (sent with on_invalid="send") are matched to their results by
+        # all their cells: then the result files keep every column.
+        self._keep_all_columns = results.keys_repeat(plan.sent_text, plan.operation,
+                                                     self.key_column or plan.key,
+                                                     plan.key_case_insensitive)
         self.column_delimiter = plan.options.column_delimiter
         self.line_ending = plan.options.line_ending
         self.sent_text = plan.sent_text
@@ -376,8 +382,8 @@ class Run:
 
     def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Only the columns alignment reads: the key and the sf__ columns (an insert matches
-        on every column, so it keeps them all)."""
-        if self.operation == "insert":
+        on every column, and so do rows sharing a key: then it keeps them all)."""
+        if self.operation == "insert" or self._keep_all_columns:
             return frame
         return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key_column]]
 

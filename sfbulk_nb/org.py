@@ -141,6 +141,7 @@ class Org:
         self.api_calls = 0
         self.api_usage: ApiUsage | None = None
         self._describes: dict[str, dict] = {}
+        self._key_prefixes: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         # Only what the Org holds: a repr must not call the org (api_version may).
@@ -232,6 +233,14 @@ class Org:
         if key not in self._describes:
             self._describes[key] = self.request("GET", f"sobjects/{sobject}/describe").json()
         return self._describes[key]
+
+    def key_prefixes(self) -> dict[str, str]:
+        """Key prefix -> object name, for every object the org lists (describeGlobal,
+        fetched once per Org): which object an id belongs to."""
+        if self._key_prefixes is None:
+            objects = self.request("GET", "sobjects").json().get("sobjects", [])
+            self._key_prefixes = {o["keyPrefix"]: o["name"] for o in objects if o.get("keyPrefix")}
+        return self._key_prefixes
 
 
 class _Bearer(AuthBase):

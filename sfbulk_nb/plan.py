@@ -299,6 +299,20 @@ def _parents(org: Org, describe: dict, columns) -> dict[str, dict]:
     return out
 
 
+def _key_prefixes(org: Org, describe: dict, operation: str, columns) -> dict[str, str] | None:
+    """Which object each key prefix belongs to, when the frame writes a lookup field by id
+    (an id of another object fails the row); one describeGlobal per Org."""
+    if operation in ("delete", "hardDelete"):
+        return None
+    lookups = {f["name"].lower() for f in describe["fields"] if f.get("type") == "reference"}
+    if not any(isinstance(c, str) and c.strip().lower() in lookups for c in columns):
+        return None
+    try:
+        return org.key_prefixes()
+    except errors.SFBulkError:
+        return None  # the check is a courtesy: the org judges the ids anyway
+
+
 @dataclass
 class Inspection:
     """The plan stage up to its checks: the object, the key, what validation found."""
@@ -329,9 +343,10 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     key = _check_key_field(describe, operation, key)
     parents = _parents(org, describe, df.columns)
     case_insensitive = _key_ignores_case(describe, key)
+    prefixes = _key_prefixes(org, describe, operation, df.columns)
     checked = validate.check(df, describe, operation, key, nulls=options.nulls, tz=options.tz,
                              column_delimiter=options.column_delimiter, parents=parents,
-                             key_case_insensitive=case_insensitive)
+                             key_case_insensitive=case_insensitive, key_prefixes=prefixes)
     return Inspection(describe, key, case_insensitive, checked, org.api_calls - calls)
 
 
@@ -345,7 +360,8 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     problems = checked.problems
     positions = np.arange(len(df))
     if not problems.ok:
-        positions = _rows_to_send(problems, checked, options.on_invalid, len(df))
+        positions = _rows_to_send(problems, checked, options.on_invalid, len(df),
+                                  keyed=found.key is not None)
     encoding = checked.encoding
     if len(positions) < len(df):
         encoding = encoding.select(positions)
@@ -363,11 +379,15 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
 
 
 def _rows_to_send(problems: Problems, checked: validate.Checked, on_invalid: str,
-                  n: int) -> np.ndarray:
+                  n: int, keyed: bool) -> np.ndarray:
     if on_invalid == "raise":
         raise errors.ValidationError(problems)
     if checked.encoding is None:
         raise errors.ValidationError(problems, note="a column cannot be sent at all, whatever "
+                                     "on_invalid says: fix it first")
+    if keyed and checked.key_column is None:
+        # Without its key no row can be matched to a record, nor its result to the row.
+        raise errors.ValidationError(problems, note="the frame has no key column, whatever "
                                      "on_invalid says: fix it first")
     if on_invalid == "send":
         if len(checked.unsendable):

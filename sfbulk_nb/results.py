@@ -766,6 +766,23 @@ def duplicate_keys(text: pa.Array, operation: str, key: str | None,
             ["duplicate"] * len(dup) + ["blank"] * len(blanks))
 
 
+def keys_repeat(sent_text: pd.DataFrame, operation: str, key: str | None = None,
+                key_case_insensitive: bool = False) -> bool:
+    """Whether two rows send one key (blank keys included), compared as alignment compares
+    them. Alignment then tells those rows apart by all their cells, so the result files
+    must keep every column."""
+    op = _operation(operation)
+    if op == "insert" or not len(sent_text):
+        return False
+    try:
+        text = _text(sent_text.iloc[:, _key_position(sent_text, op, key)])
+    except ValueError:  # no key column: alignment reports that
+        return False
+    normalize = _normalizer(op, key, key_case_insensitive)
+    keys = normalize(text) if normalize is not None else text
+    return pc.count_distinct(keys, mode="all").as_py() < len(keys)
+
+
 def _duplicates_frame(index, positions, keys, counts, reasons) -> pd.DataFrame:
     return pd.DataFrame(
         {

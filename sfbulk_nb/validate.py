@@ -11,8 +11,11 @@ check                             code (Salesforce's where it has one) hint
 column not a field of the object  INVALID_FIELD (the job would fail)  rename (API name, label, case, spaces,
                                                                       BOM; close matches) or drop
 relationship column whose parent  INVALID_FIELD                       rename to an external id / idLookup
-field is no external id                                               field of the parent
-two columns for one field         DUPLICATE_FIELD                     drop one
+field is no external id, or with                                      field of the parent (drop the prefix)
+a ParentType: prefix on a lookup
+to one object
+two columns for one field (a      DUPLICATE_FIELD                     drop one
+lookup and its relationship too)
 key column missing                MISSING_ARGUMENT                    rename the close match
 field not createable / not        INVALID_FIELD_FOR_INSERT_UPDATE     drop the column
 updateable for the operation      (upsert: warning where it depends
@@ -33,6 +36,8 @@ date / datetime not ISO 8601      INVALID_TYPE_ON_FIELD_IN_RECORD     pd.to_date
                                                                       US or European order, Excel serials)
 e-mail address                    INVALID_EMAIL_ADDRESS               strip, else blank the bad ones
 id: shape, checksum, key prefix   MALFORMED_ID                        strip, else drop/blank the bad ones
+lookup id of an object the field  FIELD_INTEGRITY_EXCEPTION (needs    blank the bad ones
+does not point at                 describeGlobal's key prefixes)
 key blank / repeated              MISSING_ARGUMENT / DUPLICATE_VALUE  drop them / drop_duplicates
 list, dict, bytes... in a cell    INVALID_CELL_TYPE                   flatten / decode
 a minority type in a column       MIXED_TYPES                         one type for the column
@@ -46,6 +51,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field as dataclass_field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -188,12 +194,14 @@ class Checked:
 
 def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
           nulls: Any = "keep", tz: str | None = None, column_delimiter: str = "COMMA",
-          parents: dict[str, dict] | None = None, key_case_insensitive: bool = False) -> Checked:
+          parents: dict[str, dict] | None = None, key_case_insensitive: bool = False,
+          key_prefixes: dict[str, str] | None = None) -> Checked:
     """Every problem of ``df`` for ``operation`` on the object ``describe`` describes.
 
     ``key`` is the external id field of an upsert, ``Id`` for update/delete, None for
     insert. ``parents`` holds the describes of objects that relationship columns
-    (``Account.customExtIdField__c``) point at. Raises InputError only for arguments
+    (``Account.customExtIdField__c``) point at; ``key_prefixes`` maps key prefixes to
+    object names (describeGlobal), to tell an id of the wrong object in a lookup field. Raises InputError only for arguments
     (``nulls``, ``tz``, the delimiter), never for the data."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -207,7 +215,7 @@ def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
     policies = _null_policies(nulls, list(df.columns))
     encode._check_tz(tz)
     v = _Validator(df, describe, operation, key, delimiter, parents or {}, key_case_insensitive,
-                   columns)
+                   columns, key_prefixes or {})
     return v.run(policies, tz)
 
 
@@ -258,7 +266,7 @@ def _py(values) -> str:
 
 class _Validator:
     def __init__(self, df, describe, operation, key, delimiter, parents, key_case_insensitive,
-                 all_columns):
+                 all_columns, key_prefixes):
         self.df = df
         self.all_columns = all_columns  # the input's columns (a delete checks only Id)
         self.describe = describe
@@ -271,6 +279,7 @@ class _Validator:
         self.delimiter = delimiter
         self.parents = {name.lower(): d for name, d in parents.items()}
         self.key_case_insensitive = key_case_insensitive
+        self.key_prefixes = key_prefixes
         self.blocks: list[Block] = []
         self.unsendable: list[Block] = []
 
@@ -348,6 +357,16 @@ class _Validator:
                                  f"df = df.drop(columns={_py([column])})")
             return None
         targets = lookup.get("referenceTo") or []
+        if parent_type and len(targets) == 1:
+            # The "ParentType:" prefix is for polymorphic lookups only; the org fails the
+            # job on it elsewhere ("Field name not found"), as Salesforce does.
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{lookup['name']} points at {targets[0]} only: a relationship "
+                                 f"column names the parent type only for a lookup that can point "
+                                 f"at several objects",
+                                 f"df = df.rename(columns={_py({column: f'{rel_name}.{key_name}'})})",
+                                 field=lookup["name"])
+            return None
         parent_name = parent_type or (targets[0] if len(targets) == 1 else None)
         if parent_name is None or parent_name not in targets:
             self._column_problem(column, order, "INVALID_FIELD",
@@ -385,7 +404,10 @@ class _Validator:
         for order, column in enumerate(df.columns):
             f, name = self._resolve(column, order)
             if f is not None:
-                other = claimed.get(f["name"].lower() + ("." + column if "." in str(column) else ""))
+                # A relationship column writes its lookup field: beside that field, or
+                # beside another column of the same relationship, it is a second value
+                # for one field, and the org fails the job ("Duplicate field name").
+                other = claimed.get(f["name"].lower())
                 if other is not None:
                     self._column_problem(column, order, "DUPLICATE_FIELD",
                                          f"columns {other!r} and {column!r} both write "
@@ -393,7 +415,7 @@ class _Validator:
                                          f"df = df.drop(columns={_py([column])})", field=f["name"])
                     f = None
                 else:
-                    claimed[f["name"].lower() + ("." + column if "." in str(column) else "")] = column
+                    claimed[f["name"].lower()] = column
             resolved.append((f, name))
         key_pos = self._key_position(resolved)
 
@@ -664,8 +686,7 @@ class _Validator:
         else:
             precision, scale = int(f.get("precision") or 18), int(f.get("scale") or 0)
             numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
-            with np.errstate(over="ignore", invalid="ignore"):
-                out = np.abs(np.round(numbers, scale)) >= 10.0 ** (precision - scale)
+            out = _beyond_precision(values, numbers, precision, scale)
             bound = f"{precision - scale} digits before the point"
             point = pc.find_substring(values, ".")
             fraction = pc.subtract(pc.utf8_length(values), pc.add(point, 1))
@@ -691,11 +712,17 @@ class _Validator:
         digits = int(f.get("digits") or 18) if whole else (
             int(f.get("precision") or 18) - int(f.get("scale") or 0))
         scale = 0 if whole else int(f.get("scale") or 0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            absolute = np.abs(numbers.astype(np.float64))
-            out = (np.round(absolute, scale) >= 10.0 ** digits) if not whole else (
-                absolute >= 10.0 ** digits)
-            rounded = ~out & (np.round(absolute, scale) != absolute) if not whole else None
+        if numbers.dtype.kind in "iu":  # whole numbers: compared exactly (no float rounding)
+            bound = 10 ** digits
+            out = (np.abs(numbers.astype(np.int64)) >= bound if bound <= np.iinfo(np.int64).max
+                   else np.zeros(len(numbers), bool))
+            rounded = None
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                absolute = np.abs(numbers.astype(np.float64))
+                out = (np.round(absolute, scale) >= 10.0 ** digits) if not whole else (
+                    absolute >= 10.0 ** digits)
+                rounded = ~out & (np.round(absolute, scale) != absolute) if not whole else None
         mask = np.zeros(len(cells), bool)
         mask[positions[out]] = True
         self._add(column, order, name, f, mask, cells, "NUMBER_OUTSIDE_VALID_RANGE",
@@ -732,17 +759,35 @@ class _Validator:
             reason, hint = _date_fix(name, seen, datetime=True, all_bad=_all(bad, filled))
             self._add(column, order, name, f, bad, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                       reason, hint)
+        # Only the first and the last day can leave years 1-9999 once the offset is applied.
+        edge = _np(pc.and_(pc.fill_null(ok, False), pc.is_in(
+            pc.fill_null(parts.field("date"), ""), value_set=pa.array(["0001-01-01", "9999-12-31"], _LSTR))))
+        beyond = np.zeros(len(text), bool)
+        for i in np.flatnonzero(edge):
+            beyond[i] = _beyond_utc_years(text[int(i)].as_py())
+        self._add(column, order, name, f, beyond, cells, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                  "is before year 1 or after 9999 in UTC, which no datetime holds",
+                  f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin("
+                  f"{_py(pc.unique(pc.filter(text, pa.array(beyond))).to_pylist()[:50])}))")
 
     def _check_ids(self, column, order, name, f, cells, filled, is_key):
         text = cells.text
         malformed = pc.and_(filled, pa.array(_malformed_ids(text)))
         if is_key and f["name"] == "Id":
             prefix = self.describe.get("keyPrefix")
-            other = pc.and_(pc.and_(filled, pc.invert(malformed)),
-                            pc.not_equal(pc.utf8_slice_codeunits(text, 0, 3), prefix))
+            start = pc.utf8_slice_codeunits(text, 0, 3)
+            other = _np(pc.and_(pc.and_(filled, pc.invert(malformed)), pc.not_equal(start, prefix)))
+            # An 18-character id may come in any case: its suffix restores the prefix's.
+            recased = other & _np(pc.and_(pc.equal(pc.utf8_length(text), 18),
+                                          pc.equal(pc.utf8_lower(start), str(prefix).lower())))
+            for i in np.flatnonzero(recased):
+                value = text[int(i)].as_py()
+                other[i] = _restored_prefix(value[:3], value[15]) != prefix
             self._add(column, order, name, f, other, cells, "MALFORMED_ID",
                       f"is the id of another object: {self.sobject} ids start with {prefix}",
                       f"df = df[df[{name!r}].str.startswith({prefix!r})]")
+        elif f["type"] == "reference" and self.key_prefixes:
+            self._check_id_objects(column, order, name, f, cells, pc.and_(filled, pc.invert(malformed)))
         if not pc.any(malformed).as_py():
             return
         distinct = pc.unique(pc.filter(text, malformed))
@@ -756,6 +801,38 @@ class _Validator:
             hint = f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))"
         self._add(column, order, name, f, malformed, cells, "MALFORMED_ID",
                   "is not a Salesforce id (15 or 18 letters and digits, with a valid checksum)", hint)
+
+    def _check_id_objects(self, column, order, name, f, cells, wellformed):
+        """Ids of an object the lookup field does not point at (a Contact id in AccountId):
+        the org refuses them with FIELD_INTEGRITY_EXCEPTION. Prefixes the org does not
+        list are left to it."""
+        if not pc.any(wellformed).as_py():
+            return
+        text = cells.text
+        targets = f.get("referenceTo") or []
+        ids = pc.filter(text, wellformed)
+        # The prefix as written, and for an 18-character id the suffix letter with its case
+        start = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(ids, 0, 3),
+            pc.if_else(pc.equal(pc.utf8_length(ids), 18), pc.utf8_slice_codeunits(ids, 15, 16),
+                       pa.scalar("", _LSTR)),
+            pa.scalar("", _LSTR))
+        owner = {}
+        for key in pc.unique(start).to_pylist():
+            prefix = _restored_prefix(key[:3], key[3]) if len(key) == 4 else key
+            owner[key] = self.key_prefixes.get(prefix)
+        wrong = [k for k, o in owner.items() if o is not None and o not in targets]
+        if not wrong:
+            return
+        bad = np.zeros(len(text), bool)
+        bad[np.flatnonzero(_np(wellformed))[_np(pc.is_in(start, pa.array(wrong, _LSTR)))]] = True
+        objects = sorted({owner[k] for k in wrong})
+        seen = pc.unique(pc.filter(text, pa.array(bad))).to_pylist()
+        self._add(column, order, name, f, bad, cells, "FIELD_INTEGRITY_EXCEPTION",
+                  f"is the id of a record of {' or '.join(objects)}, but {f['name']} points at "
+                  f"{' or '.join(targets)}",
+                  f"df[{name!r}] = df[{name!r}].where(~df[{name!r}].isin({_py(seen[:50])}))" + (
+                      "  # and more: see .problems" if len(seen) > 50 else ""))
 
     # -- rows ------------------------------------------------------------------------
 
@@ -786,14 +863,19 @@ class _Validator:
             if cells is None:
                 continue
             column = self.df.columns[order]
-            if self.op == "update":
+            if self.op != "insert":
+                # #N/A clears the field: that fails an update as much as a create, so an
+                # upsert row fails whatever its key finds.
                 self._add(column, order, name, f, cells.cleared, cells, "REQUIRED_FIELD_MISSING",
                           f"would clear {f['name']}, which is required",
                           f"df[{name!r}] = df[{name!r}].replace({{'#N/A': None}})  # and nulls='keep'")
+            if self.op == "update":
                 continue
             severity = ERROR if self.op == "insert" else WARNING
             when = "" if self.op == "insert" else " (fails only if the row creates a record)"
-            self._add(column, order, name, f, cells.empty, cells, "REQUIRED_FIELD_MISSING",
+            # An upsert's #N/A is an error above already; a blank is the warning here.
+            empty = cells.empty if self.op == "insert" else pc.invert(cells.sent)
+            self._add(column, order, name, f, empty, cells, "REQUIRED_FIELD_MISSING",
                       f"is blank, but {f['name']} is required on new records{when}",
                       f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string') != '')]",
                       severity)
@@ -883,6 +965,25 @@ def _is_iso_date(text: pa.Array) -> pa.Array:
     return pa.array(ok)
 
 
+def _beyond_utc_years(text: str) -> bool:
+    """Whether an ISO datetime of 0001-01-01 or 9999-12-31 leaves years 1-9999 in UTC."""
+    m = re.match(r"([0-9]{4})-[0-9]{2}-[0-9]{2}T([0-9]{2}):([0-9]{2}):([0-9]{2})[.0-9]*"
+                 r"(?:Z|([+-])([0-9]{2}):?([0-9]{2}))?$", text)
+    if not m or not m.group(5):
+        return False
+    year, hours, minutes, seconds, sign, zone_hours, zone_minutes = m.groups()
+    offset = (1 if sign == "+" else -1) * (int(zone_hours) * 3600 + int(zone_minutes) * 60)
+    utc = int(hours) * 3600 + int(minutes) * 60 + int(seconds) - offset
+    return utc < 0 if year == "0001" else utc >= 86400
+
+
+def _restored_prefix(start: str, suffix: str) -> str:
+    """The key prefix of a well-formed 18-character id (its first three characters and
+    the first of its suffix), in the case the suffix records."""
+    upper = int(_ID_SUFFIX[ord(suffix)])
+    return "".join(c.upper() if upper >> i & 1 else c.lower() for i, c in enumerate(start))
+
+
 def _malformed_ids(text: pa.Array) -> np.ndarray:
     """Which texts the org would refuse as ids: not 15 or 18 ASCII letters and digits, or
     an 18-character id whose suffix marks a digit as an upper-case letter (or is no
@@ -902,6 +1003,26 @@ def _malformed_ids(text: pa.Array) -> np.ndarray:
         where = np.flatnonzero(long)
         bad[where[wrong]] = True
     return bad
+
+
+def _beyond_precision(texts: pa.Array, numbers: np.ndarray, precision: int, scale: int) -> np.ndarray:
+    """Which numbers, rounded half up to ``scale`` as the org rounds them, have more than
+    ``precision - scale`` digits before the point. Floats decide all but the numbers
+    within a rounding step (or a float's error) of the bound: those Decimal decides, as a
+    float cannot (18 nines read as 1e18, 99.995 as 99.99499...)."""
+    bound = 10.0 ** (precision - scale)
+    margin = max(10.0 ** -scale, bound * 2.0 ** -50)
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = ~(np.abs(numbers) < bound - margin)  # NaN and infinities too
+    out = near.copy()
+    quantum, exact_bound = Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
+    for i in np.flatnonzero(near):
+        try:
+            value = Decimal(texts[int(i)].as_py()).quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than Decimal's context holds: far beyond
+            continue
+        out[i] = abs(value) >= exact_bound
+    return out
 
 
 _EUROPEAN = r"^-?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$|^-?[0-9]+,[0-9]{1,2}$"

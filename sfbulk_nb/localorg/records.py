@@ -341,6 +341,16 @@ class _Batch:
                                                "cannot specify Id in an insert call", ("Id",)))
             return
         if self.op == "upsert" and self.external_id.lower() != "id":
+            if self.h.id_column is not None:
+                # Rows are matched on the external id, so an Id would be a second, maybe
+                # contradicting key: Salesforce refuses an Id in the body of an upsert by
+                # external id (REST API guide, "Insert or Update (Upsert) a Record Using an
+                # External ID"); the org used to ignore it silently.
+                for i, text in enumerate(self.texts[self.h.id_column]):
+                    if text:
+                        self._fail(i, RowError("INVALID_FIELD_FOR_INSERT_UPDATE",
+                                               f"cannot specify Id in an upsert on {self.external_id}",
+                                               ("Id",)))
             self._targets_by_external_id()
             return
         self._targets_by_id()
@@ -381,8 +391,11 @@ class _Batch:
         fold = _Folding(self.obj, key)
         texts = self._column(self.h.key_column)
         bulk = bulk_converter(key)
+        # A key of spaces is no key: Salesforce keeps no leading or trailing whitespace in
+        # a text value and no empty one (Apex guide, "Primitive Data Types": the SOAP API's
+        # rules), so "  " is null like "".
         values = (bulk(texts) if bulk is not None and "" not in texts and CLEAR not in texts
-                  else None)
+                  and all(map(str.strip, texts)) else None)
         if values is not None:
             # Every row has a plainly valid key: fold them all at once.
             keys: list[str | None] = list(map(str.lower, texts)) if fold.fold else texts
@@ -391,7 +404,7 @@ class _Batch:
             values = [MISSING] * self.n
             keys = [None] * self.n
             for i, text in enumerate(texts):
-                if text in ("", CLEAR):
+                if text in ("", CLEAR) or not text.strip():
                     # Apex/REST report a missing upsert key this way; Bulk presumably the same.
                     self._fail(i, RowError("MISSING_ARGUMENT", f"{key.name} not specified", ()))
                     continue

@@ -40,14 +40,19 @@ def type_error(f: Field, text: str) -> RowError:
                     f"{f.label}: value not of required type: {text}", (f.name,))
 
 
-_INT_RE = re.compile(r"[+-]?\d+\Z")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# ASCII digits only: Bulk reads values by their XML Schema types (xsd:int, xsd:double,
+# xsd:date...; its errors say "not a valid value for the type xsd:dateTime"), whose forms
+# are written in 0-9. Python's \d, int() and float() also take other scripts' digits
+# ("١٢", "１２"), which the org used to accept by accident.
+_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # Salesforce documents `yyyy-MM-ddTHH:mm:ss.SSS` with `Z` or `+/-HH:mm`; the fraction is
 # optional. A datetime without an offset is read as UTC (our guess; Bulk 1.0 did so).
 _DATETIME_RE = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?\Z")
-_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,3})?)?Z?\Z")
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?\Z")
+_TIME_RE = re.compile(r"([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,3})?)?Z?\Z")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
@@ -64,15 +69,21 @@ def parse_datetime(text: str) -> datetime | None:
     if not m:
         return None
     date, clock, frac, offset = m.groups()
+    if offset not in (None, "Z") and int(offset[-2:]) > 59:
+        return None  # Python reads "+05:60" as six hours; no offset has a minute 60
     # Six fraction digits (beyond them truncated): Python 3.10's fromisoformat takes only
     # three or six.
     micros = (frac or ".")[1:7].ljust(6, "0")
     zone = "+00:00" if offset in (None, "Z") else (
         offset if ":" in offset else offset[:3] + ":" + offset[3:])
     try:
-        return datetime.fromisoformat(f"{date}T{clock}.{micros}{zone}")
-    except ValueError:
+        dt = datetime.fromisoformat(f"{date}T{clock}.{micros}{zone}")
+        # In UTC, "0001-01-01T00:30:00+01:00" is in year 0: no datetime holds it, and the
+        # OverflowError of converting it used to fail the whole job as an internal error.
+        dt.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
+    return dt
 
 
 def _string(f: Field) -> Converter:
@@ -134,7 +145,9 @@ def _number(f: Field) -> Converter:
     scale = int(f.describe.get("scale") or 0)
     bound = Decimal(10) ** (precision - scale)
     quantum = Decimal(1).scaleb(-scale)
-    float_bound = float(bound)
+    # Below this a float is under the bound whatever its rounding (a float of a text is
+    # off by at most one part in 2**53); nearer, only Decimal tells: 18 nines are no 1e18.
+    float_bound = float(bound) * (1 - 2.0 ** -50)
 
     def convert(text: str) -> float:
         if not _NUMBER_RE.match(text):
@@ -143,9 +156,8 @@ def _number(f: Field) -> Converter:
         if (dot < 0 or len(text) - dot - 1 <= scale) and "e" not in text and "E" not in text:
             # No rounding needed: skip Decimal, which costs ten times as much per cell.
             value = float(text)
-            if abs(value) >= float_bound:
-                raise _out_of_range(f, text)
-            return value
+            if abs(value) < float_bound:
+                return value
         try:
             # Salesforce rounds half up to the field's scale.
             value = Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP)
@@ -266,7 +278,7 @@ def _bulk_boolean(f: Field) -> BulkConverter:
     return convert
 
 
-_PLAIN_INT_RE = re.compile(r"-?\d{1,18}\Z")
+_PLAIN_INT_RE = re.compile(r"-?[0-9]{1,18}\Z")
 
 
 def _bulk_int(f: Field) -> BulkConverter:
