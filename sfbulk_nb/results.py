@@ -459,10 +459,12 @@ def _find_column(columns, name: str, where: str) -> int:
     if len(exact) == 1:
         return exact[0]
     folded = [i for i, c in enumerate(names) if c.lower() == name.lower()]
+    # AlignmentError (a ValueError): result files without the columns sent cannot be
+    # paired with the rows, which a run reports as unknown rows instead of failing.
     if len(exact) > 1 or len(folded) > 1:
-        raise ValueError(f"{where} has more than one column named {name!r}")
+        raise AlignmentError(f"{where} has more than one column named {name!r}")
     if not folded:
-        raise ValueError(f"{where} has no column {name!r} (columns: {', '.join(names)})")
+        raise AlignmentError(f"{where} has no column {name!r} (columns: {', '.join(names)})")
     return folded[0]
 
 

@@ -149,3 +149,11 @@ def test_a_failure_after_the_first_job_is_returned_not_raised(client, org):
     assert "InvalidJob : nope" in res.frame["sf_error_message"].iloc[15]
     with pytest.raises(errors.RequestError):
         res.raise_for_status()
+
+
+def test_results_without_the_columns_sent_make_the_rows_unknown(client, org):
+    # A byte order mark in a header: the org reads it as the file's and echoes "Name".
+    res = sfb.insert_df(pd.DataFrame({"\ufeffName": ["a", "b"]}), "Account", progress=False,
+                        on_invalid="send")
+    assert (res.frame["sf_status"] == "unknown").all() and "unknown" in repr(res)
+    assert accounts(org) == 2  # written: "unknown" says the result cannot tell which row
