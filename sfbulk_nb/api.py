@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from . import errors, jobs, results
+from . import encode, errors, jobs, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, default_org
@@ -33,7 +33,8 @@ NULL_POLICIES = ("keep", "clear")
 ON_INVALID = plan_stage.ON_INVALID
 # The options of a load: what the plan stage takes, and what running it takes.
 _PLAN_OPTIONS = tuple(f.name for f in dataclasses.fields(plan_stage.LoadOptions))
-_RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "sleep")
+_RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "sleep",
+                "lock_retries")
 
 
 def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
@@ -98,7 +99,7 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     if operation in ("delete", "hardDelete"):
         df = id_frame(df)
     _check_options(options)
-    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep"):
+    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep", "lock_retries"):
         options.pop(name, None)  # nothing runs: nothing to wait for or show
     org = options.pop("org", None) or default_org()
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
@@ -133,6 +134,10 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
     parallel = options.pop("parallel", 4)
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise errors.InputError(f"parallel must be a whole number of at least 1, not {parallel!r}")
+    lock_retries = options.pop("lock_retries", 2)
+    if not isinstance(lock_retries, int) or isinstance(lock_retries, bool) or lock_retries < 0:
+        raise errors.InputError(f"lock_retries must be a whole number of at least 0, not "
+                                f"{lock_retries!r}")
     progress = options.pop("progress", "auto")
     if not (progress in ("auto", "text", True, False, None) or callable(progress)):
         raise errors.InputError(f"progress must be 'auto', 'text', False or a callable, not "
@@ -143,7 +148,7 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
                                 plan_stage.LoadOptions(**options))
     # The panel only once the plan stands: a load stopped by its checks shows none.
     run = Run(plan, parallel=parallel, reporter=reporter_for(progress), clock=clock,
-              sleep=sleep)
+              sleep=sleep, lock_retries=lock_retries)
     if wait:
         run.start(timeout=timeout)
     else:
@@ -158,7 +163,7 @@ class Run:
     def __init__(self, plan: plan_stage.LoadPlan, *, parallel: int = 4,
                  reporter: Callable[[ProgressEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, lock_retries: int = 2):
         self.plan = plan
         self.org = plan.org
         self.df = plan.df
@@ -202,6 +207,12 @@ class Run:
         self._aligned: pd.DataFrame | None = None
         self.infos: list[jobs.JobInfo | None] = [None] * len(self.chunks)
         self.rows = len(self.df)
+        # Rounds of jobs: the plan's, then follow-ups for rows failed by lock contention.
+        # Each: (the sent rows it carries, None for all; the indexes of its jobs), and its
+        # jobs' positions index into those rows.
+        self.lock_retries = lock_retries
+        self.rounds: list[tuple[np.ndarray | None, list[int]]] = [
+            (None, list(range(len(self.chunks))))]
 
     @property
     def job_count(self) -> int:
@@ -239,6 +250,7 @@ class Run:
                                 thread_name_prefix="sfbulk-job") as pool:
             list(pool.map(lambda i: self._guarded(self._send_and_finish, i, deadline),
                           range(self.job_count)))
+        self._follow_ups(deadline)
         self._after()
         if self.exceptions and not any(o.job_id for o in self.outcomes):
             # No job exists: nothing can have been written, and the error is the answer.
@@ -424,6 +436,7 @@ class Run:
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(pending))),
                                 thread_name_prefix="sfbulk-job") as pool:
             list(pool.map(lambda i: self._guarded(self._finish, i, deadline), pending))
+        self._follow_ups(deadline)
         self._after()
 
     def abort(self) -> None:
@@ -439,17 +452,19 @@ class Run:
 
     def aligned(self) -> pd.DataFrame:
         """The status columns; computed once when the run is over (twice would double the
-        peak memory of a big load)."""
+        peak memory of a big load). A follow-up round's outcomes replace the earlier ones
+        of its rows."""
         if self._aligned is not None:
             return self._aligned
-        while True:
-            try:
-                aligned = results.align(self.sent_text, self.operation,
-                                        self.key_column or self.key, self.outcomes,
-                                        key_case_insensitive=self.key_case_insensitive)
-                break
-            except results.AlignmentError as e:
-                self._unmatched(e)
+        aligned = self._align_round(0)
+        attempts = np.array([1 if self.outcomes[j].sent else 0
+                             for j in self._job_of_round(0)], np.int64)
+        for k in range(1, len(self.rounds)):
+            rows = self.rounds[k][0]
+            again = self._align_round(k)
+            aligned.iloc[rows] = again.to_numpy()
+            attempts[rows] += [1 if self.outcomes[j].sent else 0 for j in self._job_of_round(k)]
+        aligned["sf_attempts"] = pd.array(attempts, dtype="Int64")
         skipped = self.plan.invalid_positions
         if len(skipped):
             # Rows not sent for their errors (on_invalid="skip"), back in input order.
@@ -460,25 +475,83 @@ class Run:
             self._aligned = aligned
         return aligned
 
-    def _unmatched(self, e: "results.AlignmentError") -> None:
+    def _round_text(self, k: int) -> pd.DataFrame:
+        rows = self.rounds[k][0]
+        return self.sent_text if rows is None else self.sent_text.iloc[rows]
+
+    def _job_of_round(self, k: int) -> list[int]:
+        """For each row of round k, the job that carried it."""
+        size = len(self._round_text(k))
+        job_of = [0] * size
+        for j in self.rounds[k][1]:
+            for p in self.outcomes[j].positions:
+                job_of[p] = j
+        return job_of
+
+    def _align_round(self, k: int) -> pd.DataFrame:
+        outcomes = [self.outcomes[j] for j in self.rounds[k][1]]
+        text = self._round_text(k)
+        while True:
+            try:
+                return results.align(text, self.operation, self.key_column or self.key,
+                                     outcomes, key_case_insensitive=self.key_case_insensitive)
+            except results.AlignmentError as e:
+                self._unmatched(e, outcomes, len(text))
+
+    def _unmatched(self, e: "results.AlignmentError", outcomes: list, rows: int) -> None:
         """Results that do not pair up with the rows make their jobs' rows unknown (their
         results are kept out), instead of an error from every view of the result."""
-        job_of = np.full(len(self.sent_text), -1, np.int64)
-        for j, o in enumerate(self.outcomes):
+        job_of = np.full(rows, -1, np.int64)
+        for j, o in enumerate(outcomes):
             job_of[np.asarray(o.positions, np.int64)] = j
         culprits = set(job_of[e.positions].tolist()) | {j for j, _, _ in e.result_rows}
         if not culprits:  # the results as a whole do not fit (a column they lack)
-            culprits = {j for j, o in enumerate(self.outcomes)
+            culprits = {j for j, o in enumerate(outcomes)
                         if o.finished and o.sent and not o.unknown}
-        if not culprits or all(self.outcomes[j].unknown for j in culprits):
+        if not culprits or all(outcomes[j].unknown for j in culprits):
             raise AssertionError(f"alignment keeps failing for known jobs: {e}") from e
         for j in sorted(culprits):
-            o = self.outcomes[j]
+            o = outcomes[j]
             o.successful = o.failed = o.unprocessed = None
             o.unknown = True
             o.error = ("RESULTS_UNMATCHED", f"the job's results could not be matched to its "
                        f"rows: {str(e)[:300]}")
-        self._record(e, min(culprits) if culprits else 0)
+        self._record(e, 0)
+
+    # -- lock contention ---------------------------------------------------------------
+
+    def _follow_ups(self, deadline: float | None) -> None:
+        """Rows failed by lock contention (results.TRANSIENT_ERRORS) are sent again, in a
+        follow-up round of jobs run one at a time, up to `lock_retries` rounds: lock
+        contention comes from concurrent work on the same records, so a later, serial try
+        usually gets through."""
+        while len(self.rounds) <= self.lock_retries:
+            last = len(self.rounds) - 1
+            if not all(self.outcomes[j].finished for j in self.rounds[last][1]):
+                return  # wait() comes back when the round is over
+            status = self._align_round(last)
+            again = np.flatnonzero(((status["sf_status"] == "failed")
+                                    & status["sf_error_code"].isin(results.TRANSIENT_ERRORS))
+                                   .to_numpy(dtype=bool, na_value=False))
+            if not len(again):
+                return
+            earlier = self.rounds[last][0]
+            rows = again if earlier is None else earlier[again]
+            chunks = list(encode.iter_chunks(
+                self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
+                line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
+                max_records=self.plan.options.max_records))
+            first = len(self.chunks)
+            with self._lock:
+                self.chunks += chunks
+                self.chunk_bytes += [len(c.data) for c in chunks]
+                self.outcomes += [results.JobOutcome(positions=c.positions, sent=False,
+                                                     finished=True) for c in chunks]
+                self.infos += [None] * len(chunks)
+                self.rounds.append((rows, list(range(first, len(self.chunks)))))
+            self._aligned = None
+            for i in range(first, len(self.chunks)):
+                self._guarded(self._send_and_finish, i, deadline)
 
     @property
     def api_calls(self) -> int:

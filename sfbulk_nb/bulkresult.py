@@ -308,6 +308,8 @@ def _merge_retried(before: pd.DataFrame, retried: pd.DataFrame) -> pd.DataFrame:
     """``before`` with the retried rows (by label) replaced by their new values and
     outcomes, in ``before``'s row order."""
     kept = before.drop(index=retried.index)
+    retried = retried.assign(sf_attempts=retried["sf_attempts"]
+                             + before.loc[retried.index, "sf_attempts"])
     merged = pd.concat([kept, retried])
     order = np.argsort(before.index.get_indexer(merged.index), kind="stable")
     merged = merged.iloc[order]

@@ -102,7 +102,8 @@ class LoadPlan:
             "sf_error_code": pd.array(first["code"].astype(object), dtype="string"),
             "sf_error_message": pd.array(first["message"].astype(object), dtype="string"),
             "sf_error_fields": pd.array(first["field"].astype(object), dtype="string"),
-            "sf_job_id": na}, columns=list(results.STATUS_COLUMNS))
+            "sf_job_id": na, "sf_attempts": pd.array([0] * len(skipped), dtype="Int64")},
+            columns=list(results.STATUS_COLUMNS))
         frame.index = self.df.index[skipped]
         return frame
 

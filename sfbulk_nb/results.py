@@ -63,7 +63,13 @@ __all__ = [
     "summarize_errors",
 ]
 
-STATUS_COLUMNS = ("sf_id", "sf_status", "sf_error_code", "sf_error_message", "sf_error_fields", "sf_job_id")
+# What align() gives each row; a run adds sf_attempts (how many jobs carried the row: a row
+# failed by lock contention is sent again in a follow-up job).
+ALIGN_COLUMNS = ("sf_id", "sf_status", "sf_error_code", "sf_error_message", "sf_error_fields", "sf_job_id")
+STATUS_COLUMNS = ALIGN_COLUMNS + ("sf_attempts",)
+# Row errors that say nothing about the row itself, only that the org was busy with it:
+# Salesforce's lock contention (two jobs or triggers updating the same parent or record).
+TRANSIENT_ERRORS = ("UNABLE_TO_LOCK_ROW",)
 # pending: the row's job had not finished when its results were read; wait on it later.
 # invalid: the row had an error found before sending, and on_invalid="skip" left it out.
 # unknown: its job finished, but its results could not be read or matched to the rows.
@@ -331,7 +337,7 @@ def align(
     *,
     key_case_insensitive: bool = False,
 ) -> pd.DataFrame:
-    """Each input row's fate: a frame with ``sent_text``'s index and ``STATUS_COLUMNS``
+    """Each input row's fate: a frame with ``sent_text``'s index and ``ALIGN_COLUMNS``
     (string dtype, NA where a column does not apply).
 
     ``sent_text`` is the text sent (``encode.format_frame``), ``key`` the external id
@@ -405,7 +411,7 @@ def align(
         "sf_error_fields": results.error_fields.take(pick),
         "sf_job_id": job_ids.take(pa.array(job_of)),
     }
-    return pd.DataFrame({c: pd.array(columns[c], dtype="string") for c in STATUS_COLUMNS}, index=sent_text.index)
+    return pd.DataFrame({c: pd.array(columns[c], dtype="string") for c in ALIGN_COLUMNS}, index=sent_text.index)
 
 
 def _operation(operation: str) -> str:

@@ -157,3 +157,29 @@ def test_results_without_the_columns_sent_make_the_rows_unknown(client, org):
                         on_invalid="send")
     assert (res.frame["sf_status"] == "unknown").all() and "unknown" in repr(res)
     assert accounts(org) == 2  # written: "unknown" says the result cannot tell which row
+
+
+def test_rows_failed_by_lock_contention_are_sent_again(client, org):
+    org.faults.lock_rows(share=0.3, seed=4, times=None)
+    df = pd.DataFrame({"customExtIdField__c": [f"L{i}" for i in range(100)],
+                       "Name": [f"Lock {i}" for i in range(100)]})
+    res = sfb.upsert_df(df, "Account", "customExtIdField__c", progress=False,
+                        lock_retries=6, **NO_WAIT)
+    frame = res.frame
+    assert res.ok and (frame["sf_status"] == "created").all() and accounts(org) == 100
+    assert frame["sf_attempts"].min() == 1 and frame["sf_attempts"].max() > 1
+    assert frame["sf_id"].is_unique
+    # Follow-up jobs one at a time, each carrying only the rows locked the round before.
+    jobs = res.jobs
+    assert jobs["rows"].iloc[0] == 100 and (jobs["rows"].iloc[1:] < 100).all()
+    assert (frame["sf_attempts"] == 1).sum() == 100 - jobs["rows"].iloc[1]
+
+
+def test_lock_retries_has_a_limit(client, org):
+    org.faults.lock_rows(share=1.0, times=None)
+    res = sfb.insert_df(names(5), "Account", progress=False, lock_retries=1, **NO_WAIT)
+    assert (res.frame["sf_status"] == "failed").all()
+    assert (res.frame["sf_error_code"] == "UNABLE_TO_LOCK_ROW").all()
+    assert (res.frame["sf_attempts"] == 2).all() and len(res.jobs) == 2 and accounts(org) == 0
+    none = sfb.insert_df(names(5, "N"), "Account", progress=False, lock_retries=0, **NO_WAIT)
+    assert (none.frame["sf_attempts"] == 1).all() and len(none.jobs) == 1

@@ -22,7 +22,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sfbulk_nb import plots  # noqa: E402
-from sfbulk_nb.results import STATUS_COLUMNS, count_statuses, summarize_errors  # noqa: E402
+from sfbulk_nb.results import ALIGN_COLUMNS, count_statuses, summarize_errors  # noqa: E402
 
 NOTES = Path("/work/notes")
 GREEN, RED, AMBER, GREY = "#1a7f37", "#cf222e", "#9a6700", "#57606a"
@@ -55,7 +55,7 @@ def aligned(rows=ROWS) -> pd.DataFrame:
         },
         index=index,
     ).astype("string")
-    assert tuple(status.columns) == STATUS_COLUMNS
+    assert tuple(status.columns) == ALIGN_COLUMNS
     data = pd.DataFrame({"Name": [f"n{i}" for i in range(len(rows))]}, index=index)
     return pd.concat([data, status], axis=1)
 

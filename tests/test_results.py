@@ -13,7 +13,7 @@ from pandas.testing import assert_frame_equal, assert_series_equal
 
 from sfbulk_nb import results as R
 from sfbulk_nb.results import (
-    STATUS_COLUMNS,
+    ALIGN_COLUMNS,
     STATUSES,
     AlignmentError,
     JobOutcome,
@@ -59,9 +59,9 @@ def failures(columns: list[str], rows: list[list[str]]) -> pd.DataFrame:
 
 def aligned_frame(rows: list[tuple], index) -> pd.DataFrame:
     """Expected align() output from (sf_id, status, code, message, fields, job) tuples."""
-    columns = list(zip(*rows)) if rows else [[]] * len(STATUS_COLUMNS)
+    columns = list(zip(*rows)) if rows else [[]] * len(ALIGN_COLUMNS)
     return pd.DataFrame(
-        {name: pd.array(list(values), dtype="string") for name, values in zip(STATUS_COLUMNS, columns)},
+        {name: pd.array(list(values), dtype="string") for name, values in zip(ALIGN_COLUMNS, columns)},
         index=index,
     )
 
