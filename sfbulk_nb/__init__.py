@@ -12,11 +12,13 @@
 from .api import delete_df, dry_run, insert_df, update_df, upsert_df, validate_df
 from .bulkresult import BulkResult
 from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitExceededError,
-                     NotFoundError, RequestError, SFBulkError, TransportError, ValidationError)
+                     NotFoundError, RequestError, RunInProgressError, SFBulkError,
+                     TransportError, ValidationError)
 from .org import ApiUsage, Org, connect, default_org
 from .plan import LoadPlan
 from .problems import Problems
 from .query import query_df
+from .resume import resume, runs
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,7 @@ def load_ipython_extension(ipython):
 __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
-    "SFBulkError", "TransportError", "ValidationError", "__version__", "connect",
-    "default_org", "delete_df", "dry_run", "insert_df", "load_ipython_extension", "query_df",
-    "update_df", "upsert_df", "validate_df",
+    "RunInProgressError", "SFBulkError", "TransportError", "ValidationError", "__version__",
+    "connect", "default_org", "delete_df", "dry_run", "insert_df", "load_ipython_extension",
+    "query_df", "resume", "runs", "update_df", "upsert_df", "validate_df",
 ]

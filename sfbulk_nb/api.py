@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from . import encode, errors, jobs, results
+from . import encode, errors, jobs, journal, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, default_org
@@ -34,7 +34,7 @@ ON_INVALID = plan_stage.ON_INVALID
 # The options of a load: what the plan stage takes, and what running it takes.
 _PLAN_OPTIONS = tuple(f.name for f in dataclasses.fields(plan_stage.LoadOptions))
 _RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "sleep",
-                "lock_retries")
+                "lock_retries", "force")
 
 
 def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
@@ -99,7 +99,8 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     if operation in ("delete", "hardDelete"):
         df = id_frame(df)
     _check_options(options)
-    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep", "lock_retries"):
+    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep", "lock_retries",
+                 "force"):
         options.pop(name, None)  # nothing runs: nothing to wait for or show
     org = options.pop("org", None) or default_org()
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
@@ -143,17 +144,37 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
         raise errors.InputError(f"progress must be 'auto', 'text', False or a callable, not "
                                 f"{progress!r}")
     clock, sleep = options.pop("clock", time.monotonic), options.pop("sleep", time.sleep)
+    force = options.pop("force", False)
     org = options.pop("org", None) or default_org()
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
+    print_ = journal.fingerprint(df)
+    if not force:
+        _refuse_unfinished(print_, org, plan)
     # The panel only once the plan stands: a load stopped by its checks shows none.
     run = Run(plan, parallel=parallel, reporter=reporter_for(progress), clock=clock,
-              sleep=sleep, lock_retries=lock_retries)
+              sleep=sleep, lock_retries=lock_retries, fingerprint=print_)
     if wait:
         run.start(timeout=timeout)
     else:
         run.start_in_background()
     return run
+
+
+def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan) -> None:
+    """Sending a frame again while the journal has a run of it that did not finish (a
+    kernel restart, a timeout, a run still going) would send its rows twice."""
+    for record in journal.records():
+        d = record.data
+        if (d.get("state") == journal.RUNNING and d.get("fingerprint") == print_
+                and d.get("org", {}).get("instance_url") == org.instance_url
+                and d.get("sobject") == plan.sobject and d.get("operation") == plan.operation):
+            raise errors.RunInProgressError(
+                f"run {record.run_id} of this same frame ({plan.operation} into {plan.sobject}, "
+                f"started {d.get('created')}) has not finished, so its rows may be written "
+                f"already. Nothing was sent. Pick it up with sfb.resume({record.run_id!r}, df) "
+                f"(or res.wait() if you still have its result), or pass force=True to send "
+                f"every row again", run_id=record.run_id)
 
 
 class Run:
@@ -163,8 +184,14 @@ class Run:
     def __init__(self, plan: plan_stage.LoadPlan, *, parallel: int = 4,
                  reporter: Callable[[ProgressEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, lock_retries: int = 2):
+                 sleep: Callable[[float], None] = time.sleep, lock_retries: int = 2,
+                 fingerprint: str | None = None, run_id: str | None = None):
         self.plan = plan
+        # The journal record (journal.py): written before the first job when the run has
+        # a fingerprint of its input, which resume() needs to find and check it.
+        self.run_id = run_id or journal.new_run_id()
+        self.fingerprint = fingerprint
+        self.record: journal.Record | None = None
         self.org = plan.org
         self.df = plan.df
         self.sobject = plan.sobject
@@ -243,7 +270,24 @@ class Run:
                                            "processed": fields.get("processed", 0),
                                            "failed": fields.get("failed", 0)})
 
+    def _journal(self, i: int, **fields: Any) -> None:
+        if self.record is not None:
+            self.record.job(i, **fields)
+
+    def _open_journal(self) -> None:
+        """Write the run's record before its first job is created (see journal.py)."""
+        if self.record is not None or self.fingerprint is None:
+            return
+        options = dataclasses.asdict(self.plan.options)
+        options["lock_retries"] = self.lock_retries
+        self.record = journal.start(
+            self.run_id, org=self.org, sobject=self.sobject, operation=self.operation,
+            key=self.key, options=options, fingerprint_text=self.fingerprint, rows=self.rows,
+            skipped=self.plan.invalid_positions.tolist(),
+            chunks=[(c.positions.start, c.positions.stop) for c in self.chunks])
+
     def start(self, timeout: float | None) -> None:
+        self._open_journal()
         self.emit(RUN_STARTED)
         deadline = None if timeout is None else self.clock() + timeout
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, self.job_count)),
@@ -255,17 +299,26 @@ class Run:
         if self.exceptions and not any(o.job_id for o in self.outcomes):
             # No job exists: nothing can have been written, and the error is the answer.
             # Once one does, the result is returned and keeps every error (exceptions).
+            if self.record is not None:
+                self.record.path.unlink(missing_ok=True)  # a run that never was
             raise self.exceptions[0]
 
     def start_in_background(self) -> None:
         """Run the whole load in a thread (wait=False); `wait()` joins it."""
-        def work() -> None:
+        self._in_background(lambda: self.start(timeout=None))
+
+    def start_waiting_in_background(self) -> None:
+        """Carry on with the run's unfinished jobs in a thread (resume with wait=False)."""
+        self._in_background(self.wait)
+
+    def _in_background(self, work: Callable[[], None]) -> None:
+        def guarded() -> None:
             try:
-                self.start(timeout=None)
+                work()
             except BaseException as e:  # re-raised by wait()
                 self._background_error = e
 
-        self._thread = threading.Thread(target=work, name="sfbulk-run", daemon=True)
+        self._thread = threading.Thread(target=guarded, name="sfbulk-run", daemon=True)
         self._thread.start()
 
     def _guarded(self, step: Callable[..., None], i: int, *args: Any) -> None:
@@ -299,6 +352,7 @@ class Run:
                     column_delimiter=self.column_delimiter, line_ending=self.line_ending,
                     retry=self.retry, known=self._known_jobs)
                 outcome.job_id = info.id
+                self._journal(i, job_id=info.id, stage="created")
         except errors.SFBulkError as e:
             self._not_sent(i, e)
             return
@@ -318,6 +372,7 @@ class Run:
         # The bytes are Salesforce's now: keep only their size (for res.jobs).
         self.chunks[i] = dataclasses.replace(chunk, data=b"")
         self.emit(JOB_UPLOADED, chunk=i, job_id=outcome.job_id, records=chunk.records)
+        self._journal(i, stage="uploaded")
         # From here the rows may be written: they are never marked not sent again.
         outcome.sent = True
         outcome.finished = False
@@ -336,6 +391,7 @@ class Run:
         outcome = self.outcomes[i]
         try:
             self.infos[i] = jobs.close(self.org, outcome.job_id, retry=self.retry)
+            self._journal(i, stage="closed")
             return True
         except errors.SFBulkError as e:
             self._pending(i, e)
@@ -388,6 +444,7 @@ class Run:
             # Rows a Failed or Aborted job never processed carry its reason.
             outcome.error = (f"JOB_{info.state.upper()}", job_error_text(info))
         outcome.finished = True
+        self._journal(i, stage="finished", state=info.state)
         self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
                   records=chunk.records, processed=info.processed, failed=info.failed,
                   message=info.error_message)
@@ -406,6 +463,8 @@ class Run:
     def _after(self) -> None:
         if self.finished_at is None and all(o.finished for o in self.outcomes):
             self.finished_at = time.time()
+            if self.record is not None:
+                self.record.finish()
             message = None
             if self.reporter is not None:
                 counts = results.count_statuses(self.aligned())
@@ -536,22 +595,32 @@ class Run:
             if not len(again):
                 return
             earlier = self.rounds[last][0]
-            rows = again if earlier is None else earlier[again]
-            chunks = list(encode.iter_chunks(
-                self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
-                line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
-                max_records=self.plan.options.max_records))
-            first = len(self.chunks)
-            with self._lock:
-                self.chunks += chunks
-                self.chunk_bytes += [len(c.data) for c in chunks]
-                self.outcomes += [results.JobOutcome(positions=c.positions, sent=False,
-                                                     finished=True) for c in chunks]
-                self.infos += [None] * len(chunks)
-                self.rounds.append((rows, list(range(first, len(self.chunks)))))
-            self._aligned = None
-            for i in range(first, len(self.chunks)):
+            jobs_of_round = self.add_round(again if earlier is None else earlier[again])
+            if self.record is not None:
+                self.record.add_jobs([{"job_id": None, "stage": None,
+                                       "start": self.chunks[i].positions.start,
+                                       "stop": self.chunks[i].positions.stop}
+                                      for i in jobs_of_round], self.rounds[-1][0].tolist())
+            for i in jobs_of_round:
                 self._guarded(self._send_and_finish, i, deadline)
+
+    def add_round(self, rows: np.ndarray) -> list[int]:
+        """A follow-up round of jobs for the sent rows at ``rows``: their texts encoded
+        again (the same bytes as first sent). Returns the new jobs' indexes."""
+        chunks = list(encode.iter_chunks(
+            self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
+            line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
+            max_records=self.plan.options.max_records))
+        with self._lock:
+            first = len(self.chunks)
+            self.chunks += chunks
+            self.chunk_bytes += [len(c.data) for c in chunks]
+            self.outcomes += [results.JobOutcome(positions=c.positions, sent=False,
+                                                 finished=True) for c in chunks]
+            self.infos += [None] * len(chunks)
+            self.rounds.append((rows, list(range(first, len(self.chunks)))))
+            self._aligned = None
+        return list(range(first, len(self.chunks)))
 
     @property
     def api_calls(self) -> int:

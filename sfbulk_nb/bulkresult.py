@@ -247,7 +247,8 @@ class BulkResult:
         run = self._run
         what = "retry" if self._previous is not None else run.operation
         head = (f"{what} of {run.rows:,} rows into {run.sobject} "
-                f"({run.org.kind} org), {run.job_count} job(s), {self.api_calls} API calls, "
+                f"({run.org.kind} org), run {run.run_id}, {run.job_count} job(s), "
+                f"{self.api_calls} API calls, "
                 f"{self.elapsed:.1f} s" + ("" if self.done else ", STILL RUNNING"))
         return head, [(s, int(n)) for s, n in self.counts.items() if n]
 

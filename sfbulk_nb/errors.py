@@ -3,7 +3,8 @@
     SFBulkError
     ├── ConfigError           connect() could not work out which org or credentials to use
     ├── InputError            the DataFrame or arguments cannot be sent (names rows/columns)
-    │   └── ValidationError   checks before sending found problems (.problems); nothing sent
+    │   ├── ValidationError   checks before sending found problems (.problems); nothing sent
+    │   └── RunInProgressError  a run of the same frame has not finished (.run_id); resume it
     ├── AuthError             login refused, or a session expired and could not be renewed
     ├── TransportError        no HTTP answer (connection refused or dropped, timeouts)
     │   └── BadResponseError  an answer that cannot be read (HTML for JSON, cut off)
@@ -43,6 +44,15 @@ class ValidationError(InputError):
         self.note = note or ("the frame has problems (on_invalid='raise'): apply the fixes, "
                              "or pass on_invalid='skip' to send only the valid rows")
         super().__init__(f"Nothing was sent: {self.note}.\n{problems.summary_text()}")
+
+
+class RunInProgressError(InputError):
+    """The journal has an unfinished run of the same frame into the same object: sending it
+    again could write its rows twice. `run_id` names it for `sfb.resume(run_id, df)`."""
+
+    def __init__(self, message: str, *, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class AuthError(SFBulkError):

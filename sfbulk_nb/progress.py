@@ -65,7 +65,7 @@ class TextProgress:
             if query:
                 return f"query of {run.sobject} on {run.org.label}"
             return (f"{run.operation} {run.rows:,} rows into {run.sobject} on "
-                    f"{run.org.label} in {run.job_count} job(s)")
+                    f"{run.org.label} in {run.job_count} job(s), run {run.run_id}")
         if e.kind == JOB_CREATED:
             return f"  {tag} {e.job_id}: created" + ("" if query else f", {e.records:,} rows")
         if e.kind == JOB_UPDATED and query:

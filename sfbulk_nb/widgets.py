@@ -337,6 +337,10 @@ class RunPanel(widgets.VBox):
         if rows or self.finished:  # a query learns its row count only at the end
             parts.append(f"{rows:,} rows")
         parts.append(f"{jobs} job{'s' if jobs != 1 else ''}")
+        run_id = getattr(run, "run_id", None)
+        if run_id and getattr(run, "operation", None) != "query":
+            parts.append(f'<span style="color:#57606a" title="sfb.resume(run_id, df) picks it '
+                         f'up again">run <code>{html.escape(run_id)}</code></span>')
         self.header.value = " &middot; ".join(parts)
         self.calls.value = self._calls_text()
         processed = sum(r.processed for r in self.job_rows)

@@ -76,6 +76,15 @@ class BulkHttp:
         return r.json() if r.status_code == 200 else None
 
 
+@pytest.fixture(autouse=True)
+def journal(tmp_path_factory, monkeypatch):
+    """Each test its own run journal (never the user's): runs of one test's frames must not
+    be taken for another's unfinished runs."""
+    folder = tmp_path_factory.mktemp("journal")
+    monkeypatch.setenv("SFBULK_NB_JOURNAL", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def session_org():
     with LocalOrg(seed=7) as org:

@@ -1,0 +1,145 @@
+"""Picking a run up again from its journal record: after a kernel restart, a crash, or in
+another process.
+
+    sfb.runs()                     # recent runs and their state
+    res = sfb.resume("r-...", df)  # that run, with the frame it sent
+    res = sfb.resume(df=df)        # the latest run of this frame
+
+The frame is planned again with the run's options (the same checks give the same rows in
+the same jobs, which is verified), the jobs the record names are attached to their
+outcomes, and the result is rebuilt from the org's result files: rows of a job that was
+closed are read back; rows of a job that never got past Open were never processed (the
+job is aborted) and, like rows whose job was never created, come back not_sent, for
+`res.retry()`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import errors, jobs, journal
+from . import plan as plan_stage
+from .api import Run
+from .bulkresult import BulkResult
+from .org import Org, default_org
+from .progress import reporter_for
+
+
+def runs(limit: int = 20) -> pd.DataFrame:
+    """The journal's recent runs, newest first: run_id, created, state (running / done),
+    org, object, operation, rows, jobs, and how many jobs reached each stage."""
+    rows = []
+    for record in journal.records()[:limit or None]:
+        d = record.data
+        stages = pd.Series([j.get("stage") for j in d.get("jobs", [])], dtype=object)
+        rows.append({
+            "run_id": record.run_id, "created": d.get("created"), "state": d.get("state"),
+            "org": d.get("org", {}).get("label"), "object": d.get("sobject"),
+            "operation": d.get("operation"), "rows": d.get("rows"), "jobs": len(stages),
+            "finished_jobs": int((stages == "finished").sum()),
+            "unfinished_jobs": int(stages.isin(["uploaded", "closed"]).sum())})
+    frame = pd.DataFrame(rows, columns=["run_id", "created", "state", "org", "object",
+                                        "operation", "rows", "jobs", "finished_jobs",
+                                        "unfinished_jobs"])
+    frame["created"] = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
+    return frame
+
+
+def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
+           org: Org | None = None, wait: bool = True, timeout: float | None = None,
+           progress: Any = "auto") -> BulkResult:
+    """Re-attach to a journalled run and rebuild its aligned result from the org (see the
+    module docstring). ``df``: the frame the run sent (the journal keeps no data, only a
+    fingerprint to check it by). Without ``run_id``, the latest run of ``df``."""
+    if not isinstance(df, pd.DataFrame):
+        raise errors.InputError(
+            "resume needs the frame the run sent (the journal keeps no data): "
+            "sfb.resume(run_id, df), or sfb.resume(df=df) for the latest run of df")
+    print_ = journal.fingerprint(df)
+    record = _find(run_id, print_)
+    d = record.data
+    if d["fingerprint"] != print_:
+        raise errors.InputError(f"this frame is not the one run {record.run_id} sent (its "
+                                "values, index or columns differ); give that frame")
+    org = org or default_org()
+    if org.instance_url != d["org"]["instance_url"]:
+        raise errors.InputError(f"run {record.run_id} ran on {d['org']['instance_url']}, not "
+                                f"{org.instance_url}: connect to that org, or pass org=")
+    options = dict(d["options"])
+    lock_retries = options.pop("lock_retries", 2)
+    plan = plan_stage.make_plan(org, df, d["sobject"], d["operation"],
+                                d["key"] if d["operation"] == "upsert" else None,
+                                plan_stage.LoadOptions(**options))
+    bounds = [(c.positions.start, c.positions.stop) for c in plan.chunks]
+    recorded = [(j["start"], j["stop"]) for j in d["jobs"][:len(d["rounds"][0]["jobs"])]]
+    if bounds != recorded or plan.invalid_positions.tolist() != d["skipped"]:
+        raise errors.InputError(
+            f"the frame no longer plans into run {record.run_id}'s jobs (has the object's "
+            "describe changed?), so its results cannot be matched to the rows")
+    run = Run(plan, reporter=reporter_for(progress), lock_retries=lock_retries,
+              fingerprint=print_, run_id=record.run_id)
+    run.record = record
+    _attach(run, record)
+    run.emit("run_started")
+    if wait:
+        run.wait(timeout)
+    else:
+        run.start_waiting_in_background()
+    return run.result()
+
+
+def _find(run_id: str | None, print_: str) -> journal.Record:
+    if run_id is not None:
+        try:
+            return journal.load(run_id)
+        except KeyError:
+            raise errors.InputError(f"the journal ({journal.journal_dir()}) has no run "
+                                    f"{run_id!r}; sfb.runs() lists them") from None
+    for record in journal.records():
+        if record.data.get("fingerprint") == print_:
+            return record
+    raise errors.InputError(f"the journal ({journal.journal_dir()}) has no run of this "
+                            "frame; sfb.runs() lists the runs it has")
+
+
+def _attach(run: Run, record: journal.Record) -> None:
+    """The record's jobs onto the run's outcomes (follow-up rounds rebuilt as recorded)."""
+    entries = record.data["jobs"]
+    for extra in record.data["rounds"][1:]:
+        rows = np.asarray(extra["rows"], np.int64)
+        run.add_round(rows)
+        expected = [(entries[j]["start"], entries[j]["stop"]) for j in extra["jobs"]]
+        got = [(run.chunks[j].positions.start, run.chunks[j].positions.stop)
+               for j in run.rounds[-1][1]]
+        if got != expected:
+            raise errors.InputError(f"run {record.run_id}'s follow-up jobs no longer match "
+                                    "its rows")
+    for i, entry in enumerate(entries):
+        outcome = run.outcomes[i]
+        outcome.job_id = entry.get("job_id")
+        if outcome.job_id is None:
+            outcome.error = ("NOT_SENT", "not sent: the run stopped before this job was "
+                             "created; res.retry() sends these rows")
+            continue
+        if entry.get("stage") == "created":
+            # Its upload or close may have happened after the record was written: the
+            # org's state says which. An Open job was never processed.
+            try:
+                info = jobs.get(run.org, outcome.job_id, run.retry)
+            except errors.SFBulkError as e:
+                run._record(e, i)
+                outcome.sent, outcome.finished = True, False
+                outcome.error = ("NOT_KNOWN_YET", f"{e}; res.wait() asks the org again")
+                continue
+            if info.state == "Open":
+                try:
+                    run.infos[i] = jobs.abort(run.org, outcome.job_id, run.retry)
+                except errors.SFBulkError:
+                    pass  # never closed, it is never processed: it expires
+                outcome.error = ("NOT_SENT", "not sent: the run stopped before this job was "
+                                 "closed; res.retry() sends these rows")
+                continue
+            run.infos[i] = info
+        outcome.sent, outcome.finished = True, False
