@@ -254,7 +254,8 @@ class BulkResult:
 
     def __repr__(self) -> str:
         head, counts = self._summary()
-        lines = [f"<BulkResult {head}>", "  " + ", ".join(f"{n:,} {s}" for s, n in counts)]
+        lines = [f"<BulkResult {head}>",
+                 "  " + (", ".join(f"{n:,} {s}" for s, n in counts) or "no rows")]
         lines += [f"  {line}" for line in self.job_failures()]
         for row in self.errors.head(5).itertuples():
             fields = f" [{row.fields}]" if row.fields else ""
