@@ -9,7 +9,8 @@
 `sfbulk_nb.localorg.LocalOrg` is a local Bulk API 2.0 server on SQLite to run it all on.
 `%load_ext sfbulk_nb` adds the magics (%sf_connect, %bulk_upsert, %%soql, ...).
 """
-from .api import delete_df, dry_run, insert_df, update_df, upsert_df, validate_df
+from .api import (delete_df, dry_run, insert_df, last_result, update_df, upsert_df,
+                  validate_df)
 from .bulkresult import BulkResult
 from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitExceededError,
                      NotFoundError, RequestError, RunInProgressError, SFBulkError,
@@ -34,6 +35,7 @@ __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
     "RunInProgressError", "SFBulkError", "TransportError", "ValidationError", "__version__",
-    "connect", "default_org", "delete_df", "dry_run", "insert_df", "load_ipython_extension",
+    "connect", "default_org", "delete_df", "dry_run", "insert_df", "last_result",
+    "load_ipython_extension",
     "query_df", "resume", "runs", "update_df", "upsert_df", "validate_df",
 ]

@@ -11,8 +11,10 @@ no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, default_org
 from .problems import Problems
+from .retrying import Retrying
 from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
                        RUN_FINISHED, RUN_STARTED, ProgressEvent, reporter_for)
 
@@ -177,6 +180,37 @@ def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan) -> None
                 f"every row again", run_id=record.run_id)
 
 
+_last_run: "Run | None" = None
+
+
+def set_last_run(run: "Run") -> None:
+    global _last_run
+    _last_run = run
+
+
+def last_result() -> BulkResult | None:
+    """The result of the latest load of this process (None before any): for a run
+    interrupted with Ctrl-C, or one whose cell's value was not kept."""
+    return _last_run.result() if _last_run is not None else None
+
+
+def _ui_poller():
+    """jupyter-ui-poll's event handler, when this is a kernel it can work in."""
+    from .progress import _in_kernel
+
+    if not _in_kernel():  # a panel shown in a terminal IPython or a test: no messages
+        return None
+    from IPython import get_ipython
+
+    if not hasattr(get_ipython().kernel, "do_one_iteration"):
+        return None  # ipykernel 7 has no such step (widgets.route_clicks_off_the_main_thread)
+    try:
+        from jupyter_ui_poll import ui_events
+    except ImportError:
+        return None
+    return ui_events()
+
+
 class Run:
     """One call of upsert_df & co: executes a LoadPlan's jobs and keeps their outcomes.
     Resumable by wait(). The constructor does no I/O and no encoding."""
@@ -212,8 +246,12 @@ class Run:
         self.chunks = list(plan.chunks)
         self.reporter = reporter
         self.clock = clock
-        self.sleep = sleep
-        self.retry = jobs.Retrying(sleep=sleep)
+        # Abort or Ctrl-C: no job is created or closed any more. Ctrl-C: no waiting either
+        # (a wait in progress ends at once when time.sleep is the clock's sleep).
+        self._no_new_jobs = threading.Event()
+        self._stop = threading.Event()
+        self.sleep = self._stop.wait if sleep is time.sleep else sleep
+        self.retry = Retrying(sleep=self.sleep)
         self.parallel = parallel
         self.calls_before = self.org.api_calls - plan.describe_calls
         self.started = time.time()
@@ -287,13 +325,22 @@ class Run:
             chunks=[(c.positions.start, c.positions.stop) for c in self.chunks])
 
     def start(self, timeout: float | None) -> None:
+        """Run the load while the calling thread waits (see _foreground)."""
+        self._foreground(lambda: self._start_work(timeout))
+
+    def start_in_background(self) -> None:
+        """Run the whole load in a thread (wait=False); `wait()` joins it."""
+        self._in_background(lambda: self._start_work(None))
+
+    def start_waiting_in_background(self) -> None:
+        """Carry on with the run's unfinished jobs in a thread (resume with wait=False)."""
+        self._in_background(lambda: self._wait_work(None))
+
+    def _start_work(self, timeout: float | None) -> None:
         self._open_journal()
         self.emit(RUN_STARTED)
         deadline = None if timeout is None else self.clock() + timeout
-        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, self.job_count)),
-                                thread_name_prefix="sfbulk-job") as pool:
-            list(pool.map(lambda i: self._guarded(self._send_and_finish, i, deadline),
-                          range(self.job_count)))
+        self._each_job(self._send_and_finish, range(self.job_count), deadline)
         self._follow_ups(deadline)
         self._after()
         if self.exceptions and not any(o.job_id for o in self.outcomes):
@@ -303,13 +350,18 @@ class Run:
                 self.record.path.unlink(missing_ok=True)  # a run that never was
             raise self.exceptions[0]
 
-    def start_in_background(self) -> None:
-        """Run the whole load in a thread (wait=False); `wait()` joins it."""
-        self._in_background(lambda: self.start(timeout=None))
+    def _wait_work(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else self.clock() + timeout
+        self._each_job(self._finish, [i for i, o in enumerate(self.outcomes) if not o.finished],
+                       deadline)
+        self._follow_ups(deadline)
+        self._after()
 
-    def start_waiting_in_background(self) -> None:
-        """Carry on with the run's unfinished jobs in a thread (resume with wait=False)."""
-        self._in_background(self.wait)
+    def _each_job(self, step: Callable[..., None], indexes, deadline: float | None) -> None:
+        indexes = list(indexes)
+        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(indexes))),
+                                thread_name_prefix="sfbulk-job") as pool:
+            list(pool.map(lambda i: self._guarded(step, i, deadline), indexes))
 
     def _in_background(self, work: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -318,8 +370,51 @@ class Run:
             except BaseException as e:  # re-raised by wait()
                 self._background_error = e
 
+        set_last_run(self)
         self._thread = threading.Thread(target=guarded, name="sfbulk-run", daemon=True)
         self._thread.start()
+
+    def _foreground(self, work: Callable[[], None]) -> None:
+        """Do ``work`` on a thread of its own while the calling thread waits for it. The
+        waiting thread stays free: a Ctrl-C (or the notebook's stop button) reaches it
+        (see _interrupted), and in a kernel with the live panel it handles the panel's
+        messages, so Abort works while the cell runs (a cell's thread would otherwise see
+        the click only when the cell ends; jupyter-ui-poll does the handling)."""
+        self._in_background(work)
+        poll = _ui_poller() if getattr(self.reporter, "wants_ui_events", False) else None
+        try:
+            with poll if poll is not None else contextlib.nullcontext() as handle:
+                while self._thread.is_alive():
+                    if handle is not None:
+                        handle(20)  # at most 20 widget messages, then look again
+                    self._thread.join(0.05)
+        except KeyboardInterrupt:
+            self._interrupted()
+        if self._background_error is not None:
+            error, self._background_error = self._background_error, None
+            raise error
+
+    def _interrupted(self) -> None:
+        """Ctrl-C during a run: no job is created or closed any more and polling stops,
+        but jobs already closed keep running in the org (only Abort stops those). The
+        run stays reachable (sfb.last_result()) and says how to carry on."""
+        self._stop.set()
+        self._no_new_jobs.set()
+        self._thread.join()
+        self._stop.clear()
+        running = [f"job {i + 1} ({o.job_id})" for i, o in enumerate(self.outcomes)
+                   if o.sent and not o.finished]
+        not_sent = sum(len(o.positions) for o in self.outcomes if not o.sent)
+        lines = ["Interrupted. " + (f"Still running in the org: {', '.join(running)}."
+                                    if running else "No job is running in the org.")]
+        if not_sent:
+            lines.append(f"{not_sent:,} row(s) were not sent.")
+        lines.append("res = sfb.last_result(); res.wait() carries on"
+                     + (", res.abort() stops the jobs" if running else "")
+                     + ("; res.retry() sends the rows not sent" if not_sent else "") + ".")
+        message = " ".join(lines)
+        print(message, file=sys.stderr)
+        raise KeyboardInterrupt(message)
 
     def _guarded(self, step: Callable[..., None], i: int, *args: Any) -> None:
         """One job's step; an error that is no SFBulkError (a bug) is kept like any other,
@@ -344,6 +439,10 @@ class Run:
     def _send_and_finish(self, i: int, deadline: float | None) -> None:
         chunk = self.chunks[i]
         outcome = self.outcomes[i]
+        if self._no_new_jobs.is_set():
+            outcome.error = ("NOT_SENT", "not sent: the run was aborted or interrupted "
+                             "before this job was created; res.retry() sends these rows")
+            return
         try:
             with self._create_lock:
                 info = jobs.create_ingest_job(
@@ -363,11 +462,11 @@ class Run:
         except errors.SFBulkError as e:
             # An Open job is never processed, uploaded or not: its rows are not sent. Abort
             # it so that it does not linger (if that fails too, it expires unprocessed).
-            try:
-                self.infos[i] = jobs.abort(self.org, outcome.job_id, retry=self.retry)
-            except errors.SFBulkError:
-                pass
-            self._not_sent(i, e)
+            self._not_sent(i, e, abort=True)
+            return
+        if self._no_new_jobs.is_set():  # uploaded, but not closed: it would never run
+            self._not_sent(i, errors.SFBulkError("the run was aborted or interrupted before "
+                                                 "this job was closed"), abort=True)
             return
         # The bytes are Salesforce's now: keep only their size (for res.jobs).
         self.chunks[i] = dataclasses.replace(chunk, data=b"")
@@ -380,7 +479,14 @@ class Run:
             return
         self._finish(i, deadline, just_closed=True)
 
-    def _not_sent(self, i: int, e: errors.SFBulkError) -> None:
+    def _not_sent(self, i: int, e: errors.SFBulkError, abort: bool = False) -> None:
+        """Job i's rows were not sent. ``abort``: its job exists, Open: abort it so it does
+        not linger (if that fails too, it expires unprocessed: an Open job never runs)."""
+        if abort:
+            try:
+                self.infos[i] = jobs.abort(self.org, self.outcomes[i].job_id, retry=self.retry)
+            except errors.SFBulkError:
+                pass
         self._record(e, i)
         self.outcomes[i].error = ("NOT_SENT", f"not sent: {e}")
         self.emit(ERROR, chunk=i, job_id=self.outcomes[i].job_id, message=str(e))
@@ -422,7 +528,8 @@ class Run:
         try:
             info = jobs.wait(self.org, outcome.job_id, timeout=remaining, clock=self.clock,
                              sleep=self.sleep, on_update=update, just_closed=just_closed,
-                             poll=lambda org, job_id: jobs.get(org, job_id, self.retry))
+                             poll=lambda org, job_id: jobs.get(org, job_id, self.retry),
+                             stop=self._stop)
             if not info.done:
                 return
             with_rows = _result_kinds_with_rows(info)
@@ -482,24 +589,21 @@ class Run:
         ``org``: carry on with another connection (a new session after the old expired)."""
         if org is not None:
             self.org = org
-        deadline = None if timeout is None else self.clock() + timeout
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():  # wait=False: join it
             self._thread.join(timeout)
             if self._thread.is_alive():
                 return
-            if self._background_error is not None:
-                error, self._background_error = self._background_error, None
-                raise error
-            deadline = None if timeout is None else self.clock() + timeout
-        pending = [i for i, o in enumerate(self.outcomes) if not o.finished]
-        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(pending))),
-                                thread_name_prefix="sfbulk-job") as pool:
-            list(pool.map(lambda i: self._guarded(self._finish, i, deadline), pending))
-        self._follow_ups(deadline)
-        self._after()
+        if self._background_error is not None:
+            error, self._background_error = self._background_error, None
+            raise error
+        self._no_new_jobs.clear()  # an interrupt stopped the work; this carries on with it
+        if not self.done or self.finished_at is None:
+            self._foreground(lambda: self._wait_work(timeout))
 
     def abort(self) -> None:
-        """Abort every job of the run that has not finished."""
+        """Abort every job of the run that has not finished; jobs not created yet never are
+        (their rows come back not_sent)."""
+        self._no_new_jobs.set()
         for i, outcome in enumerate(self.outcomes):
             if outcome.job_id and not outcome.finished:
                 try:
@@ -584,7 +688,7 @@ class Run:
         follow-up round of jobs run one at a time, up to `lock_retries` rounds: lock
         contention comes from concurrent work on the same records, so a later, serial try
         usually gets through."""
-        while len(self.rounds) <= self.lock_retries:
+        while len(self.rounds) <= self.lock_retries and not self._no_new_jobs.is_set():
             last = len(self.rounds) - 1
             if not all(self.outcomes[j].finished for j in self.rounds[last][1]):
                 return  # wait() comes back when the round is over

@@ -24,7 +24,6 @@ close, abort    the job's state is read first: a job already past Open (or done)
 """
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,46 +33,15 @@ import requests
 
 from . import errors
 from .org import Org
+from .retrying import Retrying, read_json
 
 TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
 RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 _2XX = tuple(range(200, 300))
 # How far back (seconds) before its create call a job it adopts may have been created: the
 # org's clock may run behind this machine's.
 CLOCK_SKEW = 120.0
 CLIENT_NAME = "sfbulk_nb"
-
-
-@dataclass
-class Retrying:
-    """Retries of a call that failed without a usable answer: up to `attempts` tries, the
-    waits doubling from `base` to `cap` seconds with full jitter (a random share of each,
-    so parallel jobs do not retry in step), at least the Retry-After Salesforce asked for.
-    `sleep` and `random` are parameters so tests run in no time."""
-
-    attempts: int = 5
-    base: float = 0.5
-    cap: float = 10.0
-    sleep: Callable[[float], None] = time.sleep
-    random: Callable[[], float] = random.random
-
-    def call(self, attempt: Callable[[int], Any]) -> Any:
-        """``attempt(n)`` for n = 0, 1, ... until it returns or fails for good."""
-        for n in range(self.attempts):
-            try:
-                return attempt(n)
-            except errors.TransportError as e:  # no answer, or one that cannot be read
-                failure, wait = e, None
-            except errors.RequestError as e:
-                if e.status not in RETRY_STATUSES:
-                    raise
-                failure, wait = e, e.retry_after
-            if n == self.attempts - 1:
-                raise failure
-            backoff = self.random() * min(self.cap, self.base * 2 ** n)
-            self.sleep(max(backoff, wait or 0.0))
-        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -112,21 +80,8 @@ class JobInfo:
                 f"failed={self.failed})")
 
 
-def _json(response: Any, method: str, path: str) -> Any:
-    """The answer's JSON; a body that is not JSON (a proxy's HTML page, a cut-off body)
-    is a BadResponseError, retried like no answer at all."""
-    try:
-        return response.json()
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
-        start = response.text[:80].strip().replace("\n", " ")
-        raise errors.BadResponseError(
-            f"Salesforce answered {response.status_code} to {method} {path} with {kind} that is "
-            f"not JSON ({start!r}...)") from None
-
-
 def _info(org: Org, method: str, path: str, **kwargs: Any) -> JobInfo:
-    data = _json(org.request(method, path, **kwargs), method, path)
+    data = read_json(org.request(method, path, **kwargs), method, path)
     if not isinstance(data, dict) or "id" not in data:
         raise errors.BadResponseError(f"{method} {path} answered JSON that is no job: {str(data)[:80]}")
     return JobInfo(data)
@@ -261,7 +216,7 @@ def list_jobs(org: Org, retry: Retrying | None = None) -> list[dict[str, Any]]:
     path: str | None = "jobs/ingest"
     while path:
         page = (retry or Retrying()).call(
-            lambda n, path=path: _json(org.request("GET", path), "GET", path))
+            lambda n, path=path: read_json(org.request("GET", path), "GET", path))
         out.extend(page.get("records", []))
         path = None if page.get("done", True) else page.get("nextRecordsUrl")
     return out
@@ -287,12 +242,13 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
          sleep: Callable[[float], None] = time.sleep,
          on_update: Callable[[JobInfo], None] | None = None,
          poll: Callable[[Org, str], JobInfo] | None = None,
-         just_closed: bool = False) -> JobInfo:
+         just_closed: bool = False, stop: Any = None) -> JobInfo:
     """Poll until the job is terminal or `timeout` seconds pass; returns the last JobInfo
     (check `.done`). `on_update` sees every JobInfo polled; `poll` is the GET to use
     (ingest jobs by default, `get_query_job` for queries). `just_closed`: the job was
     closed a moment ago, so the first poll waits one interval (at once it would only
-    find the state the close call returned)."""
+    find the state the close call returned). ``stop`` (a threading.Event): once set, the
+    next poll is the last."""
     deadline = None if timeout is None else clock() + timeout
     delays = (backoff or Backoff()).intervals()
     poll = poll or get
@@ -303,7 +259,7 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
         info = poll(org, job_id)
         if on_update is not None:
             on_update(info)
-        if info.done:
+        if info.done or (stop is not None and stop.is_set()):
             return info
         delay = next(delays)
         if deadline is not None:

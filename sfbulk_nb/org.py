@@ -51,6 +51,7 @@ from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from . import errors
+from .retrying import Retrying, read_json
 
 LATEST_API_VERSION = "66.0"
 DEFAULT_TIMEOUT = (10.0, 300.0)  # (connect, read) seconds
@@ -175,7 +176,7 @@ class Org:
     @property
     def api_version(self) -> str:
         if self._api_version is None:
-            versions = self.request("GET", "/services/data").json()
+            versions = self.get_json("/services/data")
             self._api_version = max((v["version"] for v in versions), key=float)
         return self._api_version
 
@@ -227,18 +228,24 @@ class Org:
             if usage is not None:
                 self.api_usage = usage
 
+    def get_json(self, path: str, retry: Retrying | None = None, **kwargs: Any) -> Any:
+        """GET and read JSON, retried (retrying.py) when no answer comes, the answer
+        cannot be read, or Salesforce says 429 or 5xx: a read is safe to repeat."""
+        return (retry or Retrying()).call(
+            lambda n: read_json(self.request("GET", path, **kwargs), "GET", path))
+
     def describe(self, sobject: str) -> dict[str, Any]:
         """The object's describe JSON (cached per Org)."""
         key = sobject.lower()
         if key not in self._describes:
-            self._describes[key] = self.request("GET", f"sobjects/{sobject}/describe").json()
+            self._describes[key] = self.get_json(f"sobjects/{sobject}/describe")
         return self._describes[key]
 
     def key_prefixes(self) -> dict[str, str]:
         """Key prefix -> object name, for every object the org lists (describeGlobal,
         fetched once per Org): which object an id belongs to."""
         if self._key_prefixes is None:
-            objects = self.request("GET", "sobjects").json().get("sobjects", [])
+            objects = self.get_json("sobjects").get("sobjects", [])
             self._key_prefixes = {o["keyPrefix"]: o["name"] for o in objects if o.get("keyPrefix")}
         return self._key_prefixes
 

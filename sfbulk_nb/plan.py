@@ -201,12 +201,12 @@ def _key_batches(keys: list[str], sobject: str, key: str):
 
 
 def _query_all(org: Org, soql: str):
-    page = org.request("GET", "query", params={"q": soql}).json()
+    page = org.get_json("query", params={"q": soql})
     while True:
         yield from page.get("records", [])
         if page.get("done", True) or not page.get("nextRecordsUrl"):
             return
-        page = org.request("GET", page["nextRecordsUrl"]).json()
+        page = org.get_json(page["nextRecordsUrl"])
 
 
 # -- making a plan -----------------------------------------------------------------------
@@ -229,7 +229,7 @@ def describe_object(org: Org, sobject: str) -> dict:
         pass
     names = {}
     try:
-        for o in org.request("GET", "sobjects").json().get("sobjects", []):
+        for o in org.get_json("sobjects").get("sobjects", []):
             names[o["name"].lower()] = o["name"]
             if o.get("label"):
                 names.setdefault(o["label"].lower(), o["name"])

@@ -198,6 +198,8 @@ class RunPanel(widgets.VBox):
     on its run holds the kernel, and the button's click waits behind it.
     """
 
+    wants_ui_events = True  # see WidgetProgress; False where clicks need no help
+
     def __init__(self, *, display: bool = True, min_interval: float = 0.1,
                  clock: Callable[[], float] = time.monotonic):
         self.run: Any = None
@@ -221,6 +223,8 @@ class RunPanel(widgets.VBox):
                                            tooltip="Abort every unfinished job of this run",
                                            layout=widgets.Layout(width="auto"))
         self.abort_button.on_click(self._abort_clicked)
+        if route_clicks_off_the_main_thread(self.abort_button):
+            self.wants_ui_events = False
         self.overall = widgets.IntProgress(value=0, min=0, max=1,
                                            layout=widgets.Layout(width="24em"))
         self.overall.add_class("sfbulk-overall")
@@ -410,6 +414,9 @@ class RunPanel(widgets.VBox):
 class WidgetProgress:
     """The progress="auto" reporter in a kernel: a RunPanel for each run it sees.
 
+    `wants_ui_events`: a run waited on in the cell handles the panel's messages meanwhile
+    (api.Run._foreground), so its Abort button works during a blocking call.
+
     It is made by the call that starts a run, in the caller's cell, and displays its first
     panel (hidden until the run starts) right then, so the panel is in that cell even when the
     run starts on a thread of its own (wait=False)."""
@@ -417,6 +424,7 @@ class WidgetProgress:
     def __init__(self, *, display: bool = True, **panel_options: Any):
         self._options = dict(panel_options, display=display)
         self._spare: RunPanel | None = RunPanel(**self._options)
+        self.wants_ui_events = self._spare.wants_ui_events
         self._panels: dict[int, tuple[Any, RunPanel]] = {}
         self._lock = threading.Lock()
         if display:
@@ -434,6 +442,45 @@ class WidgetProgress:
     @property
     def panels(self) -> list[RunPanel]:
         return [panel for _, panel in self._panels.values()]
+
+
+_subshell_id: str | None = None
+
+
+def route_clicks_off_the_main_thread(button: widgets.Button) -> bool:
+    """Have ``button``'s clicks handled while the cell that made it still runs.
+
+    ipykernel 7 handles a cell's code and the widgets' messages on one thread, so a click
+    on Abort would wait for the load it means to stop. Its messages are sent instead to a
+    subshell of the kernel (ipykernel 7's threads for concurrent messages), made once per
+    kernel. This leans on two internals of ipykernel 7 (making a subshell from the shell
+    channel's thread, and a comm's reply route); where they are missing (ipykernel 6, no
+    kernel) it returns False, and the run handles the panel's messages itself
+    (api.Run._foreground, with jupyter-ui-poll)."""
+    global _subshell_id
+    try:
+        from IPython import get_ipython
+
+        kernel = get_ipython().kernel
+        channel = kernel.shell_channel_thread
+        if not getattr(kernel, "_supports_kernel_subshells", False) or button.comm is None:
+            return False
+        if _subshell_id is None or _subshell_id not in channel.manager.list_subshell():
+            made, done = [], threading.Event()
+
+            def make() -> None:  # subshells are made on the shell channel's own thread
+                made.append(channel.manager._create_subshell())
+                done.set()
+
+            channel.io_loop.add_callback(make)
+            if not done.wait(5):
+                return False
+            _subshell_id = made[0]
+        subshell = _subshell_id
+        button.comm._reply_subshell_for = lambda data, default: subshell
+        return True
+    except Exception:  # noqa: BLE001 - any other kernel: the fallback
+        return False
 
 
 def _duration(seconds: float) -> str:

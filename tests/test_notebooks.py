@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -41,6 +42,20 @@ def test_notebook_runs_without_errors(path, tmp_path, monkeypatch):
     errors = [out for cell in nb.cells for out in cell.get("outputs", [])
               if out.get("output_type") == "error"]
     assert errors == []
+    # No secret of the org the kernel used shows in any output or widget state.
+    saved = nbformat.writes(nb)
+    for secret in org_secrets(tmp_path / "org.sqlite3"):
+        assert secret not in saved
+
+
+def org_secrets(path) -> list[str]:
+    """Every token, the password and the client secret a local org file holds."""
+    with sqlite3.connect(path) as db:
+        tokens = [t for (t,) in db.execute("SELECT token FROM tokens")]
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN "
+                               "('password', 'client_secret')"))
+    assert tokens and len(meta) == 2
+    return tokens + list(meta.values())
 
 
 def test_quickstart_shows_results_and_charts(tmp_path, monkeypatch):
