@@ -228,7 +228,8 @@ class BulkResult:
 
     def plot(self, kind: str = "outcomes", ax=None, **options: Any):
         """A chart of this run: kind "outcomes", "errors", "timeline" or "throughput"
-        (see sfbulk_nb.plots); returns the matplotlib Axes."""
+        (see sfbulk_nb.plots); returns a plots.Chart, used as the matplotlib Axes
+        (``.axes`` is the Axes itself) and shown in a notebook as the chart's picture."""
         from . import plots  # matplotlib only when a chart is asked for
 
         return plots.plot(self, kind, ax=ax, **options)

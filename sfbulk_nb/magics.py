@@ -7,7 +7,7 @@
     %bulk_delete ids Account --hard
     %%soql accounts
     SELECT Id, Name FROM Account
-    %bulk_jobs
+    %bulk_jobs --object Account              # its jobs, newest first
 
 Defaults are traitlets: `%config SFBulkMagics.parallel = 2` (also `progress`, `nulls`,
 `on_invalid`, `api_version`). Bad arguments and library errors become a short `UsageError`, never a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -109,13 +110,27 @@ _SOQL.add_argument("var", nargs="?", metavar="VAR")
 _SOQL.add_argument("--include-deleted", action="store_true",
                    help="queryAll: deleted and archived records too")
 
+
+def _limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, not {text!r}")
+    return limit
+
+
 _JOBS = _Parser(prog="%bulk_jobs", description=(
-    "The default org's ingest jobs as a DataFrame, newest first."))
-_JOBS.add_argument("--limit", type=int, default=20, metavar="N",
+    "The default org's ingest jobs as a DataFrame, newest first: state, object, operation, "
+    "rows processed and failed (asked of each job shown, one API call each), created (UTC) "
+    "and id."))
+_JOBS.add_argument("--object", metavar="OBJECT", help="only jobs on OBJECT, e.g. Account")
+_JOBS.add_argument("--limit", type=_limit, default=20, metavar="N",
                    help="at most N jobs (0: all; default 20)")
 
-_JOB_COLUMNS = ["id", "object", "operation", "state", "createdDate", "systemModstamp",
-                "externalIdFieldName", "apiVersion", "jobType", "createdById"]
+# What to look at first; the id, needed only to act on a job, last.
+_JOB_COLUMNS = ["state", "object", "operation", "processed", "failed", "created", "id"]
 
 
 @magics_class
@@ -263,25 +278,36 @@ class SFBulkMagics(Magics):
 
     @line_magic
     def bulk_jobs(self, line: str):
-        """%bulk_jobs [--limit N]: the default org's ingest jobs, newest first."""
+        """%bulk_jobs [--object OBJECT] [--limit N]: the default org's ingest jobs, newest
+        first (20 unless --limit; 0: all), as a DataFrame of state, object, operation, rows
+        processed and failed, created (UTC) and id. `%bulk_jobs -h` for more."""
         args = _parse(_JOBS, line)
         if args is None:
             return None
         with _short_errors():
-            records = jobs.list_jobs(orgs.default_org())
-        frame = pd.DataFrame(records)
-        if frame.empty:
-            return pd.DataFrame(columns=_JOB_COLUMNS)
-        for column in ("createdDate", "systemModstamp"):
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-        first = [c for c in _JOB_COLUMNS if c in frame]
-        frame = frame[first + [c for c in frame.columns if c not in first]]
-        # Jobs created in the same millisecond: the later id is the newer job.
-        frame = frame.sort_values(["createdDate", "id"], ascending=False)
-        if args.limit > 0:
-            frame = frame.head(args.limit)
-        return frame.reset_index(drop=True)
+            org = orgs.default_org()
+            listed = pd.DataFrame(jobs.list_jobs(org), columns=["id", "object", "operation",
+                                                                 "state", "createdDate"])
+            if args.object:  # API names are case-insensitive
+                listed = listed[listed["object"].str.lower() == args.object.lower()]
+            listed = listed.assign(created=pd.to_datetime(listed["createdDate"], utc=True,
+                                                          format="ISO8601"))
+            # Jobs created in the same millisecond: the later id is the newer job.
+            listed = listed.sort_values(["created", "id"], ascending=False)
+            if args.limit:
+                listed = listed.head(args.limit)
+            # The list leaves the counters out (as Salesforce's does): ask each job shown,
+            # for its state too, which may have moved on since the list.
+            with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
+                infos = list(pool.map(lambda job_id: jobs.get(org, job_id), listed["id"]))
+        now = pd.DataFrame([(i.state, i.processed, i.failed) for i in infos], index=listed.index,
+                           columns=["state", "processed", "failed"])
+        listed = listed.drop(columns="state").join(now.astype({"processed": "int64",
+                                                               "failed": "int64"}))
+        # Whole seconds, without the +00:00 every value would repeat: the table fits a
+        # 100-column terminal.
+        listed = listed.assign(created=listed["created"].dt.floor("s").dt.tz_localize(None))
+        return listed[_JOB_COLUMNS].reset_index(drop=True)
 
 
 @contextmanager

@@ -307,8 +307,10 @@ def test_result_plot_draws_on_the_given_axes(client):
     res = sfb.insert_df(pd.DataFrame({"Name": ["a", None, "c"]}), "Account", progress=False,
                         on_invalid="send")
     ax = Figure().subplots()
-    assert res.plot("outcomes", ax=ax) is ax
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["created", "failed"]
+    chart = res.plot("outcomes", ax=ax)  # a plots.Chart: used as the Axes, shown as a picture
+    assert chart.axes is ax
+    assert [t.get_text() for t in chart.get_yticklabels()] == ["created", "failed"]
+    assert chart._repr_png_().startswith(b"\x89PNG")
     assert res.plot("errors").get_title()
 
 

@@ -232,10 +232,38 @@ def test_bulk_jobs_lists_the_org_jobs_newest_first(ip):
     second = run(ip, "%bulk_upsert df Account customExtIdField__c")
     frame = run(ip, "%bulk_jobs")
     assert list(frame["id"]) == [second.jobs.loc[0, "job_id"], first.jobs.loc[0, "job_id"]]
-    assert list(frame.columns[:4]) == ["id", "object", "operation", "state"]
-    assert str(frame["createdDate"].dtype).startswith("datetime64")
+    assert list(frame.columns) == ["state", "object", "operation", "processed", "failed",
+                                   "created", "id"]
+    assert list(frame["state"]) == ["JobComplete", "JobComplete"]
     assert list(frame["operation"]) == ["upsert", "upsert"]
+    # the counters the list leaves out, from each job: one bad picklist value per run
+    assert list(frame["processed"]) == [3, 3] and list(frame["failed"]) == [1, 1]
+    assert str(frame["created"].dtype).startswith("datetime64")  # UTC, whole seconds
+    assert (frame["created"] == frame["created"].dt.floor("s")).all()
     assert len(run(ip, "%bulk_jobs --limit 1")) == 1
+
+
+def test_bulk_jobs_of_one_object_fit_a_terminal(ip):
+    run(ip, "%sf_connect local")
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    ip.user_ns["contacts"] = pd.DataFrame({"LastName": ["Ng", "Ode"]})
+    contact = run(ip, "%bulk_insert contacts Contact")
+    frame = run(ip, "%bulk_jobs --object contact")  # API names know no case
+    assert list(frame["id"]) == [contact.jobs.loc[0, "job_id"]]
+    assert list(frame["object"]) == ["Contact"]
+    assert len(run(ip, "%bulk_jobs --object Account")) == 1
+    assert run(ip, "%bulk_jobs --object Lead").empty
+    everything = run(ip, "%bulk_jobs --limit 0")
+    assert len(everything) == 2
+    assert max(len(line) for line in everything.to_string().splitlines()) <= 100
+    ip.user_ns.pop("contacts")
+
+
+@pytest.mark.parametrize("limit", ["-1", "x"])
+def test_bulk_jobs_limit_is_a_count(ip, limit):
+    with pytest.raises(UsageError, match="usage: %bulk_jobs") as caught:
+        ip.run_line_magic("bulk_jobs", f"--limit {limit}")
+    assert f"expected a whole number of at least 0, not '{limit}'" in str(caught.value)
 
 
 @pytest.mark.parametrize("line,message", [
@@ -276,3 +304,6 @@ def test_help_prints_and_returns_nothing(ip, capsys):
     assert ip.run_line_magic("bulk_upsert", "-h") is None
     out = capsys.readouterr().out
     assert "usage: %bulk_upsert" in out and "--dry-run" in out
+    assert ip.run_line_magic("bulk_jobs", "-h") is None
+    out = " ".join(capsys.readouterr().out.split())  # however argparse wraps it
+    assert "usage: %bulk_jobs [-h] [--object OBJECT] [--limit N]" in out and "created (UTC)" in out
