@@ -282,6 +282,9 @@ class _Validator:
         self.key_prefixes = key_prefixes
         self.blocks: list[Block] = []
         self.unsendable: list[Block] = []
+        # Per column, the cells with no CSV form: their error is said, and they stand in
+        # as blanks from then on, which no later check may report ("is blank").
+        self.no_csv_form: dict[int, np.ndarray] = {}
 
     # -- column names --------------------------------------------------------------
 
@@ -441,6 +444,8 @@ class _Validator:
                               ERROR, p.positions, values, order)
                 self.blocks.append(block)
                 self.unsendable.append(block)
+                self.no_csv_form[order] = np.union1d(self.no_csv_form.get(order, []),
+                                                     p.positions).astype(np.int64)
             cells = _Cells(col)
             columns.append(col)
             cells_of.append(cells)
@@ -481,6 +486,8 @@ class _Validator:
 
     def _add(self, column, order, name, f, mask, cells, code, reason, hint, severity=ERROR):
         positions = np.flatnonzero(_np(mask))
+        if order in self.no_csv_form:
+            positions = np.setdiff1d(positions, self.no_csv_form[order], assume_unique=True)
         if not len(positions):
             return
         values = cells.at(positions)
