@@ -154,8 +154,8 @@ class LoadPlan:
             head += f"; {skipped:,} invalid row(s) would be skipped"
         if self.existing is not None:
             counts = self.existing["action"].value_counts()
-            head += "; " + ", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
-                                     for a, n in counts.items())
+            head += "; " + (", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
+                                      for a, n in counts.items()) or "no rows to look up")
             head += f" (lookup: {self.lookup_calls} API call(s))"
         return head
 
@@ -335,7 +335,7 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
         raise errors.InputError(f"on_invalid must be one of {', '.join(map(repr, ON_INVALID))}; "
                                 f"got {options.on_invalid!r}")
     if not isinstance(df, pd.DataFrame):
-        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise errors.InputError(encode.not_a_frame(df))
     encode._option(options.line_ending, encode.LINE_ENDINGS, "line_ending")
     encode._check_limits(options.max_bytes, options.max_records)
     key = _key_for(operation, external_id)
