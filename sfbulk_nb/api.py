@@ -17,8 +17,9 @@ import difflib
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ import pandas as pd
 from . import encode, errors, jobs, journal, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
-from .org import Org, default_org
+from .org import Org, org_or_default
 from .problems import Problems
 from .retrying import Retrying
 from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
@@ -59,8 +60,14 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
               hard: bool = False, **options: Any) -> BulkResult:
     """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
     Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
+    if not isinstance(hard, (bool, np.bool_)):
+        # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
+        raise errors.InputError(f"hard must be True or False, not {hard!r}")
     return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
                 **options)
+
+
+_IDS_HOW = "give the ids as a list, a Series or a frame with an Id column"
 
 
 def id_frame(df_or_ids: pd.DataFrame | pd.Series | Iterable[str]) -> pd.DataFrame:
@@ -68,27 +75,38 @@ def id_frame(df_or_ids: pd.DataFrame | pd.Series | Iterable[str]) -> pd.DataFram
     if isinstance(df_or_ids, pd.DataFrame):
         return df_or_ids
     if isinstance(df_or_ids, (str, bytes)):
-        raise errors.InputError("give the ids as a list, a Series or a frame with an Id column, "
-                                f"not one {type(df_or_ids).__name__}")
+        raise errors.InputError(f"{_IDS_HOW}, not one {type(df_or_ids).__name__} (one id: "
+                                "[the_id])")
+    if isinstance(df_or_ids, Mapping):
+        # Iterating a dict gives its keys: they would be sent as ids.
+        raise errors.InputError(f"{_IDS_HOW}, not a {type(df_or_ids).__name__}; for a dict of "
+                                "columns use pd.DataFrame(data)")
+    if not isinstance(df_or_ids, Iterable):
+        raise errors.InputError(f"{_IDS_HOW}, not {df_or_ids!r}")
     ids = df_or_ids if isinstance(df_or_ids, pd.Series) else pd.Series(list(df_or_ids))
     return pd.DataFrame({"Id": ids.astype("string") if len(ids) else ids.astype(object)})
 
 
 def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
                 operation: str = "upsert", org: Org | None = None, *, nulls: Any = "keep",
-                tz: str | None = None) -> Problems:
+                tz: str | None = None, **options: Any) -> Problems:
     """Every problem of every row of ``df`` for a load, before anything is sent: a
     `Problems` frame, one row per problem, that shows as its summary with a fix per group
     (see sfbulk_nb.validate). ``external_id`` is the upsert key; update and delete match
     on Id. Only describes are fetched: the object's, its parents' for relationship columns,
-    and the key prefixes of describeGlobal when a lookup field is written by id."""
+    and the key prefixes of describeGlobal when a lookup field is written by id.
+    ``options``: the load's other options (one set serves both calls), checked as the
+    load checks them; ``column_delimiter`` and ``line_ending`` count here too."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
-    if operation == "delete" and isinstance(df, (pd.Series, list, tuple)):
+    if operation in ("delete", "hardDelete") and not isinstance(df, pd.DataFrame):
         df = id_frame(df)
-    found = plan_stage.inspect(org or default_org(), df, sobject, operation, external_id,
-                               plan_stage.LoadOptions(nulls=nulls, tz=tz))
+    _check_options(options)
+    org = _run_settings({**options, "org": org})["org"]
+    plan_options = {k: v for k, v in options.items() if k in _PLAN_OPTIONS}
+    found = plan_stage.inspect(org, df, sobject, operation, external_id,
+                               plan_stage.LoadOptions(nulls=nulls, tz=tz, **plan_options))
     return found.checked.problems
 
 
@@ -102,10 +120,8 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     if operation in ("delete", "hardDelete"):
         df = id_frame(df)
     _check_options(options)
-    for name in ("wait", "timeout", "progress", "parallel", "clock", "sleep", "lock_retries",
-                 "force"):
-        options.pop(name, None)  # nothing runs: nothing to wait for or show
-    org = options.pop("org", None) or default_org()
+    # Checked as the load would check them; nothing runs, so nothing uses them but org.
+    org = _run_settings(options)["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
     if lookup:
@@ -133,35 +149,58 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
     """Plan a load and run it (to the end, to `timeout`, or in the background with
     wait=False); the Run behind a BulkResult."""
     _check_options(options)
-    wait = options.pop("wait", True)
-    timeout = options.pop("timeout", None)
-    parallel = options.pop("parallel", 4)
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-        raise errors.InputError(f"parallel must be a whole number of at least 1, not {parallel!r}")
-    lock_retries = options.pop("lock_retries", 2)
-    if not isinstance(lock_retries, int) or isinstance(lock_retries, bool) or lock_retries < 0:
-        raise errors.InputError(f"lock_retries must be a whole number of at least 0, not "
-                                f"{lock_retries!r}")
-    progress = options.pop("progress", "auto")
-    if not (progress in ("auto", "text", True, False, None) or callable(progress)):
-        raise errors.InputError(f"progress must be 'auto', 'text', False or a callable, not "
-                                f"{progress!r}")
-    clock, sleep = options.pop("clock", time.monotonic), options.pop("sleep", time.sleep)
-    force = options.pop("force", False)
-    org = options.pop("org", None) or default_org()
+    settings = _run_settings(options)
+    org = settings["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
     print_ = journal.fingerprint(df)
-    if not force:
+    if not settings["force"]:
         _refuse_unfinished(print_, org, plan)
     # The panel only once the plan stands: a load stopped by its checks shows none.
-    run = Run(plan, parallel=parallel, reporter=reporter_for(progress), clock=clock,
-              sleep=sleep, lock_retries=lock_retries, fingerprint=print_)
-    if wait:
-        run.start(timeout=timeout)
+    run = Run(plan, parallel=settings["parallel"], reporter=reporter_for(settings["progress"]),
+              clock=settings["clock"], sleep=settings["sleep"],
+              lock_retries=settings["lock_retries"], fingerprint=print_)
+    if settings["wait"]:
+        run.start(timeout=settings["timeout"])
     else:
         run.start_in_background()
     return run
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _run_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Takes the options of running a load out of ``options`` (what remains is the plan's)
+    and checks them: a wrong value is an InputError that says what it takes, before
+    anything is sent."""
+    settings = {"wait": options.pop("wait", True), "timeout": options.pop("timeout", None),
+                "parallel": options.pop("parallel", 4),
+                "lock_retries": options.pop("lock_retries", 2),
+                "progress": options.pop("progress", "auto"),
+                "clock": options.pop("clock", time.monotonic),
+                "sleep": options.pop("sleep", time.sleep), "force": options.pop("force", False)}
+    if not _whole(settings["parallel"]) or settings["parallel"] < 1:
+        raise errors.InputError(f"parallel must be a whole number of at least 1, not "
+                                f"{settings['parallel']!r}")
+    if not _whole(settings["lock_retries"]) or settings["lock_retries"] < 0:
+        raise errors.InputError(f"lock_retries must be a whole number of at least 0, not "
+                                f"{settings['lock_retries']!r}")
+    progress = settings["progress"]
+    if not (progress in ("auto", "text", True, False, None) or callable(progress)):
+        raise errors.InputError(f"progress must be 'auto', 'text', False or a callable, not "
+                                f"{progress!r}")
+    # wait="no" and force="no" are truthy: a typo must not flip what the run does.
+    for name in ("wait", "force"):
+        if not isinstance(settings[name], (bool, np.bool_)):
+            raise errors.InputError(f"{name} must be True or False, not {settings[name]!r}")
+    jobs.check_timeout(settings["timeout"])
+    for name in ("clock", "sleep"):
+        if not callable(settings[name]):
+            raise errors.InputError(f"{name} must be a function, not {settings[name]!r}")
+    settings["org"] = org_or_default(options.pop("org", None))
+    return settings
 
 
 def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan) -> None:
@@ -587,8 +626,9 @@ class Run:
     def wait(self, timeout: float | None = None, org: Org | None = None) -> None:
         """Carry on polling jobs that were still running; fetch and align their results.
         ``org``: carry on with another connection (a new session after the old expired)."""
+        jobs.check_timeout(timeout)
         if org is not None:
-            self.org = org
+            self.org = org_or_default(org)
         if self._thread is not None and self._thread.is_alive():  # wait=False: join it
             self._thread.join(timeout)
             if self._thread.is_alive():

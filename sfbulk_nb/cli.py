@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import re
 import signal
 import sys
 import threading
@@ -9,9 +12,25 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from .localorg import LocalOrg, default_path
 
-    org = LocalOrg(path=args.db or default_path(), port=args.port, pace=args.pace).start()
+    path = args.db or default_path()
+    try:
+        org = LocalOrg(path=path, port=args.port, pace=args.pace)
+    except (OSError, sqlite3.Error) as e:
+        print(f"sfbulk-nb: cannot open the local org's database {path}: {e}; pass --db the "
+              "path of an SQLite file (a new one is made), e.g. --db org.sqlite3",
+              file=sys.stderr)
+        return 2
+    try:
+        org.start()
+    except OSError as e:
+        org.stop()
+        print(f"sfbulk-nb: {e} (port {args.port}); pass another --port, or --port 0 for a "
+              "free one", file=sys.stderr)
+        return 2
     print(f"Local org running at {org.instance_url}  (database: {org.path})")
     print(f"  username:      {org.username}")
     print(f"  access token:  {org.access_token}")
@@ -36,7 +55,16 @@ def _add_object(args: argparse.Namespace) -> int:
             obj = org.add_object(Path(path))
             print(f"Added {obj.name} (key prefix {obj.key_prefix}, {len(obj.fields)} fields) "
                   f"to {org.path}")
-    except (OSError, ValueError, SchemaError) as e:
+    except json.JSONDecodeError as e:
+        print(f"sfbulk-nb: cannot add object: {path} is not JSON ({e}); save the whole answer "
+              "of GET /services/data/vXX.X/sobjects/<Object>/describe/ to a file",
+              file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"sfbulk-nb: cannot add object: {e}; give the path of a describe JSON file",
+              file=sys.stderr)
+        return 2
+    except (ValueError, SchemaError) as e:
         print(f"sfbulk-nb: cannot add object: {e}", file=sys.stderr)
         return 2
     finally:
@@ -81,14 +109,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 class _CsvFile:
-    """A CSV file as text: its encoding worked out, and where each record starts."""
+    """A CSV file as text: its encoding worked out, its records checked against its header,
+    and the file line each record starts on (records may span lines)."""
 
     def __init__(self, path: str, encoding: str | None):
         from .errors import InputError
 
-        raw = Path(path).read_bytes()
         self.path = path
         self.note = None
+        raw = _read_bytes(path)
         if raw[:4] == b"PK\x03\x04":
             raise InputError(f"{path} is a zip file (an Excel .xlsx workbook?): save it as CSV "
                              "(UTF-8), or read it with pandas.read_excel and use upsert_df")
@@ -98,7 +127,8 @@ class _CsvFile:
             try:
                 self.text = raw.decode(encoding)
             except (UnicodeDecodeError, LookupError) as e:
-                raise InputError(f"{path} cannot be read as {encoding}: {e}") from None
+                raise InputError(f"{path} cannot be read as {encoding}: {e}; pass the file's "
+                                 "encoding with --encoding (e.g. utf-8, cp1252, utf-16)") from None
         else:
             try:
                 self.text = raw.decode("utf-8-sig")
@@ -112,39 +142,170 @@ class _CsvFile:
                     self.note = (f"not UTF-8 (byte 0x{raw[e.start]:02x} on line {line}); read "
                                  f"as {name}. Pass --encoding to choose another")
                     break
-        if "\x00" in self.text[:65536]:
+        if "\x00" in self.text:
             raise InputError(f"{path} holds NUL bytes: it looks like a binary file, not CSV "
                              "(or UTF-16 without a byte order mark: pass --encoding utf-16)")
+        self._scan()
+
+    def _scan(self) -> None:
+        """Reads the records with the csv module, to check them before pandas reads them:
+        pandas fills a short row with blanks without a word, and counts lines its own way
+        where a quoted value spans lines, so its errors name the wrong line."""
+        import csv
+
+        from .errors import InputError
+
+        where = self.path
+        limit = csv.field_size_limit()
+        csv.field_size_limit(max(limit, len(self.text) + 1))  # long text areas: 128 KB
+        try:
+            try:
+                self._records(csv, strict=True)
+            except csv.Error as e:
+                if "unexpected end of data" in str(e):
+                    raise InputError(
+                        f"{where}, line {self._at}: a quote opens a value that is never "
+                        "closed (the file ends inside it); close the quote, and write a "
+                        'quote inside a value as two ("")') from None
+                # Strict CSV refuses what pandas takes (text after a closing quote).
+                self._records(csv, strict=False)
+        except csv.Error as e:
+            raise InputError(f"{where}, line {self._at}: not CSV ({e}); fix the line") from None
+        finally:
+            csv.field_size_limit(limit)
+        if self.bad_count:
+            raise InputError(self._ragged(len(self.names)))
+        if not self.lines:
+            raise InputError(f"{where} has a header line but no data rows: nothing to send")
+        if self.trailing:
+            self.note = "; ".join(filter(None, [self.note, (
+                f"{self.trailing:,} row(s) end in empty fields past the header's "
+                f"{len(self.names)} (a trailing comma); they are ignored")]))
+
+    def _records(self, csv, *, strict: bool) -> None:
+        """One pass over the records (blank lines skipped, as pandas skips them): the
+        header's names, the file line each data record starts on, the records whose
+        fields do not fit the header's."""
+        import io
+
+        reader = csv.reader(io.StringIO(self.text, newline=""), strict=strict)
+        self._at = 1  # the file line the record being read starts on
+        self.lines, self.bad, self.bad_count, self.trailing, self.fields = [], [], 0, 0, 0
+        width = None
+        for record in reader:
+            if record and not (len(record) == 1 and not record[0].strip()):
+                if width is None:
+                    width = self._header(record)
+                    self.header_end = reader.line_num  # the data starts after this line
+                else:
+                    self.lines.append(self._at)
+                    if len(record) != width:
+                        # Fields past the header's that are all empty: a trailing comma.
+                        if len(record) < width or any(record[width:]):
+                            self.bad_count += 1
+                            if len(self.bad) < 5:  # the first few are named
+                                self.bad.append((self._at, record))
+                        else:
+                            self.trailing += 1
+                self.fields = max(self.fields, len(record))
+            self._at = reader.line_num + 1
+        if width is None:
+            from .errors import InputError
+
+            raise InputError(f"{self.path} is empty: an upsert file starts with a header line "
+                             "of field names (e.g. customExtIdField__c,Name), then a line per row")
+
+    def _header(self, header: list[str]) -> int:
+        """Checks the header; its width (a trailing comma names no column)."""
+        from .errors import InputError
+
+        where = f"{self.path}, line {self._at}"
+        if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+            sep = next(d for d in ";\t|" if d in header[0])
+            raise InputError(f"{self.path} looks {'tab' if sep == chr(9) else repr(sep)}-"
+                             f"separated (its header is {header[0]!r}); sfbulk-nb reads "
+                             "comma-separated files: save it as CSV with commas, or read it "
+                             "with pandas.read_csv(sep=...) and use upsert_df")
+        width = len(header)
+        while width > 1 and not header[width - 1].strip():
+            width -= 1
+        self.names = header[:width]
+        unnamed = [i + 1 for i, name in enumerate(self.names) if not name.strip()]
+        if unnamed:
+            raise InputError(f"{where}: column(s) {unnamed} of the header have no name; name "
+                             "each column after its Salesforce field, or remove the column")
+        seen: dict[str, int] = {}
+        for i, name in enumerate(self.names):
+            if name in seen:
+                raise InputError(f"{where}: the header names {name!r} twice (columns "
+                                 f"{seen[name] + 1} and {i + 1}); keep one column per field")
+            seen[name] = i
+        return width
+
+    def _ragged(self, width: int) -> str:
+        def said(line: int, record: list[str]) -> str:
+            if len(record) < width:
+                return f"line {line} has {len(record)} (no {', '.join(self.names[len(record):])})"
+            extra = [v for v in record[width:] if v]
+            return f"line {line} has {len(record)} (extra: {', '.join(map(repr, extra[:3]))})"
+
+        shown = "; ".join(said(line, record) for line, record in self.bad)
+        more = f"; and {self.bad_count - len(self.bad):,} more" if self.bad_count > len(self.bad) else ""
+        return (f"{self.path}: {self.bad_count:,} row(s) do not have the header's {width} fields: "
+                f"{shown}{more}. Nothing was sent: fix those lines (a value holding a comma "
+                "goes in double quotes), or the header if it lacks a column")
 
     def frame(self):
         import io
 
         import pandas as pd
 
+        from .errors import InputError
+
         # Every cell as text, exactly as in the file; empty cells are nulls (the --nulls
-        # policy). index_col=False: rows ending in a delimiter must not shift the columns.
-        return pd.read_csv(io.StringIO(self.text), dtype=str, keep_default_na=False,
-                           na_values=[""], index_col=False)
+        # policy). The rows after the header are read with the names given: pandas would
+        # size its rows by the header's, and fields past it (all empty, checked above) go
+        # into placeholder columns, then away.
+        body = io.StringIO(self.text, newline="")
+        for _ in range(self.header_end):
+            body.readline()
+        extra = [f"\x00{i}" for i in range(self.fields - len(self.names))]
+        try:
+            frame = pd.read_csv(body, dtype=str, keep_default_na=False, na_values=[""],
+                                header=None, names=self.names + extra, index_col=False)
+        except (ValueError, pd.errors.ParserError) as e:
+            raise InputError(f"{self.path} cannot be read as CSV: {e}") from None
+        if len(frame) != len(self.lines):  # pandas and the csv module disagree on a record
+            raise InputError(f"{self.path}: its records could not be told apart the same way "
+                             f"twice ({len(frame)} vs {len(self.lines)}); check the quotes")
+        return frame.drop(columns=extra)
 
     def line_of(self):
-        """Row position -> the file line its record starts on (records may span lines)."""
-        import csv
-        import io
+        """Row position -> the file line its record starts on."""
+        return lambda position: self.lines[position]
 
-        starts = []
-        reader = csv.reader(io.StringIO(self.text))
-        before = 0
-        for record in reader:
-            if record:  # pandas skips blank lines too
-                starts.append(before + 1)
-            before = reader.line_num
-        return lambda position: starts[position + 1] if position + 1 < len(starts) else position + 2
+
+def _read_bytes(path: str) -> bytes:
+    from .errors import InputError
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; check the path (relative paths start in "
+                         f"{Path.cwd()})") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; give the CSV file in it") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the file readable, or copy it "
+                         "somewhere you can read it") from None
 
 
 def _upsert(args: argparse.Namespace) -> int:
     from . import api, errors, org as orgs
 
     try:
+        if args.results:
+            _check_writable(args.results)  # before sending: a load is not undone
         source = _CsvFile(args.file, args.encoding)
         if source.note:
             print(f"sfbulk-nb: {args.file}: {source.note}", file=sys.stderr)
@@ -159,7 +320,9 @@ def _upsert(args: argparse.Namespace) -> int:
             return 0
         res = api.upsert_df(df, args.object, args.external_id, progress="text", **options)
     except errors.ValidationError as e:
-        print(f"sfbulk-nb: nothing was sent: {e.note}.", file=sys.stderr)
+        # The command's own spelling of the option the note names.
+        note = re.sub(r"on_invalid='(\w+)'", r"--on-invalid \1", e.note)
+        print(f"sfbulk-nb: nothing was sent: {note}.", file=sys.stderr)
         print(e.problems.summary_text(line_of=source.line_of()), file=sys.stderr)
         return 2
     except (OSError, ValueError, errors.SFBulkError) as e:
@@ -167,9 +330,45 @@ def _upsert(args: argparse.Namespace) -> int:
         return 2
     _print_summary(res)
     if args.results:
-        res.frame.to_csv(args.results, index=False)
+        try:
+            res.frame.to_csv(args.results, index=False)
+        except OSError as e:
+            print(f"sfbulk-nb: the load ran (above), but its result could not be written to "
+                  f"{args.results}: {e}", file=sys.stderr)
+            return 1
         print(f"Aligned result written to {args.results}")
     return 0 if res.ok else 1
+
+
+def _check_writable(path: str) -> None:
+    from .errors import InputError
+
+    where = Path(path)
+    if where.is_dir():
+        raise InputError(f"--results {path} is a directory; give a file name, e.g. "
+                         f"{where / 'results.csv'}")
+    if not where.parent.is_dir():
+        raise InputError(f"--results {path}: the directory {where.parent} does not exist; "
+                         "create it, or write the result elsewhere")
+
+
+def _port(text: str) -> int:
+    # The socket layer takes 70000 as 70000 - 65536: the org would listen elsewhere.
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 1-65535, or 0 for a "
+                                         "free one")
+    return int(text)
+
+
+def _pace(text: str) -> float:
+    try:
+        pace = float(text)
+    except ValueError:
+        pace = math.nan
+    if not (0 < pace < math.inf):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pace: give records per second, "
+                                         "more than 0 (leave --pace out for full speed)")
+    return pace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     localorg = commands.add_parser("localorg", help="run or manage the local org")
     sub = localorg.add_subparsers(dest="action", required=True)
     serve = sub.add_parser("serve", help="start the local org and wait for Ctrl-C")
-    serve.add_argument("--port", type=int, default=8642)
+    serve.add_argument("--port", type=_port, default=8642, help="0 picks a free port")
     serve.add_argument("--db", help="SQLite file (default: the user data directory)")
-    serve.add_argument("--pace", type=float, default=None,
+    serve.add_argument("--pace", type=_pace, default=None,
                        help="records processed per second (default: as fast as possible)")
     serve.set_defaults(func=_serve)
     add = sub.add_parser("add-object",

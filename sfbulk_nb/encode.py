@@ -409,9 +409,24 @@ class _Column:
                 else "decimal" if pa.types.is_decimal(t) else "date")
 
 
+def not_a_frame(value) -> str:
+    """What to say when a load gets something other than a DataFrame: what it got, and
+    how to make one of it."""
+    got = type(value).__name__
+    if value is None:
+        fix = "pass the DataFrame itself (a function that changes a frame in place returns None)"
+    elif isinstance(value, pd.Series):
+        fix = "make it a frame with series.to_frame() (its name becomes the field)"
+    elif isinstance(value, (dict, list, tuple)):
+        fix = f"build one first: pd.DataFrame(data) takes a {got} of columns or of rows"
+    else:
+        fix = "build one first with pd.DataFrame(...)"
+    return f"expected a pandas DataFrame, got {got}: {fix}"
+
+
 def _prepare(df, nulls, tz, field_types, delimiter=None) -> list[_Column]:
     if not isinstance(df, pd.DataFrame):
-        raise EncodeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise EncodeError(not_a_frame(df))
     names = _check_names(df.columns, delimiter)
     policy = _null_policy(nulls, names)
     tz = _check_tz(tz)
@@ -482,6 +497,10 @@ def _null_policy(nulls, names) -> dict[str, str]:
 def _check_tz(tz):
     if tz is None:
         return None
+    if not isinstance(tz, (str, _dt.tzinfo)):
+        # pandas reads a number as a fixed offset in seconds: tz=5 is not 5 hours.
+        raise EncodeError(f"tz must be a time zone name such as 'Europe/Paris' (or a tzinfo), "
+                          f"not {tz!r}")
     try:
         pd.Timestamp(0).tz_localize(tz)
     except Exception as exc:

@@ -24,6 +24,7 @@ close, abort    the job's state is read first: a job already past Open (or done)
 """
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -235,6 +236,16 @@ class Backoff:
         while True:
             yield delay
             delay = min(self.cap, delay * self.factor)
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """Seconds to wait (0: do not wait), or None: until done; anything else is an
+    InputError before a job exists."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+                                or not timeout >= 0):
+        raise errors.InputError(f"timeout must be a number of seconds (0 or more) or None "
+                                f"(wait until done), not {timeout!r}")
+    return timeout
 
 
 def wait(org: Org, job_id: str, *, timeout: float | None = None,

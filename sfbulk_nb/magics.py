@@ -16,6 +16,7 @@ traceback or a SystemExit.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,7 +47,17 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
-        raise UsageError(f"{self.format_usage().strip()}\n{message}")
+        raise UsageError(f"{self.format_usage().strip()}\n{message}{self._did_you_mean(message)}")
+
+    def _did_you_mean(self, message: str) -> str:
+        """For a misspelt option (--paralel), the option it most likely means."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+        said = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+        close = {w: difflib.get_close_matches(w.split("=")[0], known, n=1) for w in said}
+        hints = [f"{w!r}: did you mean {c[0]}?" for w, c in close.items() if c]
+        return ("\n" + "; ".join(hints)) if hints else ""
 
     def exit(self, status: int = 0, message: str | None = None):
         if status:
@@ -166,8 +177,9 @@ class SFBulkMagics(Magics):
         if args is None:
             return None
         version = self.api_version or None
-        if args.target and "!" in args.target:
-            # Salesforce session ids look like 00D...!AQ...: never accept one typed here.
+        if any(value and "!" in value for value in (args.target, args.token_env)):
+            # Salesforce session ids look like 00D...!AQ...: never accept one typed here,
+            # nor repeat it (as "environment variable 00D...!AQ... is not set" would).
             raise UsageError("That looks like an access token. Put it in an environment "
                              "variable and pass its name: --instance-url URL --token-env VAR")
         with _short_errors():
@@ -177,7 +189,9 @@ class SFBulkMagics(Magics):
                                      "and --token-env go together, without local|ALIAS")
                 token = os.environ.get(args.token_env)
                 if not token:
-                    raise UsageError(f"environment variable {args.token_env} is not set")
+                    raise UsageError(f"environment variable {args.token_env} is not set: set "
+                                     f"it before starting Jupyter, or in a cell with "
+                                     f"os.environ[{args.token_env!r}] = getpass.getpass()")
                 org = orgs.connect(instance_url=args.instance_url, access_token=token,
                                    api_version=version)
             elif args.target:
@@ -263,7 +277,8 @@ class SFBulkMagics(Magics):
             soql = cell
         soql = soql.strip()
         if not soql:
-            raise UsageError("no SOQL to run")
+            raise UsageError("no SOQL to run: put the query after %soql, or in the cell "
+                             "under %%soql, e.g. SELECT Id, Name FROM Account")
         if args.var is not None and not args.var.isidentifier():
             raise UsageError(f"{_SOQL.format_usage().strip()}\nVAR must be a Python name, "
                              f"not {args.var!r}")

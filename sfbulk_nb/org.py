@@ -344,6 +344,18 @@ def default_org() -> Org:
     return _default if _default is not None else connect()
 
 
+def org_or_default(org: Any) -> Org:
+    """The org a call was given (org=), else the default one. Anything else (a name, a
+    LocalOrg server) is an argument error that says how to get an Org."""
+    if org is None:
+        return default_org()
+    if isinstance(org, Org):
+        return org
+    made = f"sfb.connect({org!r})" if isinstance(org, str) else "sfb.connect(...)"
+    raise errors.InputError(f"org must be an Org, not a {type(org).__name__}: pass "
+                            f"org={made}, or leave org out to use the default org")
+
+
 def set_default(org: Org) -> Org:
     global _default
     _default = org

@@ -154,8 +154,8 @@ class LoadPlan:
             head += f"; {skipped:,} invalid row(s) would be skipped"
         if self.existing is not None:
             counts = self.existing["action"].value_counts()
-            head += "; " + ", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
-                                     for a, n in counts.items())
+            head += "; " + (", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
+                                      for a, n in counts.items()) or "no rows to look up")
             head += f" (lookup: {self.lookup_calls} API call(s))"
         return head
 
@@ -227,6 +227,14 @@ def describe_object(org: Org, sobject: str) -> dict:
         return org.describe(sobject)
     except errors.NotFoundError:
         pass
+    close = close_object_names(org, sobject)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise errors.InputError(f"{org.label} has no object {sobject!r}{hint}")
+
+
+def close_object_names(org: Org, name: str) -> list[str]:
+    """The org's objects whose API name or label is close to ``name`` (describeGlobal);
+    none when the org cannot be asked: the suggestion is a courtesy."""
     names = {}
     try:
         for o in org.get_json("sobjects").get("sobjects", []):
@@ -234,11 +242,20 @@ def describe_object(org: Org, sobject: str) -> dict:
             if o.get("label"):
                 names.setdefault(o["label"].lower(), o["name"])
     except errors.SFBulkError:
-        pass  # the suggestion is a courtesy: the error below says what matters
-    close = difflib.get_close_matches(sobject.lower(), list(names), n=3, cutoff=0.6)
-    hint = (f"; did you mean {', '.join(repr(names[c]) for c in dict.fromkeys(close))}?"
-            if close else "")
-    raise errors.InputError(f"{org.label} has no object {sobject!r}{hint}")
+        return []
+    close = difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.6)
+    return list(dict.fromkeys(names[c] for c in close))
+
+
+def close_field_names(describe: dict, name: str) -> list[str]:
+    """The object's fields whose API name or label is close to ``name``."""
+    names = {}
+    for f in describe.get("fields", []):
+        names[f["name"].lower()] = f["name"]
+        if f.get("label"):
+            names.setdefault(f["label"].lower(), f["name"])
+    close = difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.6)
+    return list(dict.fromkeys(names[c] for c in close))
 
 
 def _key_for(operation: str, external_id: str | None) -> str | None:
@@ -335,7 +352,7 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
         raise errors.InputError(f"on_invalid must be one of {', '.join(map(repr, ON_INVALID))}; "
                                 f"got {options.on_invalid!r}")
     if not isinstance(df, pd.DataFrame):
-        raise errors.InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise errors.InputError(encode.not_a_frame(df))
     encode._option(options.line_ending, encode.LINE_ENDINGS, "line_ending")
     encode._check_limits(options.max_bytes, options.max_records)
     key = _key_for(operation, external_id)

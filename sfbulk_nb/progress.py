@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
+from .errors import InputError
+
 Reporter = Callable[["ProgressEvent"], None]
 
 RUN_STARTED = "run_started"
@@ -101,7 +103,7 @@ def reporter_for(progress: Any) -> Reporter | None:
             return WidgetProgress()
     if progress in ("auto", "text", True):
         return TextProgress()
-    raise ValueError(f"progress must be 'auto', 'text', False or a callable, not {progress!r}")
+    raise InputError(f"progress must be 'auto', 'text', False or a callable, not {progress!r}")
 
 
 def _in_kernel() -> bool:

@@ -13,7 +13,9 @@ string. An empty CSV value is null; Salesforce has no empty strings.
 from __future__ import annotations
 
 import functools
+import numbers
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,7 +26,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from . import errors, jobs
-from .org import Org, default_org
+from .org import Org, org_or_default
+from .plan import close_field_names, close_object_names
 from .progress import (JOB_CREATED, JOB_UPDATED, RUN_FINISHED, RUN_STARTED, ProgressEvent,
                        reporter_for)
 
@@ -46,7 +49,13 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
     include_deleted: queryAll (deleted and archived records too). page_size: rows per
     results page (Salesforce's default when None). Columns are named as in the SOQL
     (`Account.Name`)."""
-    org = org or default_org()
+    _check_soql(soql)
+    org = org_or_default(org)
+    jobs.check_timeout(timeout)
+    if page_size is not None and (not isinstance(page_size, numbers.Integral)
+                                  or isinstance(page_size, bool) or page_size < 1):
+        raise errors.InputError(f"page_size must be a whole number of rows (1 or more) or None "
+                                f"(Salesforce's default), not {page_size!r}")
     run = _QueryRun(org)
     report = reporter_for(progress)
 
@@ -58,7 +67,10 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
             except Exception:  # a broken display must never break the query
                 report = None
 
-    info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
+    try:
+        info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
+    except errors.RequestError as e:
+        raise _with_hint(org, soql, e) from None
     run.sobject = info.raw.get("object", "?")
     emit(RUN_STARTED)
     emit(JOB_CREATED, chunk=0, job_id=info.id, state=info.state)
@@ -92,6 +104,58 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
             break
     emit(RUN_FINISHED, message=f"{run.rows:,} rows")
     return frame.to_pandas() if frame is not None else pd.DataFrame()
+
+
+_EXAMPLE = "SELECT Id, Name FROM Account"
+_AGGREGATE = re.compile(r"\b(?:COUNT|COUNT_DISTINCT|SUM|AVG|MIN|MAX)\s*\(|\bGROUP\s+BY\b", re.I)
+_SUBQUERY = re.compile(r"\(\s*SELECT\b", re.I)
+
+
+def _check_soql(soql: Any) -> None:
+    if not isinstance(soql, str):
+        raise errors.InputError(f"soql must be a SOQL string such as {_EXAMPLE!r}, not "
+                                f"{type(soql).__name__}")
+    if not soql.strip():
+        raise errors.InputError(f"the SOQL is empty: give a query such as {_EXAMPLE!r}")
+
+
+def _with_hint(org: Org, soql: str, error: errors.RequestError) -> errors.RequestError:
+    """The org's refusal of a query, with what to do about it (Salesforce's own message
+    names the problem, rarely the way out). Same class and attributes."""
+    hint = _soql_hint(org, soql, str(error)) if error.status == 400 else None
+    if hint is None:
+        return error
+    return type(error)(f"{error}\n{hint}", status=error.status, error_code=error.error_code,
+                       method=error.method, path=error.path, retry_after=error.retry_after)
+
+
+def _soql_hint(org: Org, soql: str, message: str) -> str | None:
+    if _AGGREGATE.search(soql):
+        return ("Bulk API 2.0 query jobs run no aggregate queries (COUNT(), SUM(), GROUP BY): "
+                "select the rows and count or group them in pandas, e.g. "
+                "len(query_df('SELECT Id FROM Account'))")
+    if _SUBQUERY.search(soql):
+        return ("Bulk API 2.0 query jobs run no subqueries: query the child object and reach "
+                "the parent through its relationship, e.g. SELECT Id, Account.Name FROM Contact")
+    if soql.rstrip().endswith(";"):
+        return "SOQL takes no ';' at the end: drop it"
+    field = re.search(r"No such column '([^']+)' on entity '([^']+)'", message)
+    if field:
+        try:
+            close = close_field_names(org.describe(field[2]), field[1])
+        except errors.SFBulkError:
+            close = []
+        if close:
+            return f"did you mean {', '.join(map(repr, close))}?"
+        return f"org.describe({field[2]!r})['fields'] lists the fields of {field[2]}"
+    sobject = re.search(r"sObject type '([^']+)' is not supported", message)
+    if sobject:
+        close = close_object_names(org, sobject[1])
+        if close:
+            return f"did you mean {', '.join(map(repr, close))}?"
+        return "org.request('GET', 'sobjects').json() lists the org's objects"
+    return (f"check the SOQL's form: SELECT field, ... FROM Object [WHERE ...] [ORDER BY ...] "
+            f"[LIMIT n], e.g. {_EXAMPLE!r}")
 
 
 @dataclass

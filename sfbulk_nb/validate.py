@@ -204,7 +204,7 @@ def check(df: pd.DataFrame, describe: dict, operation: str, key: str | None, *,
     object names (describeGlobal), to tell an id of the wrong object in a lookup field. Raises InputError only for arguments
     (``nulls``, ``tz``, the delimiter), never for the data."""
     if not isinstance(df, pd.DataFrame):
-        raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise InputError(encode.not_a_frame(df))
     delimiter = encode.COLUMN_DELIMITERS.get(column_delimiter)
     if delimiter is None:
         raise InputError(f"column_delimiter must be one of {', '.join(encode.COLUMN_DELIMITERS)}; "
@@ -237,7 +237,8 @@ def _null_policies(nulls: Any, columns: list) -> list[str]:
         raise InputError(f"nulls must be 'keep', 'clear' or a dict of column -> 'keep'/'clear'; got {nulls!r}")
     unknown = [k for k in nulls if k not in columns]
     if unknown:
-        raise InputError(f"nulls names columns that are not in the frame: {unknown!r}")
+        raise InputError(f"nulls names columns that are not in the frame: {unknown!r}; its "
+                         f"columns are {_some_names(columns)}")
     bad = {k: p for k, p in nulls.items() if p not in ("keep", "clear")}
     if bad:
         raise InputError(f"nulls values must be 'keep' or 'clear'; got {bad!r}")
@@ -282,6 +283,9 @@ class _Validator:
         self.key_prefixes = key_prefixes
         self.blocks: list[Block] = []
         self.unsendable: list[Block] = []
+        # Per column, the cells with no CSV form: their error is said, and they stand in
+        # as blanks from then on, which no later check may report ("is blank").
+        self.no_csv_form: dict[int, np.ndarray] = {}
 
     # -- column names --------------------------------------------------------------
 
@@ -398,7 +402,9 @@ class _Validator:
         df = self.df
         if df.shape[1] == 0 and self.op not in ("delete", "hardDelete"):
             self._column_problem("(frame)", -1, "INVALID_FIELD",
-                                 "the frame has no columns; a job needs at least one field", "")
+                                 "the frame has no columns; a job needs at least one field",
+                                 "df = pd.DataFrame({'Name': [...]})  # a column per field, "
+                                 "named by its API name")
         resolved = []
         claimed: dict[str, Any] = {}
         for order, column in enumerate(df.columns):
@@ -441,6 +447,8 @@ class _Validator:
                               ERROR, p.positions, values, order)
                 self.blocks.append(block)
                 self.unsendable.append(block)
+                self.no_csv_form[order] = np.union1d(self.no_csv_form.get(order, []),
+                                                     p.positions).astype(np.int64)
             cells = _Cells(col)
             columns.append(col)
             cells_of.append(cells)
@@ -481,6 +489,8 @@ class _Validator:
 
     def _add(self, column, order, name, f, mask, cells, code, reason, hint, severity=ERROR):
         positions = np.flatnonzero(_np(mask))
+        if order in self.no_csv_form:
+            positions = np.setdiff1d(positions, self.no_csv_form[order], assume_unique=True)
         if not len(positions):
             return
         values = cells.at(positions)

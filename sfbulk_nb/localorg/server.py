@@ -89,8 +89,13 @@ class LocalOrg:
 
     def start(self) -> "LocalOrg":
         if self._server is None:
-            self._server = make_server("127.0.0.1", self.port, self.app, threaded=True,
-                                       request_handler=_QuietHandler)
+            try:
+                self._server = make_server("127.0.0.1", self.port, self.app, threaded=True,
+                                           request_handler=_QuietHandler)
+            except SystemExit:
+                # werkzeug prints why it cannot bind (a port in use) and exits the process:
+                # a library must raise instead.
+                raise OSError(f"cannot listen on 127.0.0.1:{self.port}") from None
             self._server.daemon_threads = True
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             name="localorg-http", daemon=True)
