@@ -31,7 +31,7 @@ from .org import Org, org_or_default
 from .problems import Problems
 from .retrying import Retrying
 from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
-                       RUN_FINISHED, RUN_STARTED, ProgressEvent, reporter_for)
+                       RUN_FINISHED, RUN_STARTED, ProgressEvent, RunInfo, reporter_for)
 
 NULL_POLICIES = ("keep", "clear")
 ON_INVALID = plan_stage.ON_INVALID
@@ -324,11 +324,19 @@ class Run:
 
     # -- running ---------------------------------------------------------------------
 
+    @property
+    def info(self) -> RunInfo:
+        """What a display may know of the run (progress.RunInfo)."""
+        return RunInfo("load", self.operation, self.sobject, self.org.label, self.org.kind,
+                       rows=len(self.plan.positions), job_count=len(self.chunks),
+                       run_id=self.run_id, abort=self.abort)
+
     def emit(self, kind: str, **fields: Any) -> None:
         self._log(kind, fields)
         if self.reporter is not None:
             try:
-                self.reporter(ProgressEvent(kind, self, **fields))
+                self.reporter(ProgressEvent(kind, self.info, api_calls=self.api_calls,
+                                            api_usage=self.org.api_usage, **fields))
             except Exception:  # a broken display must never break the load
                 self.reporter = None
 
@@ -481,6 +489,7 @@ class Run:
         if self._no_new_jobs.is_set():
             outcome.error = ("NOT_SENT", "not sent: the run was aborted or interrupted "
                              "before this job was created; res.retry() sends these rows")
+            self.emit(ERROR, chunk=i, message="the run was aborted or interrupted first")
             return
         try:
             with self._create_lock:
@@ -614,7 +623,8 @@ class Run:
             message = None
             if self.reporter is not None:
                 counts = results.count_statuses(self.aligned())
-                message = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n) or "no rows"
+                message = ", ".join(f"{n:,} {s.replace('_', ' ')}"
+                                    for s, n in counts.items() if n) or "no rows"
             self.emit(RUN_FINISHED, message=message)
 
     @property

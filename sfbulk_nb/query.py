@@ -17,7 +17,6 @@ import numbers
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -28,7 +27,7 @@ import pyarrow.csv as pacsv
 from . import errors, jobs
 from .org import Org, org_or_default
 from .plan import close_field_names, close_object_names
-from .progress import (JOB_CREATED, JOB_UPDATED, RUN_FINISHED, RUN_STARTED, ProgressEvent,
+from .progress import (JOB_CREATED, JOB_UPDATED, RUN_FINISHED, RUN_STARTED, ProgressEvent, RunInfo,
                        reporter_for)
 
 # A query's rows are only useful once the job is done, and the caller is waiting for them:
@@ -56,14 +55,17 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
                                   or isinstance(page_size, bool) or page_size < 1):
         raise errors.InputError(f"page_size must be a whole number of rows (1 or more) or None "
                                 f"(Salesforce's default), not {page_size!r}")
-    run = _QueryRun(org)
     report = reporter_for(progress)
+    sobject, rows = "?", 0
+    calls = org.api_calls
 
     def emit(kind: str, **fields: Any) -> None:
         nonlocal report
         if report is not None:
+            info = RunInfo("query", "query", sobject, org.label, org.kind, rows=rows)
             try:
-                report(ProgressEvent(kind, run, **fields))
+                report(ProgressEvent(kind, info, api_calls=org.api_calls - calls,
+                                     api_usage=org.api_usage, **fields))
             except Exception:  # a broken display must never break the query
                 report = None
 
@@ -71,7 +73,7 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
         info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
     except errors.RequestError as e:
         raise _with_hint(org, soql, e) from None
-    run.sobject = info.raw.get("object", "?")
+    sobject = info.raw.get("object", "?")
     emit(RUN_STARTED)
     emit(JOB_CREATED, chunk=0, job_id=info.id, state=info.state)
     info = jobs.wait(org, info.id, timeout=timeout, clock=clock, sleep=sleep,
@@ -93,16 +95,16 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
         page = jobs.query_results_page(org, info.id, locator=locator, max_records=page_size)
         names = _header(page.data, delimiter)
         if frame is None:
-            types = _column_types(org, run.sobject, names)
+            types = _column_types(org, sobject, names)
             frame = _Frame(types, expected_rows=info.processed)
         if page.records:
             frame.add(_typed_table(page.data, names, frame.types, delimiter))
-        run.rows += page.records
+        rows += page.records
         locator = page.locator
         page = None  # the page's bytes go before the next one arrives
         if locator is None:
             break
-    emit(RUN_FINISHED, message=f"{run.rows:,} rows")
+    emit(RUN_FINISHED, message=f"{rows:,} rows")
     return frame.to_pandas() if frame is not None else pd.DataFrame()
 
 
@@ -156,17 +158,6 @@ def _soql_hint(org: Org, soql: str, message: str) -> str | None:
         return "org.request('GET', 'sobjects').json() lists the org's objects"
     return (f"check the SOQL's form: SELECT field, ... FROM Object [WHERE ...] [ORDER BY ...] "
             f"[LIMIT n], e.g. {_EXAMPLE!r}")
-
-
-@dataclass
-class _QueryRun:
-    """What the text progress needs to know about a query."""
-
-    org: Org
-    sobject: str = "?"
-    operation: str = "query"
-    rows: int = 0
-    job_count: int = 1
 
 
 def _header(data: bytes | bytearray, delimiter: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The live panel of a bulk run in Jupyter: one ipywidgets box per run, updated in place.
+"""The live panel of a bulk run in Jupyter: one ipywidgets box per run, drawn from the
+run's `progress.RunState` and updated in place.
 
     res = sfb.upsert_df(df, "Account", "customExtIdField__c")   # progress="auto" in a kernel
     res = sfb.upsert_df(df, "Account", "customExtIdField__c", progress=RunPanel())
@@ -6,9 +7,18 @@
 `progress.reporter_for("auto")` imports this module only in a live kernel with ipywidgets,
 and returns a `WidgetProgress`, which gives every run it sees start a `RunPanel` of its own.
 
-Hooks for browser tests: the outer box has the CSS class `sfbulk-run`, each job row
-`sfbulk-job`, and each row's state is an HTML widget of class `sfbulk-state` whose
-`[data-state]` attribute (and `.sfbulk-current` chip) is the job's current state.
+The panel: a header (the org's badge LOCAL / SANDBOX / PRODUCTION, what runs where, the run
+id, API calls, Abort), one overall line (a bar of rows succeeded / failed and ``n / N rows ·
+% · elapsed · time left · rows/s``, then ``took`` once done), and a grid of jobs with fixed
+columns (number, state, a bar of three segments: succeeded green, failed red, left
+unprocessed amber; counts; timing; job id), a failed job's reason on a line of its own.
+A finished query shrinks to one line. The widget reads nothing of the run but its events.
+
+Hooks for browser tests: the outer box has the CSS class `sfbulk-run`, the overall line
+`sfbulk-overall`, each job row `sfbulk-job`; a row's state is in `.sfbulk-state
+[data-state]` (and its `.sfbulk-current` chip); bars are `.sfbulk-bar` with segments
+`.sfbulk-seg-ok`, `.sfbulk-seg-failed`, `.sfbulk-seg-left` (widths in %); a job's reason is
+`.sfbulk-error`.
 """
 from __future__ import annotations
 
@@ -19,168 +29,26 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPDATED, JOB_UPLOADED,
-                       RUN_FINISHED, RUN_STARTED, ProgressEvent)
-
-STEPS = ("Open", "UploadComplete", "InProgress", "JobComplete")
-BAD_STATES = ("Failed", "Aborted")
+from .progress import (ERROR, JOB_CREATED, JOB_FINISHED, JOB_UPLOADED, RUN_FINISHED,
+                       RUN_STARTED, STEPS, JobState, ProgressEvent, RunState, plural)
 
 _BADGES = {"production": ("PRODUCTION", "#cf222e"), "sandbox": ("SANDBOX", "#bf8700"),
            "local": ("LOCAL", "#57606a")}
-_CHIP = {"done": "background:#dafbe1;color:#1a7f37",
-         "current": "background:#ddf4ff;color:#0969da;font-weight:600",
-         "pending": "color:#8c959f",
-         "bad": "background:#ffebe9;color:#cf222e;font-weight:600"}
-_BORDER = {"": "#0969da", "success": "#1a7f37", "warning": "#bf8700", "danger": "#cf222e"}
-_RED = "#cf222e"
-
-
-class JobRow(widgets.HBox):
-    """One job of a run: its state steps, a bar of records processed, timing and id."""
-
-    def __init__(self, chunk: int, job_count: int):
-        self.chunk = chunk
-        self.job_id: str | None = None
-        self.state = "Waiting"
-        self.reached = -1             # the furthest step of STEPS seen
-        self.records = 0
-        self.processed = 0
-        self.failed = 0
-        self.error: str | None = None
-        self.created_at: float | None = None
-        self.last_at: float | None = None
-        self.finished_at: float | None = None
-        self.rate_base: tuple[float, int] | None = None  # (at, processed) first InProgress
-        self.title = widgets.HTML(f"job {chunk + 1}/{job_count}",
-                                  layout=widgets.Layout(width="6.5em"))
-        self.steps = widgets.HTML()
-        self.steps.add_class("sfbulk-state")
-        self.bar = widgets.IntProgress(value=0, min=0, max=1,
-                                       layout=widgets.Layout(width="16em"))
-        self.counts = widgets.HTML(layout=widgets.Layout(min_width="19em"))
-        self.counts.add_class("sfbulk-counts")
-        self.timing = widgets.HTML(layout=widgets.Layout(min_width="13em"))
-        self.timing.add_class("sfbulk-timing")
-        self.id_label = widgets.HTML()
-        super().__init__([self.title, self.steps, self.bar, self.counts, self.timing,
-                          self.id_label], layout=widgets.Layout(align_items="center"))
-        self.add_class("sfbulk-job")
-
-    # -- state from events -----------------------------------------------------------
-
-    def take(self, e: ProgressEvent) -> bool:
-        """Apply an event of this job; True when its state changed."""
-        before = self.state
-        self.last_at = e.at
-        if e.job_id:
-            self.job_id = e.job_id
-        if e.kind == JOB_CREATED:
-            self.created_at = e.at
-        if e.kind == ERROR:
-            self.error = e.message or "error"
-            if self.job_id is None:
-                self.state = "Not sent"
-            return self.state != before
-        if e.state:
-            self.state = e.state
-            if e.state in BAD_STATES and e.message:
-                self.error = e.message  # the job's errorMessage: why it failed
-            if e.state in STEPS:
-                self.reached = max(self.reached, STEPS.index(e.state))
-        if e.records:
-            self.records = e.records
-        if e.kind in (JOB_UPDATED, JOB_FINISHED):
-            self.processed, self.failed = e.processed, e.failed
-            if self.state == "InProgress" and self.rate_base is None:
-                self.rate_base = (e.at, e.processed)
-        if e.kind == JOB_FINISHED:
-            self.finished_at = e.at
-        return self.state != before
-
-    @property
-    def bad(self) -> bool:
-        return self.state in BAD_STATES or self.state == "Not sent" or self.error is not None
-
-    @property
-    def finished(self) -> bool:
-        return self.finished_at is not None or self.bad
-
-    @property
-    def bar_style(self) -> str:
-        if self.bad:
-            return "danger"
-        if self.state == "JobComplete":
-            return "warning" if self.failed else "success"
-        return ""
-
-    def seconds_left(self) -> float | None:
-        # Only while records are being processed: after JobComplete the results are still
-        # downloading, and "~0 s left" would mislead.
-        if self.rate_base is None or self.last_at is None or self.state != "InProgress":
-            return None
-        at0, done0 = self.rate_base
-        if self.last_at <= at0 or self.processed <= done0:
-            return None
-        rate = (self.processed - done0) / (self.last_at - at0)
-        return max(0.0, (self.records - self.processed) / rate)
-
-    # -- rendering -------------------------------------------------------------------
-
-    def render(self) -> None:
-        self.steps.value = self._steps_html()
-        total = max(self.records, self.processed, 1)
-        with self.bar.hold_sync():  # one comm message for the three traits
-            self.bar.max = total
-            self.bar.value = min(self.processed, total)
-            self.bar.bar_style = self.bar_style
-        self.counts.value = self._counts_html()
-        self.timing.value = self._timing_text()
-        self.id_label.value = (f'<code title="job id">{html.escape(self.job_id)}</code>'
-                               if self.job_id else "")
-
-    def _steps_html(self) -> str:
-        # (name, look, is the current state)
-        if self.state == "Not sent":
-            chips = [("Not sent", "bad", True)]
-        else:
-            chips = []
-            for i, step in enumerate(STEPS):
-                if step == STEPS[-1] and self.state in BAD_STATES:
-                    chips.append((self.state, "bad", True))
-                elif step == self.state:
-                    chips.append((step, "done" if step == STEPS[-1] else "current", True))
-                else:
-                    chips.append((step, "done" if i <= self.reached else "pending", False))
-        parts = [f'<span class="sfbulk-step{" sfbulk-current" if current else ""}" '
-                 f'style="padding:0 4px;border-radius:3px;{_CHIP[look]}">'
-                 f"{html.escape(name)}</span>" for name, look, current in chips]
-        return (f'<span data-state="{html.escape(self.state)}" '
-                f'style="font-size:0.85em;white-space:nowrap">'
-                + " &rsaquo; ".join(parts) + "</span>")
-
-    def _counts_html(self) -> str:
-        if self.error and (self.processed == 0 or self.state in BAD_STATES):
-            return f'<span style="color:{_RED}" title="{html.escape(self.error)}">' \
-                   f"{html.escape(_shorten(self.error))}</span>"
-        if not self.records and not self.processed:
-            return ""
-        text = f"{self.processed:,} / {self.records or self.processed:,} processed"
-        if self.failed:
-            text += f', <span style="color:{_RED};font-weight:600">{self.failed:,} failed</span>'
-        return text
-
-    def _timing_text(self) -> str:
-        if self.created_at is None or self.last_at is None:
-            return ""
-        elapsed = (self.finished_at or self.last_at) - self.created_at
-        if self.finished:
-            return f"took {_duration(elapsed)}"
-        left = self.seconds_left()
-        if left is not None:
-            return f"{_duration(elapsed)} elapsed, ~{_duration(left)} left"
-        if self.state in ("Open", "UploadComplete"):
-            return f"{_duration(elapsed)} elapsed, queued"
-        return f"{_duration(elapsed)} elapsed"
+_BORDER = {"running": "#0969da", "success": "#1a7f37", "warning": "#bf8700",
+           "danger": "#cf222e"}
+_OK, _RED, _AMBER, _GREY, _MUTED = "#2da44e", "#cf222e", "#d4a72c", "#eaeef2", "#57606a"
+_CHIP = {"done": "background:#dafbe1;color:#116329",
+         "current": "background:#ddf4ff;color:#0550ae;font-weight:600",
+         "bad": "background:#ffebe9;color:#a40e26;font-weight:600",
+         "pending": "background:#f6f8fa;color:#424a53"}
+# Fixed columns: every job row lines up whatever its texts (state, counts, timing, id). The
+# rows are `display:contents`, so their cells share one grid: a text column is as wide as
+# its widest cell in any row, and the bars take what is left.
+_GRID = ("display:grid;grid-template-columns:auto auto minmax(6em,1fr) auto auto auto;"
+         "column-gap:0.9em;row-gap:0;align-items:center;font-size:0.9em;line-height:1.6;"
+         "max-width:100%")
+_CELL = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+_MAX_JOB_ROWS = 12
 
 
 class RunPanel(widgets.VBox):
@@ -188,33 +56,29 @@ class RunPanel(widgets.VBox):
 
     Pass it as `progress=` or let progress="auto" make one per run. It stays hidden until
     the run's first event (RUN_STARTED) builds it, and with `display=True` shows itself then
-    unless it was displayed already. Events may come from any thread; each job re-renders at
-    most once per `min_interval` seconds, but a state change and the end of a job or of the
-    run always render.
+    unless it was displayed already. Events may come from any thread; the jobs grid
+    re-renders at most once per `min_interval` seconds, but a state change and the end of a
+    job or of the run always render (a skipped update gets one catch-up render).
 
     A run with wait=False starts on a thread of its own, whose output ipykernel may put under
     a later cell: display such a panel yourself first (`display(panel)`), as "auto" does.
-    Abort reaches the kernel only while it is free, i.e. for such runs: a cell still waiting
-    on its run holds the kernel, and the button's click waits behind it.
     """
 
     wants_ui_events = True  # see WidgetProgress; False where clicks need no help
 
-    def __init__(self, *, display: bool = True, min_interval: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic):
-        self.run: Any = None
-        self.job_rows: list[JobRow] = []
-        self.message_text = ""
-        self.run_error: str | None = None
-        self.finished = False
+    def __init__(self, *, display: bool = True, min_interval: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], float] = time.time):
+        self.state: RunState | None = None
         self._display = display
         self._displayed = False
         self._min_interval = min_interval
         self._clock = clock
-        self._last_render: dict[Any, float] = {}
-        self._catch_up: dict[Any, threading.Timer] = {}
+        self._now = now
+        self._last_render = float("-inf")
+        self._catch_up: threading.Timer | None = None
+        self._drawn: dict[int, str] = {}  # each job's state as last drawn
         self._lock = threading.RLock()
-        self._calls_before = 0
         self.badge = widgets.HTML()
         self.header = widgets.HTML()
         self.calls = widgets.HTML()
@@ -225,17 +89,19 @@ class RunPanel(widgets.VBox):
         self.abort_button.on_click(self._abort_clicked)
         if route_clicks_off_the_main_thread(self.abort_button):
             self.wants_ui_events = False
-        self.overall = widgets.IntProgress(value=0, min=0, max=1,
-                                           layout=widgets.Layout(width="24em"))
+        # No width="100%": the widgets' own margins would push it past the panel's edge.
+        self.overall = widgets.HTML()
         self.overall.add_class("sfbulk-overall")
-        self.message = widgets.HTML()
-        self.jobs_box = widgets.VBox()
+        self.jobs = widgets.HTML()
+        self.jobs.add_class("sfbulk-jobs")
         top = widgets.HBox([self.badge, self.header, self.calls, self.abort_button],
-                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([top, widgets.HBox([self.overall, self.message]), self.jobs_box],
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap",
+                                                 grid_gap="0.5em"))
+        super().__init__([top, self.overall, self.jobs],
                          layout=widgets.Layout(padding="4px 8px", margin="4px 0",
-                                               border_left=f"4px solid {_BORDER['']}",
-                                               display="none"))
+                                               border_left=f"4px solid {_BORDER['running']}",
+                                               display="none", max_width="100%",
+                                               overflow="hidden"))
         self.add_class("sfbulk-run")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -244,171 +110,197 @@ class RunPanel(widgets.VBox):
 
     def __repr__(self) -> str:
         # The text/plain of the display: what a notebook shows where widgets cannot render.
-        run = self.run
-        if run is None:
+        state = self.state
+        if state is None:
             return "<RunPanel: waiting for a run>"
-        label = getattr(getattr(run, "org", None), "label", "")
-        summary = self.message_text if self.finished else self.status
-        return (f"<RunPanel {getattr(run, 'operation', '')} {getattr(run, 'sobject', '')} "
-                f"on {label}: {summary}>")
+        summary = state.message if state.finished else state.status
+        return (f"<RunPanel {state.info.operation} {state.info.sobject} on "
+                f"{state.info.org_label}: {summary}>")
+
+    @property
+    def status(self) -> str:
+        return self.state.status if self.state is not None else "running"
 
     # -- the reporter ------------------------------------------------------------------
 
     def __call__(self, e: ProgressEvent) -> None:
         with self._lock:
-            if self.run is None or (e.kind == RUN_STARTED and e.run is not self.run):
-                self._build(e.run)
-            if e.kind == RUN_FINISHED:
-                self.finished = True
-                self.message_text = e.message or ""
-            elif e.kind == ERROR and e.chunk is None:
-                self.run_error = e.message or "error"
-            elif e.chunk is not None and e.chunk < len(self.job_rows):
-                row = self.job_rows[e.chunk]
-                changed = row.take(e)
-                self._render_job(row, force=changed or e.kind in (JOB_FINISHED, ERROR,
-                                                                  JOB_CREATED, JOB_UPLOADED))
-            self._render_run(force=e.kind in (RUN_STARTED, RUN_FINISHED, ERROR, JOB_FINISHED))
+            if self.state is None or e.kind == RUN_STARTED:
+                self.state = RunState(e.run)
+                self.abort_button.description = "Abort"
+                self.abort_button.disabled = e.run.abort is None
+                self.layout.display = None
+            job = self.state.apply(e)
+            force = e.kind in (RUN_STARTED, RUN_FINISHED, ERROR, JOB_CREATED, JOB_UPLOADED,
+                               JOB_FINISHED) or (job is not None
+                                                 and job.state != self._drawn.get(job.chunk))
+            self._render(force)
         if e.kind == RUN_STARTED and self._display and not self._displayed:
             from IPython.display import display
             display(self)
 
-    def _build(self, run: Any) -> None:
-        self.run = run
-        self.finished = False
-        self.run_error = None
-        self.message_text = ""
-        self._last_render.clear()
-        count = int(getattr(run, "job_count", 1))
-        self.job_rows = [JobRow(i, count) for i in range(count)]
-        self.jobs_box.children = self.job_rows
-        org = getattr(run, "org", None)
-        self._calls_before = getattr(org, "api_calls", 0)
-        kind = str(getattr(org, "kind", "production"))
-        # An org of unknown kind gets the production badge: the careful reading.
-        text, colour = _BADGES.get(kind, _BADGES["production"])
-        self.badge.value = (f'<span style="background:{colour};color:white;font-weight:700;'
-                            f'padding:1px 6px;border-radius:3px;font-size:0.85em" '
-                            f'title="{html.escape(kind)} org">{text}</span>')
-        can_abort = callable(getattr(run, "abort", None))
-        self.abort_button.layout.display = None if can_abort else "none"
-        self.abort_button.disabled = not can_abort
-        self.abort_button.description = "Abort"
-        self.layout.display = None
-
-    # -- rendering -----------------------------------------------------------------------
-
-    def _due(self, key: Any, force: bool) -> bool:
+    def _render(self, force: bool) -> None:
         now = self._clock()
-        wait = self._min_interval - (now - self._last_render.get(key, float("-inf")))
+        wait = self._min_interval - (now - self._last_render)
         if not force and wait > 0:
             # A skipped update is not lost: one catch-up render follows the throttle window,
             # so the last counters of a burst of polls always reach the screen.
-            if key not in self._catch_up:
-                timer = threading.Timer(wait, self._catch_up_render, args=(key,))
-                timer.daemon = True
-                self._catch_up[key] = timer
-                timer.start()
-            return False
-        self._last_render[key] = now
-        return True
-
-    def _catch_up_render(self, key: Any) -> None:
-        with self._lock:
-            self._catch_up.pop(key, None)
-            if key == "run":
-                self._render_run(force=True)
-            elif isinstance(key, int) and key < len(self.job_rows):
-                self._render_job(self.job_rows[key], force=True)
-
-    def _render_job(self, row: JobRow, force: bool) -> None:
-        if self._due(row.chunk, force):
-            row.render()
-
-    def _render_run(self, force: bool) -> None:
-        if not self._due("run", force):
+            if self._catch_up is None:
+                self._catch_up = threading.Timer(wait, self._catch_up_render)
+                self._catch_up.daemon = True
+                self._catch_up.start()
             return
-        if self.finished:  # the end of a run always shows every job's last state
-            for row in self.job_rows:
-                row.render()
-        run = self.run
-        org = getattr(run, "org", None)
-        label = html.escape(str(getattr(org, "label", "") or ""))
-        rows = int(getattr(run, "rows", 0) or 0)
-        jobs = len(self.job_rows)
-        parts = [f"<b>{label}</b>", html.escape(str(getattr(run, "operation", ""))),
-                 f"<b>{html.escape(str(getattr(run, 'sobject', '')))}</b>"]
-        if rows or self.finished:  # a query learns its row count only at the end
-            parts.append(f"{rows:,} rows")
-        parts.append(f"{jobs} job{'s' if jobs != 1 else ''}")
-        run_id = getattr(run, "run_id", None)
-        if run_id and getattr(run, "operation", None) != "query":
-            parts.append(f'<span style="color:#57606a" title="sfb.resume(run_id, df) picks it '
-                         f'up again">run <code>{html.escape(run_id)}</code></span>')
-        self.header.value = " &middot; ".join(parts)
-        self.calls.value = self._calls_text()
-        processed = sum(r.processed for r in self.job_rows)
-        total = max(rows, sum(r.records for r in self.job_rows), processed, 1)
-        status = self.status
-        with self.overall.hold_sync():
-            self.overall.max = total
-            self.overall.value = min(processed, total)
-            self.overall.bar_style = "" if status == "running" else status
-        self.layout.border_left = f"4px solid {_BORDER['' if status == 'running' else status]}"
-        self.message.value = self._message_html(status)
-        if self.finished:
-            self.abort_button.disabled = True
+        self._last_render = now
+        self._draw()
 
-    def _calls_text(self) -> str:
-        run = self.run
-        org = getattr(run, "org", None)
-        calls = getattr(run, "api_calls", None)
-        if calls is None and org is not None:
-            calls = getattr(org, "api_calls", 0) - self._calls_before
-        text = f"&middot; {calls or 0:,} API calls"
-        usage = getattr(org, "api_usage", None)
-        if usage is not None:
-            text += f' <span style="color:#57606a">({html.escape(str(usage))})</span>'
-        return text
+    def _catch_up_render(self) -> None:
+        with self._lock:
+            self._catch_up = None
+            self._last_render = self._clock()
+            self._draw()
 
-    def _message_html(self, status: str) -> str:
-        failed = sum(r.failed for r in self.job_rows)
-        parts = []
-        if self.run_error:
-            parts.append(f'<span style="color:{_RED}">{html.escape(self.run_error)}</span>')
-        bad = [r for r in self.job_rows if r.bad]
-        for r in bad[:3]:
-            why = r.error or f"job {r.state}"
-            parts.append(f'<span style="color:{_RED}">job {r.chunk + 1}: '
-                         f"{html.escape(_shorten(why))}</span>")
-        if self.finished:
-            colour = {"success": "#1a7f37", "warning": "#9a6700"}.get(status, _RED)
-            parts.append(f'<span style="color:{colour};font-weight:600">'
-                         f"{html.escape(self.message_text or 'done')}</span>")
-        elif failed:
-            parts.append(f'<span style="color:{_RED}">{failed:,} rows failed so far</span>')
+    # -- drawing -------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        state = self.state
+        info = state.info
+        now = self._now()
+        self._drawn = {j.chunk: j.state for j in state.jobs}
+        text, colour = _BADGES.get(info.org_kind, _BADGES["production"])
+        # An org of unknown kind gets the production badge: the careful reading.
+        self.badge.value = (f'<span style="background:{colour};color:white;font-weight:700;'
+                            f'padding:1px 6px;border-radius:3px;font-size:0.85em" '
+                            f'title="{html.escape(info.org_kind)} org">{text}</span>')
+        self.header.value = self._header_html()
+        usage = (f' <span style="color:{_MUTED}">({html.escape(str(state.api_usage))})</span>'
+                 if state.api_usage is not None else "")
+        self.calls.value = f"&middot; {plural(state.api_calls, 'API call')}{usage}"
+        status = state.status
+        self.layout.border_left = f"4px solid {_BORDER[status]}"
+        if state.finished or info.abort is None:
+            self.abort_button.layout.display = "none"  # nothing left to stop
+        self.overall.value = self._overall_html(now)
+        if state.is_query and state.finished:
+            self.jobs.value = ""  # a finished query is one line
+            self.jobs.layout.display = "none"
+        else:
+            self.jobs.value = self._jobs_html()
+
+    def _header_html(self) -> str:
+        state, info = self.state, self.state.info
+        parts = [f"<b>{html.escape(info.org_label)}</b>", html.escape(info.operation),
+                 f"<b>{html.escape(info.sobject)}</b>"]
+        if not state.is_query:
+            parts += [plural(info.rows, "row"), plural(len(state.jobs), "job")]
+            if info.run_id:
+                parts.append(f'<span style="color:{_MUTED}" title="sfb.resume(run_id, df) '
+                             f'picks it up again">run <code>{html.escape(info.run_id)}</code></span>')
+        if state.finished:
+            parts.append(f'<span style="color:{_MUTED}">done</span>')
         return " &middot; ".join(parts)
 
-    @property
-    def status(self) -> str:
-        """danger: a job failed or an error happened; warning: rows failed; success;
-        or running until the run finishes. Also the overall bar's bar_style."""
-        if self.run_error or any(r.bad for r in self.job_rows):
-            return "danger"
-        if not self.finished:
-            return "running"
-        return "warning" if any(r.failed for r in self.job_rows) else "success"
+    def _overall_html(self, now: float) -> str:
+        state = self.state
+        total = max(state.total, 1)
+        colour = {"success": "#1a7f37", "warning": "#9a6700"}.get(state.status, _RED)
+        lines = [f'<div style="display:flex;align-items:center;gap:0.8em;max-width:100%">'
+                 f'<div style="flex:0 0 22em;max-width:40%">'
+                 f"{_bar(state.succeeded, state.failed, state.left, total)}</div>"
+                 f'<span class="sfbulk-overall-text" style="{_CELL}">'
+                 f"{html.escape(state.overall_text(now))}</span></div>"]
+        for line in state.failures()[:3]:
+            lines.append(f'<div class="sfbulk-error" style="color:{_RED};overflow-wrap:anywhere">'
+                         f"{html.escape(line)}</div>")
+        if state.error:
+            lines.append(f'<div class="sfbulk-error" style="color:{_RED};overflow-wrap:anywhere">'
+                         f"{html.escape(state.error)}</div>")
+        if state.finished and state.message and not state.is_query:
+            lines.append(f'<div style="color:{colour};font-weight:600">'
+                         f"{html.escape(state.message)}</div>")
+        elif state.failed and not state.finished:
+            lines.append(f'<div style="color:{_RED}">{state.failed:,} rows failed so far</div>')
+        return (f'<div data-percent="{state.fraction() * 100:.1f}" data-status="{state.status}" '
+                f'style="line-height:1.6">' + "".join(lines) + "</div>")
+
+    def _jobs_html(self) -> str:
+        jobs = self.state.jobs
+        shown, more = jobs, ""
+        if len(jobs) > _MAX_JOB_ROWS:
+            # A run of hundreds of jobs: the rows that need an eye (failed, under way) and
+            # one line for the rest, so each render stays small over the comm channel.
+            shown = [j for j in jobs if j.bad or (not j.finished and j.state != "Waiting")]
+            shown = shown[:_MAX_JOB_ROWS]
+            done = sum(1 for j in jobs if j.finished and not j.bad)
+            waiting = sum(1 for j in jobs if j.state == "Waiting")
+            hidden = len(jobs) - len(shown)
+            parts = [f"{done:,} done" if done else "", f"{waiting:,} waiting" if waiting else ""]
+            more = (f'<span class="sfbulk-more" style="grid-column:1 / -1;color:{_MUTED}">'
+                    f"+ {plural(hidden, 'more job')}: {', '.join(p for p in parts if p)}"
+                    f"</span>") if hidden else ""
+        rows, last = [], None
+        for job in shown:
+            # Jobs in a row that share a reason (jobs 5-8 not sent: the run was aborted)
+            # say it once, under the first; the overall line names them all.
+            reason = (job.state, job.error) if job.error else None
+            rows.append(_job_html(job, len(jobs), say_error=reason != last))
+            last = reason
+        return f'<div class="sfbulk-grid" style="{_GRID}">{"".join(rows)}{more}</div>'
 
     # -- abort ---------------------------------------------------------------------------
 
     def _abort_clicked(self, _button: Any = None) -> None:
-        run = self.run
-        if run is None or self.abort_button.disabled:
+        state = self.state
+        if state is None or self.abort_button.disabled or state.info.abort is None:
             return
         self.abort_button.disabled = True
-        self.abort_button.description = "Aborting..."
-        run.abort()
+        self.abort_button.description = "Aborting\u2026"
+        state.info.abort()
         self.abort_button.description = "Abort sent"
+
+
+def _bar(ok: int, failed: int, left: int, total: int) -> str:
+    """One bar of three segments: succeeded (green), failed (red), left unprocessed
+    (amber); the rest, not processed yet, is the grey track."""
+    def width(n: int) -> str:
+        return f"{100 * n / total:.2f}" if total else "0"
+
+    return (f'<div class="sfbulk-bar" style="display:flex;height:0.8em;background:{_GREY};'
+            f'border-radius:3px;overflow:hidden;width:100%">'
+            f'<span class="sfbulk-seg-ok" style="background:{_OK};width:{width(ok)}%"></span>'
+            f'<span class="sfbulk-seg-failed" style="background:{_RED};width:{width(failed)}%">'
+            f"</span>"
+            f'<span class="sfbulk-seg-left" style="background:{_AMBER};width:{width(left)}%">'
+            f"</span></div>")
+
+
+def _job_html(job: JobState, count: int, say_error: bool = True) -> str:
+    total = max(job.records, job.processed, 1)
+    left = total - job.processed if job.bad else 0  # a job never created: all amber
+    current = job.state
+    look = ("bad" if job.bad else "done" if current == STEPS[-1]
+            else "current" if current in STEPS else "pending")
+    steps = "".join(
+        f'<span title="{s}" style="display:inline-block;width:0.45em;height:0.45em;'
+        f'margin-right:1px;border-radius:50%;background:'
+        f'{_OK if i <= job.reached else "#d0d7de"}"></span>' for i, s in enumerate(STEPS))
+    state = (f'<span class="sfbulk-state" style="{_CELL}"><span data-state="{html.escape(current)}">'
+             f'<span class="sfbulk-current" style="padding:0 4px;border-radius:3px;{_CHIP[look]}">'
+             f"{html.escape(current)}</span> {steps}</span></span>")
+    counts = html.escape(job.counts_text())
+    if job.failed:
+        counts = counts.replace(f"{job.failed:,} failed",
+                                f'<span style="color:{_RED};font-weight:600">{job.failed:,} failed</span>')
+    job_id = f"<code>{html.escape(job.job_id)}</code>" if job.job_id else ""
+    cells = [f'<span title="job {job.chunk + 1} of {count}" style="{_CELL}">#{job.chunk + 1}</span>',
+             state, _bar(job.succeeded, job.failed, left, total),
+             f'<span class="sfbulk-counts" style="{_CELL}">{counts}</span>',
+             f'<span class="sfbulk-timing" style="{_CELL}">{html.escape(job.timing_text())}</span>',
+             f'<span style="{_CELL}">{job_id}</span>']
+    row = f'<div class="sfbulk-job" style="display:contents">{"".join(cells)}'
+    if say_error and job.error and (job.bad or job.state == "InProgress"):
+        row += (f'<span class="sfbulk-error" style="grid-column:2 / -1;color:{_RED};'
+                f'overflow-wrap:anywhere;white-space:normal">{html.escape(job.error)}</span>')
+    return row + "</div>"
 
 
 class WidgetProgress:
@@ -425,7 +317,7 @@ class WidgetProgress:
         self._options = dict(panel_options, display=display)
         self._spare: RunPanel | None = RunPanel(**self._options)
         self.wants_ui_events = self._spare.wants_ui_events
-        self._panels: dict[int, tuple[Any, RunPanel]] = {}
+        self._panels: list[tuple[Any, RunPanel]] = []  # (run id, panel), newest last
         self._lock = threading.Lock()
         if display:
             from IPython.display import display as show
@@ -433,15 +325,17 @@ class WidgetProgress:
 
     def __call__(self, e: ProgressEvent) -> None:
         with self._lock:
-            entry = self._panels.get(id(e.run))
-            if entry is None or entry[0] is not e.run:
+            if e.kind == RUN_STARTED or not self._panels:
                 panel, self._spare = self._spare or RunPanel(**self._options), None
-                entry = self._panels[id(e.run)] = (e.run, panel)
-        entry[1](e)
+                self._panels.append((e.run.run_id, panel))
+            else:
+                panel = next((p for key, p in reversed(self._panels) if key == e.run.run_id),
+                             self._panels[-1][1])
+        panel(e)
 
     @property
     def panels(self) -> list[RunPanel]:
-        return [panel for _, panel in self._panels.values()]
+        return [panel for _, panel in self._panels]
 
 
 _subshell_id: str | None = None
@@ -481,21 +375,3 @@ def route_clicks_off_the_main_thread(button: widgets.Button) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any other kernel: the fallback
         return False
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _shorten(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"

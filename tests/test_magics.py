@@ -195,7 +195,7 @@ def test_progress_setting(ip, capsys):
     assert "JobComplete" not in capsys.readouterr().err
     run(ip, "%config SFBulkMagics.progress = 'text'")
     run(ip, "%bulk_upsert df Account customExtIdField__c")
-    assert "JobComplete, 3/3 processed, 1 failed" in capsys.readouterr().err
+    assert "JobComplete, 3 / 3 processed, 1 failed" in capsys.readouterr().err
 
 
 def test_soql_cell_stores_a_typed_frame_in_var(ip, capsys):

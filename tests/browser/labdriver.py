@@ -44,23 +44,51 @@ LAB_SETTINGS = {
 # a sample only when what it shows changed.
 SAMPLER = r"""
 (() => {
+  // A bar (.sfbulk-bar) as the widths in % of its segments: succeeded, failed, left
+  // unprocessed; width is their sum (the part of the track that is filled).
   const bar = (el) => {
-    const b = el && el.querySelector('.progress-bar');
-    return b ? {width: parseFloat(b.style.width || '0'), cls: b.className} : null;
+    const b = el && el.querySelector('.sfbulk-bar');
+    if (!b) return null;
+    const w = (cls) => parseFloat((b.querySelector('.' + cls) || {style: {}}).style.width || '0');
+    const ok = w('sfbulk-seg-ok'), failed = w('sfbulk-seg-failed'), left = w('sfbulk-seg-left');
+    return {ok, failed, left, width: ok + failed + left};
   };
+  // A job row is display:contents (its cells sit in the panel's grid): its text is its
+  // cells' texts, joined.
+  const cells = (row) => Array.from(row.children).map((c) => c.innerText.trim())
+    .filter((t) => t).join(' | ');
   window.__panelSnapshot = () => Array.from(document.querySelectorAll('.sfbulk-run'))
     .filter((run) => run.offsetParent !== null)
-    .map((run) => ({
-      text: run.innerText,
-      overall: bar(run.querySelector('.sfbulk-overall')),
-      jobs: Array.from(run.querySelectorAll('.sfbulk-job')).map((job) => {
-        const st = job.querySelector('.sfbulk-state [data-state]');
-        const cur = job.querySelector('.sfbulk-state .sfbulk-current');
-        return {state: st ? st.getAttribute('data-state') : null,
-                current: cur ? cur.textContent.trim() : null,
-                bar: bar(job), text: job.innerText};
-      }),
-    }));
+    .map((run) => {
+      const overall = run.querySelector('.sfbulk-overall');
+      const data = overall && overall.querySelector('[data-percent]');
+      const lefts = Array.from(run.querySelectorAll('.sfbulk-job .sfbulk-bar'))
+        .map((b) => Math.round(b.getBoundingClientRect().left));
+      return {
+        text: run.innerText,
+        overall: bar(overall),
+        overallText: ((overall && overall.querySelector('.sfbulk-overall-text')) || {}).innerText,
+        percent: data ? parseFloat(data.getAttribute('data-percent')) : null,
+        status: data ? data.getAttribute('data-status') : null,
+        errors: Array.from(run.querySelectorAll('.sfbulk-error')).map((e) => e.innerText),
+        // Layout: what overflows the panel sideways, and where each job's bar starts.
+        overflow: run.scrollWidth - run.clientWidth,
+        barLefts: Array.from(new Set(lefts)),
+        abort: Array.from(run.querySelectorAll('button'))
+          .filter((b) => b.offsetParent !== null).map((b) => b.innerText.trim()),
+        jobs: Array.from(run.querySelectorAll('.sfbulk-job')).map((job) => {
+          const st = job.querySelector('.sfbulk-state [data-state]');
+          const cur = job.querySelector('.sfbulk-state .sfbulk-current');
+          return {state: st ? st.getAttribute('data-state') : null,
+                  current: cur ? cur.textContent.trim() : null,
+                  bar: bar(job), text: cells(job),
+                  // cells whose text does not fit (cut with an ellipsis)
+                  clipped: Array.from(job.children)
+                    .filter((c) => c.scrollWidth > c.clientWidth + 1)
+                    .map((c) => c.innerText.trim())};
+        }),
+      };
+    });
   window.__panelTimeline = [];
   const t0 = performance.now();
   let last = '';

@@ -35,7 +35,7 @@ JOBS = ROWS // MAX_RECORDS
 # it, and the org runs the jobs one after the other: at this pace each job is usually seen
 # InProgress (at 1500/s a job often goes UploadComplete -> JobComplete between two polls).
 PACE = 750
-STEPS = ["Open", "UploadComplete", "InProgress", "JobComplete"]
+STEPS = ["Waiting", "Open", "UploadComplete", "InProgress", "JobComplete"]  # Waiting: not created yet
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 MISSING = [name for name, ok in ((f"chromium ({lab.CHROMIUM})", Path(lab.CHROMIUM).exists()),
@@ -57,6 +57,22 @@ def expected_failures() -> list[int]:
            | (df["Name"].str.len() > 255).fillna(False))
     return [int(bad.iloc[i * MAX_RECORDS:(i + 1) * MAX_RECORDS].sum()) for i in range(JOBS)]
 
+
+TROUBLE_NOTEBOOK = "trouble.ipynb"
+FAILED_JOB = "InvalidBatch : Field name not found : Region"
+BIG_ROWS = 8000  # ~11 s at PACE: time to click Abort while the cell runs
+TROUBLE_CELLS = [
+    "import sfbulk_nb as sfb\n"
+    "from sfbulk_nb.sample import sample_accounts\n"
+    "org = sfb.connect('local')\n"
+    f"org.local_org.fail_next_job({FAILED_JOB!r}, after_records=300)",
+    # No external ids in the insert: the upsert below must find one record per id.
+    "failed = sfb.insert_df(sample_accounts(1000, seed=11).drop(columns='customExtIdField__c'),"
+    " 'Account', on_invalid='send')",
+    f"big = sfb.upsert_df(sample_accounts({BIG_ROWS}, seed=12), 'Account', "
+    "'customExtIdField__c', max_records=1000, on_invalid='send')\n"
+    "print('returned', big.counts.to_dict())",
+]
 
 BROKEN_NOTEBOOK = "broken_widgets.ipynb"
 MISSING_MODULE = """\
@@ -98,6 +114,10 @@ def lab_url(tmp_path_factory):
     root.mkdir()
     shutil.copy(NOTEBOOK, root)
     write_broken_notebook(root / BROKEN_NOTEBOOK)
+    nbformat.write(nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}},
+        cells=[nbformat.v4.new_code_cell(c) for c in TROUBLE_CELLS]), root / TROUBLE_NOTEBOOK)
     env = lab.clean_env(SFBULK_NB_LOCALORG=str(work / "org.sqlite3"),
                         SFBULK_NB_PACE=str(PACE))
     with lab.jupyter_lab(root, work, env) as base:
@@ -155,23 +175,30 @@ def test_run_all_shows_live_panel_to_job_complete(lab_url, tmp_path):
     text = panel["text"]
     assert "LOCAL" in text and "upsert" in text and "Account" in text
     assert f"{ROWS:,} rows" in text and f"{JOBS} jobs" in text
-    # The run's summary line and the overall bar: all rows processed, some failed.
+    # The overall line: all rows processed, some failed; the run's counts under it.
     assert f"{ROWS - sum(failed):,} created, {sum(failed):,} failed" in text
+    assert panel["overallText"].startswith(f"{ROWS:,} / {ROWS:,} rows \u00b7 100% \u00b7 took ")
+    assert panel["percent"] == 100.0 and panel["status"] == "warning"
     assert panel["overall"]["width"] >= 99.5
-    assert "progress-bar-warning" in panel["overall"]["cls"]
+    assert panel["overall"]["failed"] == pytest.approx(100 * sum(failed) / ROWS, abs=0.01)
+    assert panel["abort"] == []  # nothing left to stop
+    # Laid out: nothing runs off the side, every job's bar starts at the same x, and no
+    # text of a row is cut.
+    assert panel["overflow"] <= 0, panel
+    assert len(panel["barLefts"]) == 1, panel["barLefts"]
 
     assert len(panel["jobs"]) == JOBS
     for i, job in enumerate(panel["jobs"]):
         assert job["state"] == "JobComplete" and job["current"] == "JobComplete", job
-        assert f"job {i + 1}/{JOBS}" in job["text"]
+        assert job["text"].startswith(f"#{i + 1} | JobComplete"), job
         counts = f"{MAX_RECORDS:,} / {MAX_RECORDS:,} processed"
         if failed[i]:
             counts += f", {failed[i]:,} failed"
         assert re.search(re.escape(counts) + r"(?![\d,])", job["text"]), (counts, job["text"])
         assert job["bar"]["width"] >= 99.5, job
-        assert ("progress-bar-warning" if failed[i] else "progress-bar-success") \
-            in job["bar"]["cls"], job
+        assert job["bar"]["failed"] == pytest.approx(100 * failed[i] / MAX_RECORDS, abs=0.01)
         assert "took " in job["text"]
+        assert job["clipped"] == [], job
 
     # Live: every job moved forward through the states and was seen before its end; some
     # job was seen InProgress with its bar part-way, before JobComplete; so was the run.
@@ -187,9 +214,79 @@ def test_run_all_shows_live_panel_to_job_complete(lab_url, tmp_path):
     assert any(0 < s["panels"][0]["overall"]["width"] < 100 for s in samples)
     assert any(re.search(r"~[\d.]+ s left", job["text"]) for s in samples
                for job in s["panels"][0]["jobs"])
+    # The overall line counted up: n / N rows, its percent, elapsed time, rows/s.
+    live = [s["panels"][0]["overallText"] for s in samples
+            if 0 < (s["panels"][0]["percent"] or 0) < 100]
+    assert any(re.fullmatch(r"[\d,]+ / 3,000 rows \u00b7 \d+% \u00b7 [\d.]+ s elapsed"
+                            r"( \u00b7 ~[\d.]+ s left)?( \u00b7 [\d,]+ rows/s)?", t)
+               for t in live), live
+    assert all(s["panels"][0]["overflow"] <= 0 for s in samples)
+    assert all(j["clipped"] == [] for s in samples for j in s["panels"][0]["jobs"])
     # The notebook's last cell shows the same counts.
     assert any(re.search(rf"created\s+{ROWS - sum(failed)}\b", o)
                and re.search(rf"failed\s+{sum(failed)}\b", o) for o in outputs), outputs
+
+
+@needs_browser
+def test_a_failed_job_and_an_abort_click_as_the_user_sees_them(lab_url, tmp_path):
+    """A job the org fails part-way shows why, red, its unprocessed rows amber; a click on
+    Abort while a blocking upsert runs stops it: the cell returns, the jobs end Aborted,
+    and the panel says what was left."""
+    shot = tmp_path / "trouble.png"
+    with lab.browser_page(timeout_s=90) as page:
+        try:
+            lab.open_notebook(page, lab_url, TROUBLE_NOTEBOOK)
+            lab.run_menu(page, "Run All Cells")
+            page.wait_for_function(
+                """() => { const s = window.__panelSnapshot();
+                           return s.length === 2
+                             && s[1].jobs.some((j) => j.state === 'InProgress'); }""",
+                polling=50)
+            page.locator(".sfbulk-run:visible").nth(1).screenshot(
+                path=tmp_path / "panel-before-abort.png")
+            clicked_at = time.monotonic()
+            page.locator(".sfbulk-run:visible").nth(1).get_by_role(
+                "button", name="Abort").click()
+            lab.wait_finished(page, ("JobComplete", "Failed", "Aborted", "Not sent",
+                                     "Not known yet"), jobs=BIG_ROWS // 1000)
+            stopped_in = time.monotonic() - clicked_at
+            page.screenshot(path=shot)
+            runs = page.locator(".sfbulk-run:visible")
+            runs.nth(0).screenshot(path=tmp_path / "panel-failed-job.png")
+            runs.nth(1).screenshot(path=tmp_path / "panel-aborted.png")
+            panels = lab.panels(page)
+            outputs = lab.output_texts(page)
+            problems = lab.widget_problems(page)
+        except Exception:
+            lab.keep_failure(page, shot)
+            raise
+        finally:
+            (tmp_path / "console.txt").write_text("\n".join(page.console))
+        external = list(page.external_requests)
+    assert problems == [] and external == []
+    failed, aborted = panels
+
+    # The failed job: its state, its reason on its row and under the overall line, its
+    # 700 unprocessed rows amber in its bar, the run red.
+    [job] = failed["jobs"]
+    assert job["state"] == "Failed" and job["current"] == "Failed"
+    assert FAILED_JOB in job["text"]
+    assert f"job 1 failed: {FAILED_JOB}" in failed["errors"]
+    assert job["bar"]["left"] == pytest.approx(70.0, abs=0.01), job
+    assert failed["status"] == "danger"
+    assert failed["overflow"] <= 0 and job["clipped"] == [], failed
+
+    # The abort: the blocking cell returned soon after the click, some jobs were aborted,
+    # what they left is amber, and the button is gone.
+    assert stopped_in < 30, stopped_in
+    assert any("returned" in o for o in outputs), outputs
+    states = [j["state"] for j in aborted["jobs"]]
+    assert "Aborted" in states, states
+    assert set(states) <= {"JobComplete", "Aborted", "Not sent"}, states
+    assert aborted["overall"]["left"] > 0 and aborted["percent"] < 100, aborted
+    assert aborted["abort"] == [], aborted
+    assert aborted["overflow"] <= 0 and len(aborted["barLefts"]) == 1, aborted
+    assert all(j["clipped"] == [] for j in aborted["jobs"]), aborted["jobs"]
 
 
 @needs_browser
