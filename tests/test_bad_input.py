@@ -375,7 +375,7 @@ def shell():
 
 @pytest.fixture
 def ip(shell, org, monkeypatch):
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     monkeypatch.setattr(orgs, "_default", None)
     magics = shell.magics_manager.registry["SFBulkMagics"]
     saved = magics.progress
@@ -503,7 +503,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture
 def local(org, monkeypatch):
     # connect("local") in the command re-attaches to the test's org.
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     monkeypatch.setattr(orgs, "_default", None)
     return org
 

@@ -12,7 +12,7 @@ from sfbulk_nb.localorg import LocalOrg
 def local(tmp_path, monkeypatch):
     with LocalOrg(tmp_path / "org.sqlite3") as org:
         # connect("local") inside the CLI re-attaches to this org instead of the user's own.
-        monkeypatch.setattr(orgs, "_local_org", org)
+        monkeypatch.setitem(orgs._local_orgs, None, org)
         yield org
 
 
