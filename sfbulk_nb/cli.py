@@ -11,12 +11,19 @@ import threading
 from pathlib import Path
 
 
+def _org_path(args: argparse.Namespace) -> Path:
+    """The local org a command works on: --db, --name, else the default one."""
+    from .localorg import default_path
+
+    return Path(args.db) if args.db else default_path(args.name)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from .localorg import LocalOrg, default_path
+    from .localorg import LocalOrg
 
-    path = args.db or default_path()
+    path = _org_path(args)
     try:
         org = LocalOrg(path=path, port=args.port, pace=args.pace)
     except (OSError, sqlite3.Error) as e:
@@ -46,10 +53,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_object(args: argparse.Namespace) -> int:
-    from .localorg import LocalOrg, default_path
+    from .localorg import LocalOrg
     from .localorg.catalog import SchemaError
 
-    org = LocalOrg(path=args.db or default_path())
+    org = LocalOrg(path=_org_path(args))
     try:
         for path in args.describe:
             obj = org.add_object(Path(path))
@@ -72,6 +79,31 @@ def _add_object(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reset(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from .localorg import LocalOrg
+
+    path = _org_path(args)
+    if not path.exists():
+        print(f"No local org at {path}: nothing to reset.")
+        return 0
+    try:
+        org = LocalOrg(path=path)
+        try:
+            org.reset()
+        finally:
+            org.stop()
+    except (OSError, sqlite3.Error) as e:
+        print(f"sfbulk-nb: cannot open the local org's database {path}: {e}; pass --db the "
+              "path of a local org's SQLite file, or --name the name of a local org",
+              file=sys.stderr)
+        return 2
+    print(f"Reset the local org at {path}: its records, jobs and tokens are gone and it has "
+          "new credentials (objects added with add-object are kept, empty).")
+    return 0
+
+
 def _print_summary(res) -> None:
     print(repr(res).split("\n", 1)[0])
     counts = res.counts
@@ -88,14 +120,18 @@ def _print_summary(res) -> None:
             print(f"  {row.rows:>7,} {row.status:<11} {row.code}{fields}: {message}{examples}")
 
 
+DEMO_ORG = "demo"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from . import api, org as orgs
     from .sample import sample_accounts
 
     df = sample_accounts(args.rows)
-    target = orgs.connect("local")
+    # An org of its own, emptied first: every run creates the same records.
+    target = orgs.connect("local", name=DEMO_ORG, fresh=True)
     print(f"Checking {len(df):,} sample accounts (with a few deliberate errors) before "
-          f"sending them to the local org at {target.instance_url}")
+          f"sending them to a fresh local org {DEMO_ORG!r} at {target.instance_url}")
     problems = api.validate_df(df, "Account", "customExtIdField__c", org=target)
     print(problems.summary_text())
     print("Upserting them; rows with errors are left out (on_invalid='skip') and marked "
@@ -105,6 +141,8 @@ def _demo(args: argparse.Namespace) -> int:
     _print_summary(res)
     res.frame.to_csv(args.results, index=False)
     print(f"Aligned result (your rows plus sf_id, sf_status, sf_error_*) written to {args.results}")
+    print(f"The accounts stay in the org until the next demo: sfb.connect('local', "
+          f"name={DEMO_ORG!r}) in Python")
     return 0 if res.done and not res.exceptions else 1
 
 
@@ -371,6 +409,23 @@ def _pace(text: str) -> float:
     return pace
 
 
+def _org_name(text: str) -> str:
+    from .localorg.server import check_name
+
+    try:
+        return check_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _which_org(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--name", type=_org_name,
+                       help="a named local org, as connect('local', name=NAME) uses")
+    where.add_argument("--db", help="the org's SQLite file (default: $SFBULK_NB_LOCALORG, "
+                       "else localorg.sqlite3 in the user data directory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfbulk-nb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -378,16 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = localorg.add_subparsers(dest="action", required=True)
     serve = sub.add_parser("serve", help="start the local org and wait for Ctrl-C")
     serve.add_argument("--port", type=_port, default=8642, help="0 picks a free port")
-    serve.add_argument("--db", help="SQLite file (default: the user data directory)")
+    _which_org(serve)
     serve.add_argument("--pace", type=_pace, default=None,
                        help="records processed per second (default: as fast as possible)")
     serve.set_defaults(func=_serve)
     add = sub.add_parser("add-object",
                          help="teach the org an object from a saved describe JSON file")
     add.add_argument("describe", nargs="+", help="file(s) saved from GET .../sobjects/X/describe")
-    add.add_argument("--db", help="SQLite file (default: the user data directory)")
+    _which_org(add)
     add.set_defaults(func=_add_object)
-    demo = commands.add_parser("demo", help="upsert sample accounts into the local org")
+    about = ("empty a local org: its records, jobs and tokens go and it gets new credentials; "
+             "objects added with add-object stay (stop a server running on it first)")
+    reset = sub.add_parser("reset", help=about, description=about)
+    _which_org(reset)
+    reset.set_defaults(func=_reset)
+    demo = commands.add_parser("demo", help="upsert sample accounts into a fresh local org "
+                               f"named {DEMO_ORG!r}")
     demo.add_argument("--rows", type=int, default=3000)
     demo.add_argument("--results", default="sfbulk-demo-results.csv",
                       help="where to write the aligned result CSV")

@@ -1,6 +1,7 @@
 """Orgs and connections: `connect()` works out credentials; `Org` owns the HTTP session.
 
     org = connect("local")                                  # the built-in local org
+    org = connect("local", name="quickstart", fresh=True)   # a local org of its own, emptied
     org = connect(instance_url=..., access_token=...)       # an existing session
     org = connect(username=..., password=..., client_id=..., client_secret=...)
     org = connect(client_id=..., client_secret=..., login_url="https://MyDomain.my.salesforce.com")
@@ -335,7 +336,8 @@ def _guess_kind(instance_url: str) -> str:
 # -- connect -------------------------------------------------------------------------------
 
 _default: Org | None = None
-_local_org = None  # the LocalOrg connect("local") started in this process
+# The LocalOrgs connect("local") started in this process, by name (None: the default org).
+_local_orgs: dict[str | None, Any] = {}
 
 
 def default_org() -> Org:
@@ -369,18 +371,26 @@ def connect(target: Any = None, *, instance_url: str | None = None,
             private_key: str | bytes | os.PathLike | Secret | None = None,
             refresh_token: str | Secret | None = None, sf_alias: str | None = None,
             api_version: str | None = None, session: requests.Session | None = None,
-            insecure: bool = False, quiet: bool = False) -> Org:
+            insecure: bool = False, quiet: bool = False, name: str | None = None,
+            fresh: bool = False) -> Org:
     """Connect to an org and make it the default. See the module docstring for the forms.
 
     private_key: the JWT bearer flow's unencrypted PEM RSA key (text, bytes or a file path).
     insecure: allow plain http to hosts other than this machine.
+    name: with "local", a local org of that name (its own file beside the default org's,
+        see localorg.default_path), started once per process like the default one.
+    fresh: with "local", empty the org first (LocalOrg.reset: records, jobs, tokens and
+        credentials), so a notebook gives the same counts every run.
     """
     # Wrapped first: a verbose traceback of any error below prints this frame's locals.
     access_token, password, client_secret, private_key, refresh_token = map(
         Secret.of, (access_token, password, client_secret, private_key, refresh_token))
     common = dict(api_version=api_version, session=session, insecure=insecure)
+    if target != "local" and (name is not None or fresh is not False):
+        raise errors.ConfigError("name= and fresh= choose and empty a local org: "
+                                 "connect('local', name=..., fresh=True)")
     if target == "local":
-        org = _connect_local(api_version)
+        org = _connect_local(api_version, name, fresh)
     elif target is not None and not isinstance(target, str):
         org = _org_for_local(target, api_version)  # a LocalOrg the caller started
     elif target is not None or sf_alias is not None:
@@ -401,21 +411,37 @@ def connect(target: Any = None, *, instance_url: str | None = None,
     return set_default(org)
 
 
-def _connect_local(api_version: str | None) -> Org:
-    global _local_org
+def _connect_local(api_version: str | None, name: str | None = None,
+                   fresh: bool = False) -> Org:
     from .localorg import LocalOrg, default_path
+    from .localorg.server import check_name
 
-    if _local_org is None:
+    if not isinstance(fresh, bool):
+        raise errors.ConfigError(f"fresh must be True or False, not {fresh!r}")
+    if name is not None:
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise errors.ConfigError(str(e)) from None
+    local = _local_orgs.get(name)
+    if local is None:
         # SFBULK_NB_PACE (records/second) slows processing so a demo shows jobs moving.
         pace = float(os.environ.get("SFBULK_NB_PACE") or 0) or None
-        _local_org = LocalOrg(path=default_path(), pace=pace).start()
-    return _org_for_local(_local_org, api_version)
+        local = (LocalOrg(name=name, pace=pace) if name is not None
+                 else LocalOrg(default_path(), pace=pace))
+        if fresh:  # before start(): jobs a killed kernel left unfinished are not resumed
+            local.reset()
+        _local_orgs[name] = local.start()
+    elif fresh:
+        local.reset()
+    return _org_for_local(local, api_version)
 
 
 def _org_for_local(local, api_version: str | None) -> Org:
+    label = f"local org {local.name!r}" if local.name else "local org"
     return Org(local.instance_url, local.access_token, renew=lambda: local.access_token,
                api_version=api_version or LATEST_API_VERSION, kind="local",
-               label="local org", local_org=local, auth="local org")
+               label=label, local_org=local, auth="local org")
 
 
 def _login_org(login_url: str | None, auth: str, form: Callable[[], _Form], *,

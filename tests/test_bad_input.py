@@ -375,7 +375,7 @@ def shell():
 
 @pytest.fixture
 def ip(shell, org, monkeypatch):
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     monkeypatch.setattr(orgs, "_default", None)
     magics = shell.magics_manager.registry["SFBulkMagics"]
     saved = magics.progress
@@ -503,7 +503,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture
 def local(org, monkeypatch):
     # connect("local") in the command re-attaches to the test's org.
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     monkeypatch.setattr(orgs, "_default", None)
     return org
 
@@ -643,7 +643,8 @@ def busy_port():
 
 LOCALORG_CASES = [
     # (arguments with {tmp} and {port}, a file to make, exit code, problem, fix)
-    pytest.param(["localorg"], None, 2, r"required: action", r"\{serve,add-object\}", id="no-action"),
+    pytest.param(["localorg"], None, 2, r"required: action", r"\{serve,add-object,reset\}",
+                 id="no-action"),
     pytest.param(["localorg", "serve", "--port", "70000"], None, 2, r"'70000' is not a port",
                  r"give 1-65535, or 0 for a free one", id="serve-port-too-big"),
     pytest.param(["localorg", "serve", "--port", "-1"], None, 2, r"'-1' is not a port",
@@ -669,6 +670,18 @@ LOCALORG_CASES = [
     pytest.param(["localorg", "add-object", "{tmp}/adir", "--db", "{tmp}/org.sqlite3"],
                  ("adir", DIRECTORY), 2, r"Is a directory", r"give the path of a describe JSON file",
                  id="add-object-directory"),
+    pytest.param(["localorg", "reset", "--name", "../org"], None, 2, r"'\.\./org' cannot name a local org",
+                 r"use 1 to 64 lower-case letters, digits, '-' and '_'", id="reset-name-a-path"),
+    pytest.param(["localorg", "serve", "--name", "My Org"], None, 2, r"'My Org' cannot name a local org",
+                 r"e\.g\. 'quickstart'", id="serve-name-with-a-space"),
+    pytest.param(["localorg", "reset", "--name", "demo", "--db", "{tmp}/org.sqlite3"], None, 2,
+                 r"argument --db: not allowed with argument --name", r"\[--name NAME \| --db DB\]",
+                 id="reset-name-and-db"),
+    pytest.param(["localorg", "reset", "--db", "{tmp}/adir"], ("adir", DIRECTORY), 2,
+                 r"cannot open the local org's database .*adir", r"pass --db the path of a local org",
+                 id="reset-db-directory"),
+    pytest.param(["localorg", "reset", "--db", "{tmp}/x.csv"], ("x.csv", "a,b\n1,2\n"), 2,
+                 r"file is not a database", r"or --name the name of a local org", id="reset-db-not-sqlite"),
 ]
 
 

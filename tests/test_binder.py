@@ -15,7 +15,7 @@ def test_requirements_install_the_package_itself():
     assert lines == ["."]
 
 
-def test_post_build_seeds_a_local_org(tmp_path):
+def test_post_build_runs_the_demo_into_its_own_local_org(tmp_path):
     # the console script sits next to this interpreter, as it does on binder's PATH
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "HOME": str(tmp_path), "PATH": path}
@@ -23,8 +23,8 @@ def test_post_build_seeds_a_local_org(tmp_path):
     done = subprocess.run(["bash", str(BINDER / "postBuild")], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / ".sfbulk_nb" / "localorg.sqlite3").exists()
-    assert "1,000 sample accounts" in done.stdout
+    assert (tmp_path / ".sfbulk_nb" / "localorg-demo.sqlite3").exists()
+    assert "1,000 sample accounts" in done.stdout and "a fresh local org 'demo'" in done.stdout
 
 
 def test_start_sets_the_org_and_pace_then_runs_the_command(tmp_path):

@@ -12,28 +12,46 @@ from sfbulk_nb.localorg import LocalOrg
 def local(tmp_path, monkeypatch):
     with LocalOrg(tmp_path / "org.sqlite3") as org:
         # connect("local") inside the CLI re-attaches to this org instead of the user's own.
-        monkeypatch.setattr(orgs, "_local_org", org)
+        monkeypatch.setitem(orgs._local_orgs, None, org)
         yield org
 
 
+@pytest.fixture
+def demo_org(tmp_path, monkeypatch):
+    """The demo's own org lives in tmp_path (never the user's data directory) and is
+    started afresh; it is stopped after the test."""
+    monkeypatch.setenv("SFBULK_NB_LOCALORG", str(tmp_path / "org.sqlite3"))
+    monkeypatch.setattr(orgs, "_local_orgs", {})
+    monkeypatch.setattr(orgs, "_default", None)
+    yield tmp_path / "org-demo.sqlite3"
+    for started in orgs._local_orgs.values():
+        started.stop()
+
+
 def test_demo_checks_then_upserts_sample_accounts_and_writes_the_aligned_result(
-        local, tmp_path, capsys):
+        demo_org, tmp_path, capsys):
     out_csv = tmp_path / "demo.csv"
     assert cli.main(["demo", "--rows", "500", "--results", str(out_csv)]) == 0
     out, err = capsys.readouterr()
-    assert "Checking 500 sample accounts" in out
+    assert "Checking 500 sample accounts" in out and "a fresh local org 'demo'" in out
     # The checks name the picklist and length problems before anything is sent ...
     assert "Industry \u00b7 INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in out
     assert "fix: df['Industry'] = df['Industry'].replace(" in out
     # ... the rows with errors are left out, the org rejects the blank name of a new key.
     assert "invalid" in out and "failed" in out and "REQUIRED_FIELD_MISSING [Name]" in out
     assert "JobComplete" in err
+    assert demo_org.exists()  # its own org, beside the default one
     result = pd.read_csv(out_csv, dtype=str, keep_default_na=False)
     assert len(result) == 500 and {"sf_id", "sf_status"} <= set(result.columns)
     assert set(result["sf_status"]) == {"created", "failed", "invalid"}
-    # Run again: the same keys now update.
+    # Run again: the demo's org starts fresh, so the same rows are created again (same ids:
+    # they start over), and it says so with the same counts.
     assert cli.main(["demo", "--rows", "500", "--results", str(out_csv)]) == 0
-    assert "updated" in set(pd.read_csv(out_csv, dtype=str)["sf_status"])
+    again = capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out_csv, dtype=str, keep_default_na=False),
+                                  result)
+    counts = [line for line in out.splitlines() if line.startswith("rows: ")]
+    assert counts and counts == [line for line in again.splitlines() if line.startswith("rows: ")]
 
 
 def upsert(*args: str) -> int:

@@ -28,7 +28,7 @@ def shell():
 def ip(shell, org, monkeypatch):
     """The shell with `%sf_connect local` pointing at the test's org, quiet progress, and
     the magics' settings and the default org restored afterwards."""
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     monkeypatch.setattr(orgs, "_default", None)
     magics = shell.magics_manager.registry["SFBulkMagics"]
     saved = {name: getattr(magics, name) for name in ("parallel", "progress", "nulls",

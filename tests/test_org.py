@@ -98,17 +98,84 @@ def works(client: sfb.Org) -> bool:
 
 # -- every way of connecting ----------------------------------------------------------------
 
-def test_connect_local_starts_the_local_org_once_and_reuses_it(tmp_path, monkeypatch):
+@pytest.fixture
+def own_local_orgs(tmp_path, monkeypatch):
+    """connect("local") starts its orgs in tmp_path, as if in a new process; they are
+    stopped after the test."""
     monkeypatch.setenv("SFBULK_NB_LOCALORG", str(tmp_path / "local.sqlite3"))
-    monkeypatch.setattr(orgs, "_local_org", None)
-    try:
-        first = sfb.connect("local")
-        assert works(first) and first.kind == "local" and first.label == "local org"
-        assert first.local_org.path == tmp_path / "local.sqlite3"
-        again = sfb.connect("local")
-        assert again.local_org is first.local_org and sfb.default_org() is again
-    finally:
-        orgs._local_org.stop()
+    monkeypatch.delenv("SFBULK_NB_PACE", raising=False)
+    monkeypatch.setattr(orgs, "_local_orgs", {})
+    yield orgs._local_orgs
+    for started in orgs._local_orgs.values():
+        started.stop()
+
+
+def test_connect_local_starts_the_local_org_once_and_reuses_it(tmp_path, own_local_orgs):
+    first = sfb.connect("local")
+    assert works(first) and first.kind == "local" and first.label == "local org"
+    assert first.local_org.path == tmp_path / "local.sqlite3"
+    again = sfb.connect("local")
+    assert again.local_org is first.local_org and sfb.default_org() is again
+
+
+def accounts(client: sfb.Org) -> list[str]:
+    records = client.get_json("query", params={"q": "SELECT Id FROM Account"})["records"]
+    return sorted(r["Id"] for r in records)
+
+
+def test_named_local_orgs_live_beside_the_default_one_and_fresh_empties_them(
+        tmp_path, own_local_orgs, monkeypatch):
+    monkeypatch.setenv("SFBULK_NB_PACE", "5000")  # the pace applies to named orgs too
+    quick = sfb.connect("local", name="quickstart")
+    assert works(quick) and quick.label == "local org 'quickstart'"
+    assert quick.local_org.path == tmp_path / "local-quickstart.sqlite3"
+    assert quick.local_org.name == "quickstart" and quick.local_org.engine.pace == 5000
+    default = sfb.connect("local")
+    assert default.local_org is not quick.local_org and sfb.default_org() is default
+    # Reused in this process; its records are its own.
+    assert sfb.connect("local", name="quickstart").local_org is quick.local_org
+    frame = pd.DataFrame({"Name": ["One", "Two"]})
+    created = sfb.insert_df(frame, "Account", org=quick, progress=False).frame["sf_id"]
+    assert accounts(quick) == sorted(created) and accounts(default) == []
+    password = quick.local_org.password
+    # fresh=True empties it: no records, new credentials; the Org connected before gets a
+    # new token by itself, and the same load gives the same ids again.
+    fresh = sfb.connect("local", name="quickstart", fresh=True)
+    assert fresh.local_org is quick.local_org and accounts(fresh) == []
+    assert fresh.local_org.password != password
+    again = sfb.insert_df(frame, "Account", org=quick, progress=False).frame["sf_id"]
+    assert list(again) == list(created)
+    # The next process finds the records on disk, unless it asks for a fresh org.
+    for started in own_local_orgs.values():
+        started.stop()
+    own_local_orgs.clear()
+    assert len(accounts(sfb.connect("local", name="quickstart"))) == 2
+    own_local_orgs.pop("quickstart").stop()
+    assert accounts(sfb.connect("local", name="quickstart", fresh=True)) == []
+    assert len(accounts(sfb.connect("local"))) == 0
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", "Quickstart", "two words", ".hidden",
+                                  "x" * 65, "-dash", "a.b", 7])
+def test_a_local_org_name_must_be_a_safe_file_name(name, tmp_path, own_local_orgs):
+    with pytest.raises(errors.ConfigError, match=r"cannot name a local org: use 1 to 64 "
+                       r"lower-case letters, digits, '-' and '_'.*e\.g\. 'quickstart'"):
+        sfb.connect("local", name=name)
+    with pytest.raises(ValueError, match="cannot name a local org"):
+        LocalOrg(name=name)
+    assert list(tmp_path.iterdir()) == [] and own_local_orgs == {}
+
+
+def test_name_and_fresh_are_for_the_local_org_only(org, tmp_path, own_local_orgs):
+    with pytest.raises(errors.ConfigError, match=r"connect\('local', name=\.\.\., fresh=True\)"):
+        sfb.connect(instance_url=org.instance_url, access_token=org.access_token, name="x")
+    with pytest.raises(errors.ConfigError, match=r"connect\('local', name="):
+        sfb.connect(fresh=True)
+    with pytest.raises(errors.ConfigError, match=r"fresh must be True or False, not 'yes'"):
+        sfb.connect("local", name="x", fresh="yes")
+    with pytest.raises(ValueError, match="a name or a path, not both"):
+        LocalOrg(tmp_path / "o.sqlite3", name="x")
+    assert list(tmp_path.iterdir()) == [] and own_local_orgs == {}
 
 
 def test_connect_a_local_org_object(org):
@@ -220,7 +287,7 @@ def test_connect_from_oauth_settings_in_the_environment(org, monkeypatch, capsys
 
 
 def test_connect_without_settings_uses_the_local_org_and_says_so(org, monkeypatch, capsys):
-    monkeypatch.setattr(orgs, "_local_org", org)
+    monkeypatch.setitem(orgs._local_orgs, None, org)
     assert sfb.connect().local_org is org
     assert "no SF_* environment variables" in capsys.readouterr().err
 

@@ -4,11 +4,15 @@
         requests.get(org.instance_url + "/services/data/v66.0/limits",
                      headers={"Authorization": f"Bearer {org.access_token}"})
 
-`LocalOrg(path=default_path())` keeps its records and jobs across restarts.
+`LocalOrg(path=default_path())` keeps its records and jobs across restarts; so does a
+named org, `LocalOrg(name="quickstart")`, a file of its own beside the default one (see
+default_path). `reset()` empties an org.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
 import tempfile
 import threading
 import time
@@ -25,16 +29,37 @@ from .identity import Identity
 from .store import PRIVATE_DIR, Store, make_private
 
 
-def default_path() -> Path:
-    """Where the persistent local org lives: $SFBULK_NB_LOCALORG if set, else the user's
-    data directory (e.g. ~/.local/share/sfbulk_nb/localorg.sqlite3)."""
-    import os
+# A name becomes part of a file name: no separators, dots or spaces, and one spelling per
+# file on case-insensitive file systems.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
+
+def check_name(name: str) -> str:
+    """`name` if it can name a local org, else ValueError saying what can."""
+    if not (isinstance(name, str) and _NAME.fullmatch(name)):
+        raise ValueError(f"{name!r} cannot name a local org: use 1 to 64 lower-case letters, "
+                         "digits, '-' and '_', starting with a letter or digit, e.g. "
+                         "'quickstart'")
+    return name
+
+
+def default_path(name: str | None = None) -> Path:
+    """Where a persistent local org lives.
+
+    The default org: $SFBULK_NB_LOCALORG if set, else the user's data directory (e.g.
+    ~/.local/share/sfbulk_nb/localorg.sqlite3). A named org sits beside it, the name after
+    the default file's stem: localorg-quickstart.sqlite3 (with
+    SFBULK_NB_LOCALORG=/work/org.sqlite3, /work/org-quickstart.sqlite3).
+    """
     import platformdirs
 
     if os.environ.get("SFBULK_NB_LOCALORG"):
-        return Path(os.environ["SFBULK_NB_LOCALORG"])
-    return Path(platformdirs.user_data_dir("sfbulk_nb")) / "localorg.sqlite3"
+        path = Path(os.environ["SFBULK_NB_LOCALORG"])
+    else:
+        path = Path(platformdirs.user_data_dir("sfbulk_nb")) / "localorg.sqlite3"
+    if name is None:
+        return path
+    return path.with_name(f"{path.stem}-{check_name(name)}{path.suffix}")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -48,6 +73,7 @@ class LocalOrg:
     """A Bulk API 2.0 org on SQLite.
 
     path: the SQLite file (None: a temporary file removed by stop()).
+    name: a named org, kept in default_path(name); give a name or a path, not both.
     port: 0 picks a free port. Binds 127.0.0.1 only.
     pace: records processed per second (None: as fast as possible); pacing lets a demo
         watch a job move through its states.
@@ -55,11 +81,16 @@ class LocalOrg:
     """
 
     def __init__(self, path: str | Path | None = None, port: int = 0, *,
-                 pace: float | None = None, result_order: str = "shuffled",
+                 name: str | None = None, pace: float | None = None, result_order: str = "shuffled",
                  seed: int | None = None, daily_api_limit: int = 100_000,
                  clock: Callable[[], float] = time.time):
         self._tempdir = None
-        if path is None:
+        self.name = name
+        if name is not None:
+            if path is not None:
+                raise ValueError("give a local org a name or a path, not both")
+            path = default_path(name)
+        elif path is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="sfbulk-localorg-")
             path = Path(self._tempdir.name) / "org.sqlite3"
         self.path = Path(path)
@@ -83,7 +114,8 @@ class LocalOrg:
 
     def __repr__(self) -> str:
         where = self.instance_url if self._server else "stopped"
-        return f"<LocalOrg {where} db={str(self.path)!r}>"
+        named = f" {self.name!r}" if self.name else ""
+        return f"<LocalOrg{named} {where} db={str(self.path)!r}>"
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -122,7 +154,13 @@ class LocalOrg:
         self.stop()
 
     def reset(self) -> None:
-        """Forget every record, job and token: a fresh org on the same file and port."""
+        """Empty the org: a new org on the same file and port.
+
+        Every record, job, token, refresh token, trusted JWT key and API-usage count is
+        forgotten, and the org gets new credentials (password, client secret; connect()
+        picks up the new token by itself, other clients log in again). Objects added with
+        add_object() stay, empty. Ids start over, so the same loads give the same ids.
+        Jobs being processed are waited for first (up to a minute)."""
         self.engine.wait_idle(timeout=60)
         self.faults.clear()
         self.engine.job_faults.clear()
