@@ -10,6 +10,8 @@ import pandas as pd
 
 from . import results
 from .errors import InputError, JobFailedError
+from .progress import number_ranges, plural
+from .tables import ShownFrame, table_html
 
 if TYPE_CHECKING:
     from .api import Run
@@ -42,10 +44,14 @@ class BulkResult:
 
     @property
     def frame(self) -> pd.DataFrame:
+        """The input, row for row, with the status columns. It shows at most
+        `sfb.options.display_limit` rows in a notebook (a `tables.ShownFrame`; what is
+        derived from it is a plain DataFrame)."""
         if self._frame is None:
             frame = pd.concat([self._run.df, self._run.aligned()], axis=1)
             if self._previous is not None:
                 frame = _merge_retried(self._previous.frame, frame)
+            frame = ShownFrame.of(frame)
             if self.done:
                 self._frame = frame
             return frame
@@ -235,21 +241,30 @@ class BulkResult:
         return plots.plot(self, kind, ax=ax, **options)
 
     def job_failures(self) -> list[str]:
-        """One line per job that ended Failed or Aborted: "job 2 failed: <its reason>"."""
+        """One line per reason jobs ended Failed or Aborted: "job 2 failed: <its reason>";
+        jobs of one reason together ("jobs 1–4 aborted")."""
         from .api import job_error_text
 
-        lines = []
+        groups: dict[tuple[str, str], list[int]] = {}
         for i, info in enumerate(self._run.infos):
             if info is not None and info.state in ("Failed", "Aborted"):
-                lines.append(f"job {i + 1} {info.state.lower()}: {job_error_text(info)}")
+                reason = info.error_message or ("" if info.state == "Aborted"
+                                                else job_error_text(info))
+                groups.setdefault((info.state.lower(), reason), []).append(i + 1)
+        lines = []
+        for (state, reason), numbers in groups.items():
+            head = (f"job {numbers[0]} {state}" if len(numbers) == 1
+                    else f"jobs {number_ranges(numbers)} {state}")
+            lines.append(f"{head}: {reason}" if reason else head)
         return lines
 
     def _summary(self) -> tuple[str, list[tuple[str, int]]]:
         run = self._run
         what = "retry" if self._previous is not None else run.operation
-        head = (f"{what} of {run.rows:,} rows into {run.sobject} "
-                f"({run.org.kind} org), run {run.run_id}, {run.job_count} job(s), "
-                f"{self.api_calls} API calls, "
+        where = "from" if run.operation in ("delete", "hardDelete") else "into"
+        head = (f"{what} of {plural(run.rows, 'row')} {where} {run.sobject} "
+                f"({run.org.kind} org), run {run.run_id}, {plural(run.job_count, 'job')}, "
+                f"{plural(self.api_calls, 'API call')}, "
                 f"{self.elapsed:.1f} s" + ("" if self.done else ", STILL RUNNING"))
         return head, [(s, int(n)) for s, n in self.counts.items() if n]
 
@@ -276,8 +291,20 @@ class BulkResult:
         errs = self.errors
         if len(errs):
             parts.append("<br><b>Top errors</b>" + _errors_table(errs.head(10)))
+        parts.append("<br><b>Rows</b>" + self._preview_html())
         parts.append("</div>")
         return "".join(parts)
+
+    def _preview_html(self, rows: int = 5, own_columns: int = 4) -> str:
+        """The first rows, their outcome first (sf_status, sf_id, the error) and a few of
+        their own columns, in a table that fits the card."""
+        frame = self.frame
+        outcome = ["sf_status", "sf_id", "sf_error_code", "sf_error_message"]
+        own = [c for c in frame.columns if c not in results.STATUS_COLUMNS][:own_columns]
+        head = pd.DataFrame(frame, copy=False).head(rows)[outcome + own]
+        note = (f"first {len(head):,} of {len(frame):,} rows, {len(frame.columns):,} "
+                f"columns: res.frame has them all")
+        return table_html(head, note, fit=True)
 
 
 def _short(text: Any, limit: int) -> str:

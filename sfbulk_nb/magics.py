@@ -28,11 +28,12 @@ from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_clas
                                 needs_local_scope)
 from IPython.display import display
 from IPython.utils.process import arg_split
-from traitlets import Enum, Integer, Unicode
+from traitlets import Enum, Integer, Unicode, observe
 
 from . import api, jobs, org as orgs
 from .errors import SFBulkError
 from .query import query_df
+from .tables import ShownFrame, options
 
 
 class _HelpShown(Exception):
@@ -163,6 +164,14 @@ class SFBulkMagics(Magics):
         "API version %sf_connect asks for, e.g. '62.0' (None: the org's latest).")).tag(
         config=True)
 
+    display_limit = Integer(15, min=0, help=(
+        "Rows a result frame (res.frame, %%soql) shows; 0: pandas decides. The same "
+        "setting as sfb.options.display_limit.")).tag(config=True)
+
+    @observe("display_limit")
+    def _display_limit_changed(self, change: dict) -> None:
+        options.display_limit = change["new"]  # one setting, however it is set
+
     @property
     def _progress(self) -> Any:
         return False if self.progress == "none" else self.progress
@@ -265,7 +274,8 @@ class SFBulkMagics(Magics):
     @line_cell_magic
     def soql(self, line: str, cell: str | None = None):
         """%%soql [VAR] [--include-deleted]: run the cell's SOQL as a Bulk API 2.0 query,
-        display the typed DataFrame and store it in VAR (without VAR, return it).
+        display the typed DataFrame (its first `display_limit` rows) and store it in VAR
+        (without VAR, return it).
         `df = %soql SELECT ...` runs one line."""
         if cell is None:
             args = argparse.Namespace(var=None, include_deleted=False)
@@ -283,8 +293,8 @@ class SFBulkMagics(Magics):
             raise UsageError(f"{_SOQL.format_usage().strip()}\nVAR must be a Python name, "
                              f"not {args.var!r}")
         with _short_errors():
-            frame = query_df(soql, include_deleted=args.include_deleted,
-                             progress=self._progress)
+            frame = ShownFrame.of(query_df(soql, include_deleted=args.include_deleted,
+                                           progress=self._progress))
         if args.var is None:
             return frame
         self.shell.user_ns[args.var] = frame

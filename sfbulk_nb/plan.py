@@ -25,6 +25,7 @@ from . import encode, errors, results, validate
 from .encode import Chunk
 from .org import Org
 from .problems import Problems, summary_html
+from .progress import plural
 
 OPERATIONS = ("insert", "upsert", "update", "delete", "hardDelete")
 ON_INVALID = ("raise", "skip", "send")
@@ -148,7 +149,7 @@ class LoadPlan:
     def _headline(self) -> str:
         skipped = len(self.df) - self.rows_to_send
         head = (f"{self.operation} of {self.rows_to_send:,} of {len(self.df):,} rows into "
-                f"{self.sobject} ({self.org.kind} org) in {self.job_count} job(s), "
+                f"{self.sobject} ({self.org.kind} org) in {plural(self.job_count, 'job')}, "
                 f"{int(self.jobs['bytes'].sum()):,} bytes")
         if skipped:
             head += f"; {skipped:,} invalid row(s) would be skipped"

@@ -184,7 +184,7 @@ _TROUBLE = {"Failed": ("failed", "failed"), "Aborted": ("was aborted", "were abo
             NOT_KNOWN: ("is not known yet", "are not known yet")}
 
 
-def _ranges(numbers: list[int]) -> str:
+def number_ranges(numbers: list[int]) -> str:
     """[1, 2, 3, 4, 7] -> "1–4, 7"."""
     spans: list[list[int]] = []
     for n in numbers:
@@ -345,7 +345,7 @@ class RunState:
         for (state, reason), numbers in groups.items():
             one, many = _TROUBLE.get(state, _TROUBLE[NOT_SENT])
             head = (f"job {numbers[0]} {one}" if len(numbers) == 1
-                    else f"jobs {_ranges(numbers)} {many}")
+                    else f"jobs {number_ranges(numbers)} {many}")
             lines.append(f"{head}: {reason}" if reason else head)
         return lines
 

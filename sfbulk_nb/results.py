@@ -705,7 +705,8 @@ def _alignment_error(sent, outcomes, job_of, missing, extra, results, spec) -> A
         labels = list(sent.index[missing[:_SHOWN]])
         parts.append(
             f"{len(missing)} input row(s) of finished jobs got no result row: positions "
-            f"{_some(missing.tolist())}, index labels {labels!r}, in job(s) {', '.join(map(str, jobs))}. "
+            f"{_some(missing.tolist())}, index labels {labels!r}, in "
+            f"{'job' if len(jobs) == 1 else 'jobs'} {', '.join(map(str, jobs))}. "
             f"The result CSVs are incomplete or not all downloaded"
         )
     result_rows = results.where(extra)

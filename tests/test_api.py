@@ -159,6 +159,22 @@ def test_timeout_returns_a_pending_result_that_wait_finishes(tmp_path):
         assert res.done and res.ok and (res.frame["sf_status"] == "created").all()
 
 
+def test_aborted_jobs_are_said_together_in_the_result(tmp_path):
+    with LocalOrg(tmp_path / "o.sqlite3", pace=500) as local:
+        sfb.connect(local)
+        df = pd.DataFrame({"Name": [f"A{i}" for i in range(3000)]})
+        res = sfb.insert_df(df, "Account", max_records=1000, timeout=0.3, progress=False)
+        res.abort().wait()
+        aborted = [i + 1 for i, info in enumerate(res._run.infos)
+                   if info is not None and info.state == "Aborted"]
+        assert len(aborted) >= 2, res.jobs  # the org works one job at a time
+        numbers = f"{aborted[0]}\u2013{aborted[-1]}" if len(aborted) > 2 else \
+            f"{aborted[0]}, {aborted[1]}"
+        assert res.job_failures() == [f"jobs {numbers} aborted"]
+        assert "3 jobs" in repr(res) and "job(s)" not in repr(res)
+        assert f"jobs {numbers} aborted" in res._repr_html_()
+
+
 def test_upload_failure_aborts_the_job_and_marks_rows_not_sent(client, org):
     # More failures than the five tries of an upload: it gives up on that job.
     org.faults.add(status=500, method="PUT", path="/batches$", times=5)

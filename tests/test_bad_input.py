@@ -353,7 +353,7 @@ def test_zero_rows_run_no_job_and_say_so(client, org, call):
     assert list(res.jobs) == ["job_id", "state", "rows", "bytes", "processed", "failed",
                               "created", "processing_ms", "error_message"] and res.jobs.empty
     assert set(res.frame.columns) >= {"sf_id", "sf_status", "sf_error_code", "sf_job_id"}
-    assert re.search(r"of 0 rows .* 0 job\(s\)", repr(res)) and repr(res).endswith("no rows")
+    assert re.search(r"of 0 rows .* 0 jobs, 1 API call,", repr(res)) and repr(res).endswith("no rows")
     assert res.counts.sum() == 0 and res.errors.empty
     assert writes(org) == (0, 0, 0)
 

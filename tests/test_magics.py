@@ -32,7 +32,9 @@ def ip(shell, org, monkeypatch):
     monkeypatch.setattr(orgs, "_default", None)
     magics = shell.magics_manager.registry["SFBulkMagics"]
     saved = {name: getattr(magics, name) for name in ("parallel", "progress", "nulls",
-                                                      "api_version", "on_invalid")}
+                                                      "api_version", "on_invalid",
+                                                      "display_limit")}
+    limit = sfb.options.display_limit
     shell.run_line_magic("config", "SFBulkMagics.progress = 'none'")
     # ACCOUNTS has a bad picklist value that these tests want the org to judge.
     shell.run_line_magic("config", "SFBulkMagics.on_invalid = 'send'")
@@ -40,6 +42,7 @@ def ip(shell, org, monkeypatch):
     yield shell
     for name, value in saved.items():
         setattr(magics, name, value)
+    sfb.options.display_limit = limit
     for name in ("df", "res", "accounts", "out"):
         shell.user_ns.pop(name, None)
 
@@ -214,6 +217,19 @@ def test_soql_cell_stores_a_typed_frame_in_var(ip, capsys):
     assert list(frame["Name"]) == ["Alpha"]
     run(ip, "out = %soql SELECT Id FROM Account")
     assert len(ip.user_ns["out"]) == 2
+
+
+def test_soql_results_show_the_display_limit(ip):
+    run(ip, "%sf_connect local")
+    run(ip, "%bulk_upsert df Account customExtIdField__c")
+    run(ip, "%config SFBulkMagics.display_limit = 1")
+    assert sfb.options.display_limit == 1  # one setting, however it is set
+    frame = run(ip, "%%soql\nSELECT Name FROM Account ORDER BY Name")
+    assert isinstance(frame, sfb.ShownFrame) and len(frame) == 2
+    assert "showing 1 of 2 rows" in frame._repr_html_()
+    run(ip, "%%soql accounts\nSELECT Name FROM Account")
+    assert isinstance(ip.user_ns["accounts"], sfb.ShownFrame)
+    assert type(ip.user_ns["accounts"].head(1)) is pd.DataFrame
 
 
 def test_soql_errors_are_short(ip):

@@ -23,6 +23,15 @@ from sfbulk_nb import errors, org as orgs
 from sfbulk_nb.localorg import LocalOrg
 
 
+def plain_verbose_tb() -> VerboseTB:
+    """IPython's verbose traceback (what a notebook shows), without colours: `theme_name`
+    since IPython 9, `color_scheme` before."""
+    try:
+        return VerboseTB(theme_name="nocolor")
+    except TypeError:
+        return VerboseTB(color_scheme="NoColor")
+
+
 @pytest.fixture(autouse=True)
 def clean(monkeypatch):
     """No SF_* variables from the machine, and the default org restored after each test."""
@@ -460,7 +469,7 @@ def assert_hides(exc: BaseException, secrets: list[str]) -> None:
     texts = [str(exc), repr(exc),
              "".join(traceback.TracebackException.from_exception(exc, capture_locals=True)
                      .format()),
-             VerboseTB(color_scheme="NoColor").text(type(exc), exc, exc.__traceback__)]
+             plain_verbose_tb().text(type(exc), exc, exc.__traceback__)]
     for secret in secrets:
         for text in texts:
             assert secret not in text

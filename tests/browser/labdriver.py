@@ -321,6 +321,18 @@ def widget_problems(page: Any) -> list[str]:
     return page.evaluate(_PROBLEMS_JS, [list(BROKEN_TEXT), PLAIN_REPR.pattern])
 
 
+def overflowing_outputs(page: Any) -> list[str]:
+    """Outputs holding an sfbulk_nb display (panel, card, table) that are wider than the
+    notebook shows: each as the start of its text and by how many pixels. A table wider
+    than its output scrolls inside its own box, so its output does not overflow."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+        .filter((o) => o.querySelector('.sfbulk-run, .sfbulk-result, .sfbulk-table'))
+        .concat(Array.from(document.querySelectorAll('.sfbulk-run, .sfbulk-result')))
+        .filter((o) => o.scrollWidth > o.clientWidth + 1)
+        .map((o) => `${o.className}: ${o.scrollWidth - o.clientWidth}px: `
+                    + o.innerText.slice(0, 60))""")
+
+
 def panels(page: Any) -> list[dict]:
     return page.evaluate("() => window.__panelSnapshot()")
 

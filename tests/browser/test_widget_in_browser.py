@@ -72,6 +72,9 @@ TROUBLE_CELLS = [
     f"big = sfb.upsert_df(sample_accounts({BIG_ROWS}, seed=12), 'Account', "
     "'customExtIdField__c', max_records=1000, on_invalid='send')\n"
     "print('returned', big.counts.to_dict())",
+    "big",                                   # the result card
+    "big.frame",                             # the aligned frame, at most 15 rows
+    "import sfbulk_nb.plots\nsfbulk_nb.plots.dashboard(big)",
 ]
 
 BROKEN_NOTEBOOK = "broken_widgets.ipynb"
@@ -254,7 +257,15 @@ def test_a_failed_job_and_an_abort_click_as_the_user_sees_them(lab_url, tmp_path
             runs = page.locator(".sfbulk-run:visible")
             runs.nth(0).screenshot(path=tmp_path / "panel-failed-job.png")
             runs.nth(1).screenshot(path=tmp_path / "panel-aborted.png")
+            page.locator(".sfbulk-result").first.screenshot(path=tmp_path / "card.png")
+            page.locator(".sfbulk-table").last.screenshot(path=tmp_path / "frame.png")
+            dashboard = page.locator(".jp-OutputArea-output img").last
+            dashboard.screenshot(path=tmp_path / "dashboard.png")
+            pictures = page.locator(".jp-OutputArea-output img").count()
             panels = lab.panels(page)
+            overflowing = lab.overflowing_outputs(page)
+            card = page.locator(".sfbulk-result").first.inner_text()
+            frame_note = page.locator(".sfbulk-table-note").last.inner_text()
             outputs = lab.output_texts(page)
             problems = lab.widget_problems(page)
         except Exception:
@@ -287,6 +298,18 @@ def test_a_failed_job_and_an_abort_click_as_the_user_sees_them(lab_url, tmp_path
     assert aborted["abort"] == [], aborted
     assert aborted["overflow"] <= 0 and len(aborted["barLefts"]) == 1, aborted
     assert all(j["clipped"] == [] for j in aborted["jobs"]), aborted["jobs"]
+
+    # The card, the frame and the dashboard: nothing of ours runs off its output sideways,
+    # the card names the aborted jobs and previews the rows' outcome first; the frame says
+    # how many rows it has; the dashboard is one picture (no "<Figure ...>" echo, no
+    # second copy).
+    assert overflowing == [], overflowing
+    assert re.search(r"jobs? 1(\u2013\d+)? aborted", card), card
+    assert "sf_status" in card and "job(s)" not in card
+    assert f"first 5 of {BIG_ROWS:,} rows" in card
+    assert frame_note.startswith(f"showing 15 of {BIG_ROWS:,} rows"), frame_note
+    assert pictures == 1
+    assert not any(o.lstrip().startswith(("<Figure", "<Axes")) for o in outputs), outputs
 
 
 @needs_browser
