@@ -152,12 +152,12 @@ class LoadPlan:
                 f"{self.sobject} ({self.org.kind} org) in {plural(self.job_count, 'job')}, "
                 f"{int(self.jobs['bytes'].sum()):,} bytes")
         if skipped:
-            head += f"; {skipped:,} invalid row(s) would be skipped"
+            head += f"; {plural(skipped, 'invalid row')} would be skipped"
         if self.existing is not None:
             counts = self.existing["action"].value_counts()
             head += "; " + (", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
                                       for a, n in counts.items()) or "no rows to look up")
-            head += f" (lookup: {self.lookup_calls} API call(s))"
+            head += f" (lookup: {plural(self.lookup_calls, 'API call')})"
         return head
 
     def __repr__(self) -> str:

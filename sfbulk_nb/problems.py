@@ -25,6 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .progress import plural
+
 COLUMNS = ("row", "position", "column", "field", "value", "code", "message", "hint", "severity")
 ERROR, WARNING = "error", "warning"
 _LSTR = pa.large_string()
@@ -198,11 +200,11 @@ class Problems(pd.DataFrame):
         if len(errors):
             whole = errors["position"].isna().any()
             head.append("every row is blocked (a column problem)" if whole
-                        else f"{bad_rows:,} row(s) have errors")
+                        else f"{plural(bad_rows, 'row')} {'has' if bad_rows == 1 else 'have'} errors")
         warned = (summary["severity"] == WARNING).sum()
         if warned:
-            head.append(f"{warned} warning group(s)")
-        lines = [f"{len(summary)} problem group(s): " + ", ".join(head)]
+            head.append(plural(warned, "warning group"))
+        lines = [f"{plural(len(summary), 'problem group')}: " + ", ".join(head)]
         for row in summary.head(limit).itertuples(index=False):
             count = ("whole column" if pd.isna(row.rows)
                      else f"{row.rows:,} {rows_word if row.rows != 1 else rows_word.rstrip('s')}")
@@ -222,11 +224,12 @@ class Problems(pd.DataFrame):
             lines.append(f"    {row.problem}{example}")
             lines.append(f"    fix: {row.hint}")
         if len(summary) > limit:
-            lines.append(f"... and {len(summary) - limit} more group(s): see .problems.summary()")
+            lines.append(f"... and {plural(len(summary) - limit, 'more group')}: "
+                         f"see .problems.summary()")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return (f"<Problems: {len(self):,} problem(s); a DataFrame, one row per problem>\n"
+        return (f"<Problems: {plural(len(self), 'problem')}; a DataFrame, one row per problem>\n"
                 + self.summary_text())
 
     def _repr_html_(self) -> str:
@@ -286,9 +289,9 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
         return "<div><b>No problems</b>: every row can be sent.</div>"
     errors = problems[problems["severity"] == ERROR]
     bad_rows = errors["position"].dropna().nunique()
-    head = (f"{len(summary)} group(s) of problems; "
+    head = (f"{plural(len(summary), 'group')} of problems; "
             + ("every row is blocked by a column problem" if errors["position"].isna().any()
-               else f"{bad_rows:,} row(s) have errors"))
+               else f"{plural(bad_rows, 'row')} {'has' if bad_rows == 1 else 'have'} errors"))
     rows = []
     for r in summary.itertuples(index=False):
         colour = _COLOURS.get(r.severity, "#000")

@@ -374,5 +374,5 @@ def test_html_summary_fits_its_output():
 def test_summary_text_counts_rows_and_names_lines_when_asked():
     problems = check(accounts(Industry=["Nope", "Banking", "Nope"]))
     text = problems.summary_text()
-    assert "2 row(s) have errors" in text and "2 rows at rows 0, 2" in text
+    assert "2 rows have errors" in text and "2 rows at rows 0, 2" in text
     assert "at lines 2, 4" in problems.summary_text(line_of=lambda position: position + 2)
