@@ -124,7 +124,7 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     org = _run_settings(options)["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
-    if lookup:
+    if lookup and plan.existing is None:
         plan.lookup()
     return plan
 
@@ -365,11 +365,16 @@ class Run:
             return
         options = dataclasses.asdict(self.plan.options)
         options["lock_retries"] = self.lock_retries
+        if options["if_unmodified_since"] is not None:
+            options["if_unmodified_since"] = options["if_unmodified_since"].isoformat()
         self.record = journal.start(
             self.run_id, org=self.org, sobject=self.sobject, operation=self.operation,
             key=self.key, options=options, fingerprint_text=self.fingerprint, rows=self.rows,
             skipped=self.plan.invalid_positions.tolist(),
-            chunks=[(c.positions.start, c.positions.stop) for c in self.chunks])
+            chunks=[(c.positions.start, c.positions.stop) for c in self.chunks],
+            held={k: v[0].tolist() for k, v in self.plan.held.items()},
+            changes=(self.plan.changes.to_table() if self.plan.looks_up_before_sending
+                     and self.plan.changes is not None else None))
 
     def start(self, timeout: float | None) -> None:
         """Run the load while the calling thread waits (see _foreground)."""
@@ -678,10 +683,11 @@ class Run:
             aligned.iloc[rows] = again.to_numpy()
             attempts[rows] += [1 if self.outcomes[j].sent else 0 for j in self._job_of_round(k)]
         aligned["sf_attempts"] = pd.array(attempts, dtype="Int64")
-        skipped = self.plan.invalid_positions
+        skipped, status = self.plan.unsent_status()
         if len(skipped):
-            # Rows not sent for their errors (on_invalid="skip"), back in input order.
-            both = pd.concat([aligned, self.plan.invalid_status()])
+            # Rows not sent for their errors (on_invalid="skip") or held back (unchanged,
+            # conflict), back in input order.
+            both = pd.concat([aligned, status])
             aligned = both.iloc[np.argsort(np.concatenate([self.plan.positions, skipped]),
                                            kind="stable")]
         if self.finished_at is not None:

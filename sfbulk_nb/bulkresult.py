@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .api import Run
 
 _SUCCESS = ("created", "updated", "deleted")
+_BULK_BATCH = 10_000  # records per batch of a Bulk API 2.0 ingest job
 _RETRYABLE = ("failed", "invalid", "unprocessed", "not_sent")
 _CELL = "padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere"
 
@@ -100,9 +101,14 @@ class BulkResult:
 
     @property
     def ok(self) -> bool:
-        return self.done and bool(self.frame["sf_status"].isin(_SUCCESS).all())
+        return self.done and bool(self.frame["sf_status"].isin(_SUCCESS + ("unchanged",)).all())
 
     # -- the run -------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """The run's id in the journal (sfb.runs(), sfb.resume(), sfb.undo())."""
+        return self._run.run_id
 
     @property
     def done(self) -> bool:
@@ -268,10 +274,38 @@ class BulkResult:
                 f"{self.elapsed:.1f} s" + ("" if self.done else ", STILL RUNNING"))
         return head, [(s, int(n)) for s, n in self.counts.items() if n]
 
+    @property
+    def saved(self) -> dict[str, int] | None:
+        """What only_changed saved: ``rows`` not sent (unchanged), the ``bulk_batches``
+        they would have used (Salesforce counts a batch per 10,000 records of a job
+        against DailyBulkApiBatches), and the ``lookup_calls`` spent finding them. None
+        for a load that did not look its records up."""
+        plan = self._run.plan
+        if not plan.looks_up_before_sending:
+            return None
+        held = int(sum(len(p) for p, _, _ in plan.held.values()))
+        sent = plan.rows_to_send
+
+        def batches(rows: int) -> int:
+            return -(-rows // _BULK_BATCH)
+
+        return {"rows": held, "bulk_batches": batches(sent + held) - batches(sent),
+                "lookup_calls": int(plan.lookup_calls)}
+
+    def _saved_line(self) -> str | None:
+        saved = self.saved
+        if not saved:
+            return None
+        return (f"not sent: {plural(saved['rows'], 'row')} that would change nothing or "
+                f"overwrite a newer edit ({plural(saved['bulk_batches'], 'Bulk batch', 'Bulk batches')}"
+                f" saved; the lookup took {plural(saved['lookup_calls'], 'API call')})")
+
     def __repr__(self) -> str:
         head, counts = self._summary()
         lines = [f"<BulkResult {head}>",
                  "  " + (", ".join(f"{n:,} {s}" for s, n in counts) or "no rows")]
+        if self._saved_line():
+            lines.append(f"  {self._saved_line()}")
         lines += [f"  {line}" for line in self.job_failures()]
         for row in self.errors.head(5).itertuples():
             fields = f" [{row.fields}]" if row.fields else ""
@@ -288,6 +322,8 @@ class BulkResult:
         for line in self.job_failures():
             parts.append(f'<br><span style="color:#cf222e;font-weight:600">'
                          f"{html.escape(line)}</span>")
+        if self._saved_line():
+            parts.append(f"<br>{html.escape(self._saved_line())}")
         errs = self.errors
         if len(errs):
             parts.append("<br><b>Top errors</b>" + _errors_table(errs.head(10)))

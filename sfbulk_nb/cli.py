@@ -349,10 +349,14 @@ def _upsert(args: argparse.Namespace) -> int:
             print(f"sfbulk-nb: {args.file}: {source.note}", file=sys.stderr)
         df = source.frame()
         target = orgs.connect(args.org) if args.org else orgs.connect()
-        options = dict(org=target, nulls=args.nulls, on_invalid=args.on_invalid)
+        options = dict(org=target, nulls=args.nulls, on_invalid=args.on_invalid,
+                       only_changed=args.only_changed,
+                       if_unmodified_since=args.if_unmodified_since)
         if args.dry_run:
             plan = api.dry_run(df, args.object, "upsert", args.external_id, **options)
             print(repr(plan).split("\n", 1)[0])
+            if plan.changes is not None:
+                print("\n".join(repr(plan.summary()).splitlines()[1:]))
             if len(plan.problems):
                 print(plan.problems.summary_text(line_of=source.line_of()))
             return 0
@@ -468,7 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     upsert.add_argument("--encoding", help="the file's encoding (default: UTF-8, else "
                         "Windows-1252 or Latin-1, said when used)")
     upsert.add_argument("--dry-run", action="store_true",
-                        help="check and plan only: print the jobs and problems, send nothing")
+                        help="check and plan only: print the jobs and problems, send nothing "
+                        "(with --only-changed: what would change, field by field)")
+    upsert.add_argument("--only-changed", action="store_true",
+                        help="send only the cells that change their record (the records are "
+                        "looked up first); rows that change nothing are not sent")
+    upsert.add_argument("--if-unmodified-since", metavar="TIME",
+                        help="do not overwrite records modified after TIME (ISO 8601 with its "
+                        "zone, e.g. 2026-12-01T09:00:00Z): their rows are held back as conflicts")
     upsert.set_defaults(func=_upsert)
     return parser
 

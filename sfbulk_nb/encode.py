@@ -409,6 +409,11 @@ class _Column:
                 else "decimal" if pa.types.is_decimal(t) else "date")
 
 
+def text_column(name: str, texts: pa.Array) -> _Column:
+    """A column of cell texts, sent as they are (CSV quoting applied where needed)."""
+    return _Column(name, texts, _identity, True, "")
+
+
 def not_a_frame(value) -> str:
     """What to say when a load gets something other than a DataFrame: what it got, and
     how to make one of it."""

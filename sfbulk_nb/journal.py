@@ -9,7 +9,11 @@ A run's record is written before its first job is created, and again whenever a 
 created, has its data uploaded or closed, or finishes. It holds the org (its URL, never a
 token), the object, operation, key and options, a fingerprint of the input frame, and for
 each job its id, how far it got and which rows it carries (ranges of positions). It holds
-no data: resuming needs the same frame again, and refuses another (the fingerprint).
+no data of the frame: resuming needs the same frame again, and refuses another (the
+fingerprint). A run that looked its records up before sending (only_changed,
+if_unmodified_since) also keeps what it found, in ``<run>.changes.parquet`` beside the
+record: the org's values of the cells it compared (the before-values undo restores), and
+which cells it sent.
 
 Records live in ``$SFBULK_NB_JOURNAL`` or the user data directory
 (``~/.local/share/sfbulk_nb/runs``), one JSON file per run, private to the user (0600 in a
@@ -104,14 +108,20 @@ class Record:
 
 def start(run_id: str, *, org: Any, sobject: str, operation: str, key: str | None,
           options: dict[str, Any], fingerprint_text: str, rows: int, skipped: list[int],
-          chunks: list[tuple[int, int]]) -> Record:
+          chunks: list[tuple[int, int]], held: dict[str, list[int]] | None = None,
+          changes: Any = None) -> Record:
+    """The record of a new run, saved. ``changes``: the lookup's ChangeSet as an Arrow
+    table, kept beside the record (written first: a record that names it has it)."""
     folder = journal_dir()
     _sweep(folder)
+    if changes is not None:
+        _write_private_table(folder / f"{run_id}.changes.parquet", changes)
     data = {
         "run_id": run_id, "created": _now(), "state": RUNNING, "finished": None,
         "org": {"instance_url": org.instance_url, "kind": org.kind, "label": org.label},
         "sobject": sobject, "operation": operation, "key": key, "options": options,
         "fingerprint": fingerprint_text, "rows": rows, "skipped": skipped,
+        "held": held or {}, "changes": changes is not None,
         "jobs": [{"job_id": None, "stage": None, "start": a, "stop": b} for a, b in chunks],
         "rounds": [{"rows": None, "jobs": list(range(len(chunks)))}],
     }
@@ -126,6 +136,14 @@ def load(run_id: str) -> Record:
         return Record(path, json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise KeyError(run_id) from None
+
+
+def load_changes(run_id: str):
+    """The Arrow table of the lookup a run kept (see start), or None."""
+    import pyarrow.parquet as pq
+
+    path = journal_dir() / f"{run_id}.changes.parquet"
+    return pq.read_table(path) if path.exists() else None
 
 
 def records() -> list[Record]:
@@ -155,12 +173,25 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _write_private_table(path: Path, table: Any) -> None:
+    """``table`` as Parquet at ``path``, atomically and private to the user (it holds the
+    org's values of the records a run changed)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        pq.write_table(table, f)
+    os.replace(tmp, path)
+
+
 def _sweep(folder: Path) -> None:
     """Drop records older than KEEP_DAYS: their jobs, and results, are gone from the org."""
     if not folder.is_dir():
         return
     cutoff = time.time() - KEEP_DAYS * 86_400
-    for path in folder.glob("r-*.json"):
+    for path in [*folder.glob("r-*.json"), *folder.glob("r-*.changes.parquet")]:
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

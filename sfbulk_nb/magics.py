@@ -90,6 +90,14 @@ def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
                    "leave them out (skip) or send them anyway (send)")
     p.add_argument("--dry-run", action="store_true",
                    help="check and encode only; return the LoadPlan (jobs, problems)")
+    if name in ("bulk_upsert", "bulk_update"):
+        p.add_argument("--only-changed", action="store_true",
+                       help="send only the cells that change their record (looks the records "
+                       "up first); rows that change nothing come back 'unchanged'")
+        p.add_argument("--if-unmodified-since", metavar="WHEN",
+                       help="hold back rows whose record was modified after WHEN: a "
+                       "query_df result's variable, or a time with its zone "
+                       "(2026-12-01T09:00Z)")
     p.add_argument("--no-wait", action="store_true",
                    help="return at once; res.wait() finishes (the panel keeps updating)")
     p.add_argument("--parallel", type=int, metavar="N", help="jobs at once")
@@ -246,6 +254,13 @@ class SFBulkMagics(Magics):
         data = self._variable(args.df, local_ns)
         options: dict[str, Any] = dict(nulls=args.nulls or self.nulls,
                                        on_invalid=args.on_invalid or self.on_invalid)
+        if getattr(args, "only_changed", False):
+            options["only_changed"] = True
+        since = getattr(args, "if_unmodified_since", None)
+        if since is not None:
+            # A variable (a query_df result, a Timestamp) when one has that name.
+            found = (local_ns or {}).get(since, self.shell.user_ns.get(since, since))
+            options["if_unmodified_since"] = found
         parallel = self.parallel if args.parallel is None else args.parallel
         external_id = getattr(args, "ext_id", None)
         with _short_errors():

@@ -15,25 +15,28 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import encode, errors, results, validate
+import pyarrow.compute as pc
+
+from . import changes, encode, errors, results, validate
 from .encode import Chunk
 from .org import Org
 from .problems import Problems, summary_html
 from .progress import plural
+
+if TYPE_CHECKING:
+    from . import changes_view
 
 OPERATIONS = ("insert", "upsert", "update", "delete", "hardDelete")
 ON_INVALID = ("raise", "skip", "send")
 # An API name: what Salesforce allows for objects and fields (custom ones end in __c, __r,
 # __mdt...). Checked before a name goes into a URL: "Account/../Contact" must not.
 _API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-# SOQL reads at most 100,000 characters, and a REST query's URL is best kept under 16 KB.
-_LOOKUP_URL_BUDGET = 12_000
 
 
 @dataclass
@@ -45,6 +48,11 @@ class LoadOptions:
     max_bytes: int = 100_000_000
     max_records: int | None = None
     on_invalid: str = "raise"
+    # Send only the cells that change their record (update/upsert; looks up first).
+    only_changed: bool = False
+    # Hold back rows whose record was modified in the org after this time (status
+    # "conflict"): a time with its zone, or a query_df result (its attrs["queried_at"]).
+    if_unmodified_since: Any = None
 
 
 @dataclass
@@ -64,6 +72,16 @@ class LoadPlan:
     key_case_insensitive: bool = False
     describe_calls: int = 0
     existing: pd.DataFrame | None = field(default=None, repr=False)  # from lookup()
+    # Per sent column, the field it writes (None: not a field); from validation.
+    fields: list = field(default_factory=list, repr=False)
+    # From lookup() of an update or upsert: the rows that would update, cell by cell.
+    changes: "changes.ChangeSet | None" = field(default=None, repr=False)
+    lookup_calls: int = 0
+    # The sent cells as the lookup compared them (only_changed then blanks some).
+    looked_up_text: pd.DataFrame | None = field(default=None, repr=False)
+    # Rows not sent although valid, by status: "unchanged" (only_changed) and "conflict"
+    # (if_unmodified_since); input positions, with a message per row for conflicts.
+    held: dict = field(default_factory=dict, repr=False)
 
     # -- what it will do ---------------------------------------------------------------
 
@@ -80,7 +98,38 @@ class LoadPlan:
         """Rows with an error that will not be sent (on_invalid="skip")."""
         keep = np.zeros(len(self.df), bool)
         keep[self.positions] = True
+        for positions, _, _ in self.held.values():
+            keep[positions] = True
         return np.flatnonzero(~keep)
+
+    @property
+    def held_positions(self) -> np.ndarray:
+        """Valid rows not sent: unchanged (only_changed) or conflicts (if_unmodified_since)."""
+        found = [p for p, _, _ in self.held.values()]
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+    def unsent_status(self) -> tuple[np.ndarray, pd.DataFrame]:
+        """The input positions of every row not sent, and their status columns (in that
+        order): invalid rows, then held ones."""
+        parts, frames = [self.invalid_positions], [self.invalid_status()]
+        for status, (positions, ids, messages) in self.held.items():
+            if not len(positions):
+                continue
+            n = len(positions)
+            na = pd.array([pd.NA] * n, dtype="string")
+            frame = pd.DataFrame({
+                "sf_id": pd.array(ids, dtype="string"),
+                "sf_status": pd.array([status] * n, dtype="string"),
+                "sf_error_code": (pd.array(["CONFLICT"] * n, dtype="string")
+                                  if messages else na),
+                "sf_error_message": pd.array(messages, dtype="string") if messages else na,
+                "sf_error_fields": na, "sf_job_id": na,
+                "sf_attempts": pd.array([0] * n, dtype="Int64")},
+                columns=list(results.STATUS_COLUMNS))
+            frame.index = self.df.index[positions]
+            parts.append(np.asarray(positions, np.int64))
+            frames.append(frame)
+        return np.concatenate(parts), pd.concat(frames) if len(frames) > 1 else frames[0]
 
     @property
     def job_count(self) -> int:
@@ -114,35 +163,165 @@ class LoadPlan:
         """Ask the org which keys of the rows to send already exist: a frame indexed like
         the input (the rows to send) with ``action`` (``create`` or ``update``; update/
         delete rows whose Id does not exist: ``missing``) and ``Id`` (the existing
-        record). Runs REST queries in batches of keys; `lookup_calls` says how many
-        API calls it took. Kept as `existing`."""
+        record). An update or upsert also reads the current values of the columns it
+        sends (`diff()`, `summary()`). REST queries of the keys for a few thousand rows,
+        else one Bulk query of the object; `lookup_calls` says how many API calls it
+        took. Kept as `existing`."""
         if self.operation == "insert":
             actions = pd.DataFrame({"action": "create", "Id": pd.NA},
                                    index=self.df.index[self.positions])
             self.existing, self.lookup_calls = actions, 0
+            self.changes = None
             return actions
         before = self.org.api_calls
-        keys = self.sent_text[_column_of(self.sent_text, self.key)].astype(str)
-        normalize = results._normalizer(self.operation, self.key, self.key_case_insensitive)
-
-        def normal(values: list[str]) -> list[str]:
-            arr = pa.array(values, pa.large_string())
-            return (normalize(arr) if normalize is not None else arr).to_pylist()
-
-        found: dict[str, str] = {}
-        for batch in _key_batches(sorted(set(keys) - {"", "#N/A"}), self.sobject, self.key):
-            records = list(_query_all(self.org, batch))
-            matched = normal([str(r.get(self.key) or "") for r in records])
-            found.update(zip(matched, (r["Id"] for r in records)))
-        ids = pd.Series(normal(keys.tolist()), index=keys.index).map(found)
+        column = _column_of(self.sent_text, self.key)
+        keys = changes.text_array(self.sent_text[column])
+        normal = self._key_normal
+        updating = self.operation in ("upsert", "update")
+        compared = (changes.comparable_columns(self.sent_text.columns, self.fields, self.key)
+                    if updating else [])
+        found = changes.fetch_current(self.org, self.sobject, self.key,
+                                      sorted(set(keys.to_pylist()) - {"", "#N/A"}),
+                                      [c.path for c in compared])
+        record_of, change_set = changes.compute(
+            self.sent_text, normal(keys), found,
+            normal(pc.fill_null(found.column(self.key).combine_chunks(), "")), compared)
+        ids = pd.Series(found.column("Id").combine_chunks().to_numpy(zero_copy_only=False),
+                        dtype=object)
+        has = record_of >= 0
+        id_of = pd.array(np.where(has, ids.to_numpy()[np.maximum(record_of, 0)]
+                                  if len(ids) else None, None), dtype="string")
         missing = "missing" if self.operation != "upsert" else "create"
-        action = np.where(ids.notna(), "update", missing)
+        action = np.where(has, "update", missing)
         if self.operation in ("delete", "hardDelete"):
-            action = np.where(ids.notna(), "delete", "missing")
-        self.existing = pd.DataFrame({"action": action, "Id": ids.astype("string")},
+            action = np.where(has, "delete", "missing")
+        self.existing = pd.DataFrame({"action": action, "Id": id_of},
                                      index=self.sent_text.index)
+        self.changes = change_set if updating else None
+        self.looked_up_text = self.sent_text
         self.lookup_calls = self.org.api_calls - before
         return self.existing
+
+    def _key_normal(self, values: pa.Array) -> pa.Array:
+        """Keys in the form the org matches them in (ids: 18 characters; case-insensitive
+        external ids: lower case)."""
+        normalize = results._normalizer(self.operation, self.key, self.key_case_insensitive)
+        values = values.cast(pa.large_string())
+        return normalize(values) if normalize is not None else values
+
+    @property
+    def looks_up_before_sending(self) -> bool:
+        return bool(self.options.only_changed) or self.options.if_unmodified_since is not None
+
+    def hold_back(self, change_set: "changes.ChangeSet | None") -> None:
+        """Apply only_changed and if_unmodified_since with ``change_set`` (a lookup's, or
+        the one a run's journal kept): rows whose record was modified after the time are
+        held back as conflicts, rows that change nothing as unchanged, and the rows still
+        sent carry only their changed cells (blank leaves a field as it is). Re-encodes
+        the chunks when anything changed."""
+        if change_set is None or not len(change_set.rows):
+            return
+        sent = self.sent_text
+        hold = np.zeros(len(sent), bool)
+        messages: dict[int, str] = {}
+        ids: dict[int, str] = {}
+        conflict_rows = np.zeros(0, np.int64)
+        since = self.options.if_unmodified_since
+        if since is not None:
+            late = change_set.modified_after(since)
+            conflict_rows = change_set.rows[late]
+            for r, at in zip(conflict_rows, change_set.modified[late]):
+                messages[int(r)] = (
+                    f"the record was modified in the org at {_iso(at)}, after "
+                    f"if_unmodified_since ({_iso(since)}): not sent, so that edit is kept; "
+                    "query it again to see it")
+            hold[conflict_rows] = True
+        unchanged_rows = np.zeros(0, np.int64)
+        text = sent
+        if self.options.only_changed:
+            compared_positions = {c.position for c in change_set.compared}
+            key_position = sent.columns.get_loc(_column_of(sent, self.key))
+            others = [p for p in range(sent.shape[1])
+                      if p not in compared_positions and p != key_position]
+            # A cell that cannot be compared (a polymorphic relationship column) may
+            # change its record: a row with one filled is sent.
+            unknown = np.zeros(len(change_set.rows), bool)
+            for p in others:
+                unknown |= sent.iloc[change_set.rows, p].to_numpy(object) != ""
+            quiet = ~change_set.changed.any(axis=1) & ~unknown
+            unchanged_rows = change_set.rows[quiet & ~hold[change_set.rows]]
+            hold[unchanged_rows] = True
+            text = sent.copy()
+            for j, c in enumerate(change_set.compared):
+                same = change_set.rows[~change_set.changed[:, j]]
+                if len(same):
+                    text.iloc[same, c.position] = ""
+        for r, i in zip(change_set.rows, change_set.ids):
+            ids[int(r)] = i
+        if not hold.any() and text is sent:
+            return
+        self.held = {
+            "conflict": (self.positions[conflict_rows],
+                         [ids[int(r)] for r in conflict_rows],
+                         [messages[int(r)] for r in conflict_rows]),
+            "unchanged": (self.positions[unchanged_rows],
+                          [ids[int(r)] for r in unchanged_rows], None)}
+        keep = np.flatnonzero(~hold)
+        self.positions = self.positions[keep]
+        self.sent_text = text.iloc[keep]
+        self.chunks = _chunks_of_text(self.sent_text, self.options) if len(keep) else []
+
+    # -- what would change -------------------------------------------------------------
+
+    def _looked_up(self) -> "changes.ChangeSet | None":
+        if self.existing is None:
+            self.lookup()
+        return self.changes
+
+    def diff(self) -> pd.DataFrame:
+        """One row per cell that would change a record: ``row`` (the input's index label),
+        ``Id``, the key (upsert), ``field``, ``before`` (the org's value) and ``after``
+        (what is sent; <NA>: cleared by #N/A), compared as Salesforce would store them
+        (see sfbulk_nb.changes). Rows that would create a record are not listed (every
+        cell is new): `summary()` counts them. Runs `lookup()` first when it has not
+        run (a few API calls)."""
+        change_set = self._looked_up()
+        key = [self.key] if self.key not in (None, "Id") else []
+        columns = ["row", "Id", *key, "field", "before", "after"]
+        if change_set is None or not change_set.changed.any():
+            return pd.DataFrame({c: pd.Series([], dtype="string" if c != "row" else object)
+                                 for c in columns})
+        r, c = np.nonzero(change_set.changed)
+        sent = self.looked_up_text
+        rows = change_set.rows[r]
+        after = np.empty(len(r), object)
+        before = np.empty(len(r), object)
+        for j, compared in enumerate(change_set.compared):
+            at = c == j
+            if not at.any():
+                continue
+            after[at] = sent.iloc[rows[at], compared.position].to_numpy(object)
+            before[at] = np.asarray(change_set.before[j].take(pa.array(r[at])).to_pylist(),
+                                    dtype=object)
+        out = {"row": sent.index[rows], "Id": pd.array(change_set.ids[r], dtype="string")}
+        if key:
+            out[self.key] = pd.array(sent.iloc[rows][_column_of(sent, self.key)].to_numpy(object),
+                                     dtype="string")
+        out["field"] = pd.array([_field_name(change_set.compared[j]) for j in c], dtype="string")
+        out["before"] = pd.array(before, dtype="string")
+        out["after"] = pd.array(np.where(after == changes.CLEAR, None, after), dtype="string")
+        return pd.DataFrame(out, columns=columns)
+
+    def summary(self, since: Any = None) -> "changes_view.ChangeSummary":
+        """What the load would do to the org: rows to create, to update, unchanged (every
+        cell equal to the org's), changed cells per field with a few examples, and with
+        ``since`` (a time with its zone, or a query_df result) the rows whose record was
+        modified in the org after it: someone else edited them since."""
+        from . import changes_view
+
+        change_set = self._looked_up()
+        stamp = changes.parse_since(since, "since") if since is not None else None
+        return changes_view.summarize(self, change_set, self.diff(), stamp)
 
     # -- display -----------------------------------------------------------------------
 
@@ -158,6 +337,14 @@ class LoadPlan:
             head += "; " + (", ".join(f"{n:,} would {a}" if a != "missing" else f"{n:,} not found"
                                       for a, n in counts.items()) or "no rows to look up")
             head += f" (lookup: {plural(self.lookup_calls, 'API call')})"
+            if self.changes is not None:
+                changing = len(self.changes.rows) - len(self.changes.unchanged_rows)
+                head += (f"; {changing:,} would change their record "
+                         f"({plural(int(self.changes.changed.sum()), 'cell')}), "
+                         f"{len(self.changes.unchanged_rows):,} unchanged")
+            for status, (positions, _, _) in self.held.items():
+                if len(positions):
+                    head += f"; {plural(len(positions), 'row')} {status} held back"
         return head
 
     def __repr__(self) -> str:
@@ -177,37 +364,30 @@ class LoadPlan:
         return "".join(parts)
 
 
+def _iso(at: Any) -> str:
+    return pd.Timestamp(at).tz_localize("UTC").isoformat() if pd.Timestamp(at).tzinfo is None \
+        else pd.Timestamp(at).tz_convert("UTC").isoformat()
+
+
+def _chunks_of_text(text: pd.DataFrame, options: LoadOptions) -> list[Chunk]:
+    """The jobs' CSV of cell texts as they are sent (after only_changed blanked some)."""
+    columns = [encode.text_column(str(name), changes.text_array(text.iloc[:, i]))
+               for i, name in enumerate(text.columns)]
+    encoding = encode.Encoding(text, columns=columns)
+    return list(encoding.chunks(column_delimiter=options.column_delimiter,
+                                line_ending=options.line_ending, max_bytes=options.max_bytes,
+                                max_records=options.max_records))
+
+
+def _field_name(compared: "changes.Compared") -> str:
+    return compared.path if "." in compared.path else compared.field["name"]
+
+
 def _column_of(frame: pd.DataFrame, key: str) -> Any:
     """The frame's column that holds ``key`` (same name, else the one ignoring case)."""
     if key in frame.columns:
         return key
     return next(c for c in frame.columns if isinstance(c, str) and c.lower() == key.lower())
-
-
-def _key_batches(keys: list[str], sobject: str, key: str):
-    """SOQL statements selecting the records of ``keys``, each within the URL budget."""
-    fields = "Id" if key == "Id" else f"Id, {key}"
-    head = f"SELECT {fields} FROM {sobject} WHERE {key} IN ("
-    batch: list[str] = []
-    size = len(head)
-    for k in keys:
-        literal = "'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        if batch and size + len(literal) * 3 > _LOOKUP_URL_BUDGET:  # URL encoding grows ~3x
-            yield head + ",".join(batch) + ")"
-            batch, size = [], len(head)
-        batch.append(literal)
-        size += len(literal) * 3 + 1
-    if batch:
-        yield head + ",".join(batch) + ")"
-
-
-def _query_all(org: Org, soql: str):
-    page = org.get_json("query", params={"q": soql})
-    while True:
-        yield from page.get("records", [])
-        if page.get("done", True) or not page.get("nextRecordsUrl"):
-            return
-        page = org.get_json(page["nextRecordsUrl"])
 
 
 # -- making a plan -----------------------------------------------------------------------
@@ -374,6 +554,7 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     """Check ``df`` and work out the jobs of a load; raises ValidationError when
     ``options.on_invalid`` says the problems found stop the load."""
     options = options or LoadOptions()
+    check_change_options(operation, options)
     found = inspect(org, df, sobject, operation, external_id, options)
     checked = found.checked
     problems = checked.problems
@@ -393,8 +574,30 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
                                       max_records=options.max_records)) if len(positions) else []
     except encode.EncodeError as e:  # a header name no CSV can carry (on_invalid="send")
         raise errors.ValidationError(problems, note=f"the frame cannot be written as CSV: {e}") from None
-    return LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
-                    positions, sent_text, chunks, found.key_case_insensitive, found.describe_calls)
+    plan = LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
+                    positions, sent_text, chunks, found.key_case_insensitive,
+                    found.describe_calls, fields=list(checked.fields))
+    if plan.looks_up_before_sending:
+        plan.lookup()
+        plan.hold_back(plan.changes)
+    return plan
+
+
+def check_change_options(operation: str, options: LoadOptions) -> None:
+    """only_changed and if_unmodified_since: what they take, and the loads they fit."""
+    if not isinstance(options.only_changed, (bool, np.bool_)):
+        # only_changed="no" is truthy: a typo must not change what is sent.
+        raise errors.InputError(f"only_changed must be True or False, not "
+                                f"{options.only_changed!r}")
+    wanted = [n for n, v in (("only_changed", options.only_changed),
+                             ("if_unmodified_since", options.if_unmodified_since is not None))
+              if v]
+    if wanted and operation not in ("upsert", "update"):
+        raise errors.InputError(f"{' and '.join(wanted)} compare rows with the records they "
+                                f"change: for update and upsert, not {operation}")
+    if options.if_unmodified_since is not None:
+        options.if_unmodified_since = changes.parse_since(options.if_unmodified_since,
+                                                          "if_unmodified_since")
 
 
 def _rows_to_send(problems: Problems, checked: validate.Checked, on_invalid: str,

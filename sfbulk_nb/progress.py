@@ -66,8 +66,8 @@ class ProgressEvent:
     api_usage: Any = None             # the org's daily usage (org.ApiUsage) when known
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
 
 
 def duration(seconds: float) -> str:

@@ -47,7 +47,9 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
 
     include_deleted: queryAll (deleted and archived records too). page_size: rows per
     results page (Salesforce's default when None). Columns are named as in the SOQL
-    (`Account.Name`)."""
+    (`Account.Name`). The frame's ``attrs["queried_at"]`` is when the query job was created
+    (UTC): pass the frame, or that time, as ``if_unmodified_since=`` when the edited rows
+    go back, and rows someone changed in the org since are not overwritten."""
     _check_soql(soql)
     org = org_or_default(org)
     jobs.check_timeout(timeout)
@@ -69,6 +71,9 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
             except Exception:  # a broken display must never break the query
                 report = None
 
+    # Taken before the job exists: the job reads the org at some moment after this, so a
+    # record modified later than it was certainly modified after what the frame shows.
+    queried_at = pd.Timestamp.now(tz="UTC")
     try:
         info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
     except errors.RequestError as e:
@@ -105,7 +110,38 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
         if locator is None:
             break
     emit(RUN_FINISHED, message=f"{rows:,} rows")
-    return frame.to_pandas() if frame is not None else pd.DataFrame()
+    out = frame.to_pandas() if frame is not None else pd.DataFrame()
+    out.attrs["queried_at"] = queried_at
+    return out
+
+
+def query_text(soql: str, org: Org, *, timeout: float | None = None) -> pa.Table:
+    """Every row of ``soql`` as texts (large_string, null for no value), as the org wrote
+    them: for code that compares values itself (changes.py), where typed columns would
+    only be turned back into text. No progress display."""
+    try:
+        info = jobs.create_query_job(org, soql)
+    except errors.RequestError as e:
+        raise _with_hint(org, soql, e) from None
+    info = jobs.wait(org, info.id, timeout=timeout, poll=jobs.get_query_job,
+                     backoff=QUERY_BACKOFF, just_closed=True)
+    if info.state != "JobComplete":
+        raise errors.JobFailedError(
+            f"query job {info.id} ended {info.state}: {info.error_message or 'no message'}",
+            job_id=info.id, state=info.state, error_message=info.error_message)
+    delimiter = _DELIMITERS[info.raw.get("columnDelimiter", "COMMA")]
+    tables, names, locator = [], None, None
+    while True:
+        page = jobs.query_results_page(org, info.id, locator=locator)
+        names = names or _header(page.data, delimiter)
+        if page.records:
+            tables.append(_typed_table(page.data, names, {}, delimiter))
+        locator = page.locator
+        if locator is None:
+            break
+    if not tables:
+        return pa.table({n: pa.array([], pa.large_string()) for n in names or []})
+    return pa.concat_tables(tables)
 
 
 _EXAMPLE = "SELECT Id, Name FROM Account"

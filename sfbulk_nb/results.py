@@ -73,17 +73,20 @@ TRANSIENT_ERRORS = ("UNABLE_TO_LOCK_ROW",)
 # pending: the row's job had not finished when its results were read; wait on it later.
 # invalid: the row had an error found before sending, and on_invalid="skip" left it out.
 # unknown: its job finished, but its results could not be read or matched to the rows.
+# unchanged: only_changed found every cell equal to its record's, so it was not sent.
+# conflict: its record was modified after if_unmodified_since, so it was not sent.
 STATUSES = ("created", "updated", "deleted", "failed", "unprocessed", "not_sent", "pending",
-            "invalid", "unknown")
+            "invalid", "unknown", "unchanged", "conflict")
 # One colour per status for every display (HTML summary, widget, charts): green succeeded,
 # red failed, amber never processed, grey still running.
 STATUS_COLOURS = {"created": "#1a7f37", "updated": "#1a7f37", "deleted": "#1a7f37",
                   "failed": "#cf222e", "unprocessed": "#9a6700", "not_sent": "#9a6700",
-                  "pending": "#57606a", "invalid": "#cf222e", "unknown": "#8250df"}
+                  "pending": "#57606a", "invalid": "#cf222e", "unknown": "#8250df",
+                  "unchanged": "#57606a", "conflict": "#bc4c00"}
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 
 (_CREATED, _UPDATED, _DELETED, _FAILED, _UNPROCESSED, _NOT_SENT, _PENDING, _INVALID,
- _UNKNOWN) = range(len(STATUSES))
+ _UNKNOWN, _UNCHANGED, _CONFLICT) = range(len(STATUSES))
 _KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
 _LSTR = pa.large_string()
 _BOM = b"\xef\xbb\xbf"
@@ -825,7 +828,8 @@ _VALUE_IN_MESSAGE = (
     # sfbulk_nb's own checks: "<column>: '<value>' <what is wrong>"
     (r"^([^:]*: )'(.*?)'( .*)$", r"\1…\3"),
 )
-_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent", "pending", "unknown")
+_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent", "pending", "unknown",
+                   "conflict")
 _SHORT = 60
 
 

@@ -69,12 +69,31 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
                                 f"{org.instance_url}: connect to that org, or pass org=")
     options = dict(d["options"])
     lock_retries = options.pop("lock_retries", 2)
+    # A run that looked its records up sent what that lookup found, which the journal
+    # kept: asking the org again now would find the run's own writes.
+    only_changed = options.pop("only_changed", False)
+    since = options.pop("if_unmodified_since", None)
     plan = plan_stage.make_plan(org, df, d["sobject"], d["operation"],
                                 d["key"] if d["operation"] == "upsert" else None,
                                 plan_stage.LoadOptions(**options))
+    plan.options.only_changed = only_changed
+    plan.options.if_unmodified_since = (None if since is None
+                                        else plan_stage.changes.parse_since(since, "since"))
+    if d.get("changes"):
+        table = journal.load_changes(record.run_id)
+        if table is None:
+            raise errors.InputError(f"run {record.run_id}'s record of what it found in the org "
+                                    f"({record.run_id}.changes.parquet) is gone, so its rows "
+                                    "cannot be matched to what was sent")
+        plan.changes = plan_stage.changes.ChangeSet.from_table(
+            table, plan_stage.changes.comparable_columns(plan.sent_text.columns, plan.fields,
+                                                         plan.key))
+        plan.hold_back(plan.changes)
     bounds = [(c.positions.start, c.positions.stop) for c in plan.chunks]
     recorded = [(j["start"], j["stop"]) for j in d["jobs"][:len(d["rounds"][0]["jobs"])]]
-    if bounds != recorded or plan.invalid_positions.tolist() != d["skipped"]:
+    held = {k: v[0].tolist() for k, v in plan.held.items()}
+    if (bounds != recorded or plan.invalid_positions.tolist() != d["skipped"]
+            or held != d.get("held", {})):
         raise errors.InputError(
             f"the frame no longer plans into run {record.run_id}'s jobs (has the object's "
             "describe changed?), so its results cannot be matched to the rows")

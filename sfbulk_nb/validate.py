@@ -180,6 +180,8 @@ class Checked:
     cells: list["_Cells | None"] = dataclass_field(default_factory=list)
     key_column: Any = None  # the frame's column holding the key (upsert/update/delete)
     unsendable: Problems | None = None  # the cells with no CSV form (sending cannot help)
+    # Per column, the field it writes (a relationship column: its lookup field), or None.
+    fields: list = dataclass_field(default_factory=list)
 
     def text_frame(self, positions: np.ndarray | None = None) -> pd.DataFrame:
         """The texts sent, as a frame (the frame's index and columns), optionally of only
@@ -466,7 +468,8 @@ class _Validator:
             encoding = encode.Encoding(df, columns=columns)
         unsendable = Problems.from_blocks(self.unsendable, df.index)
         key_column = df.columns[key_pos] if key_pos is not None else None
-        return Checked(problems, encoding, cells_of, key_column, unsendable)
+        return Checked(problems, encoding, cells_of, key_column, unsendable,
+                       [f for f, _ in resolved])
 
     def _key_position(self, resolved) -> int | None:
         if self.op == "insert" or self.key is None:

@@ -659,7 +659,7 @@ def test_count_statuses_lists_every_status():
         [(None, s, None, None, None, None) for s in ["failed", "created", "failed", "pending", "created", "created"]],
         pd.RangeIndex(6),
     )
-    expected = pd.Series([3, 0, 0, 2, 0, 0, 1, 0, 0], index=pd.Index(STATUSES, name="sf_status"), name="rows", dtype=np.int64)
+    expected = pd.Series([3, 0, 0, 2, 0, 0, 1, 0, 0, 0, 0], index=pd.Index(STATUSES, name="sf_status"), name="rows", dtype=np.int64)
     assert_series_equal(count_statuses(aligned), expected)
     aligned.loc[0, "sf_status"] = "exploded"
     with pytest.raises(ValueError, match="exploded"):

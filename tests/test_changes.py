@@ -1,0 +1,277 @@
+"""Safe clean-up against a local org: the preview of what a load would change (plan.diff,
+plan.summary), sending only what changed, and holding back rows edited since a query."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import sfbulk_nb as sfb
+from sfbulk_nb import changes, errors
+from tests.conftest import BulkHttp
+
+KEY = "customExtIdField__c"
+
+
+@pytest.fixture
+def client(org):
+    return sfb.connect(org)
+
+
+def accounts(n: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        KEY: [f"K{i:05d}" for i in range(n)],
+        "Name": [f"Account {i}" for i in range(n)],
+        "NumberOfEmployees": pd.array([i * 10 for i in range(n)], dtype="Int64"),
+        "AnnualRevenue": [1200.0 + i for i in range(n)],
+        "Industry": ["Energy" if i % 2 else "Banking" for i in range(n)],
+        "Description": [f"line one\nline {i}, \"quoted\"" for i in range(n)],
+    })
+
+
+def query(soql: str) -> pd.DataFrame:
+    return sfb.query_df(soql, progress=False)
+
+
+def edits(base: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    """The base frame with 30 real changes in it, and the (key, field) of each."""
+    df = base.copy()
+    changed = set()
+    for i in range(0, 30, 3):
+        df.loc[i, "Name"] = f"Renamed {i}"
+        changed.add((df.loc[i, KEY], "Name"))
+    for i in range(1, 30, 3):
+        df.loc[i, "NumberOfEmployees"] = 7
+        changed.add((df.loc[i, KEY], "NumberOfEmployees"))
+    for i in range(2, 30, 3):
+        df.loc[i, "Industry"] = "Chemicals"
+        changed.add((df.loc[i, KEY], "Industry"))
+    return df, changed
+
+
+def test_diff_lists_exactly_the_changed_cells(client):
+    base = accounts(200)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df, changed = edits(base)
+    # Equal after formatting, so no change: a float for an integer field, a number
+    # written with more decimals than the org keeps, a blank (leaves the field as is).
+    df["NumberOfEmployees"] = df["NumberOfEmployees"].astype("float64")
+    df.loc[50, "AnnualRevenue"] = 1250.0000001
+    df.loc[60, "Description"] = np.nan
+    plan = sfb.dry_run(df, "Account", "upsert", KEY, lookup=True)
+    diff = plan.diff()
+    assert list(diff.columns) == ["row", "Id", KEY, "field", "before", "after"]
+    assert set(zip(diff[KEY], diff["field"])) == changed
+    first = diff[diff["row"] == 0].iloc[0]
+    assert (first["field"], first["before"], first["after"]) == ("Name", "Account 0", "Renamed 0")
+    assert first["Id"] == plan.existing.loc[0, "Id"]
+    summary = plan.summary()
+    assert (summary.create, summary.update, summary.unchanged) == (0, 30, 170)
+    assert dict(zip(summary.fields["field"], summary.fields["cells"])) == {
+        "Name": 10, "NumberOfEmployees": 10, "Industry": 10}
+    assert "Banking → Chemicals" in summary.fields.set_index("field").loc["Industry", "examples"]
+    assert "30 would change their record" in repr(plan)
+    html = plan.summary()._repr_html_()
+    assert "Preview" in html and "NumberOfEmployees" in html
+
+
+def test_clearing_and_new_rows_in_the_preview(client):
+    base = accounts(20)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df = base.copy()
+    df.loc[3, "Description"] = np.nan  # with the clear policy: #N/A, a change
+    df.loc[4, "Industry"] = np.nan
+    new = pd.DataFrame({KEY: ["NEW1"], "Name": ["Fresh"], "Industry": ["Energy"]})
+    df = pd.concat([df, new], ignore_index=True)
+    plan = sfb.dry_run(df, "Account", "upsert", KEY, lookup=True, nulls="clear")
+    diff = plan.diff()
+    cleared = diff.set_index("field").loc[["Description", "Industry"]]
+    assert cleared["after"].isna().all() and cleared["before"].notna().all()
+    assert set(diff["row"]) == {3, 4}
+    summary = plan.summary()
+    assert (summary.create, summary.update, summary.unchanged) == (1, 2, 18)
+    # A blank over an empty field is no change under either policy.
+    again = sfb.dry_run(df.iloc[:1].assign(Description=np.nan), "Account", "upsert", KEY,
+                        lookup=True, nulls="clear")
+    base_first = base.iloc[:1].assign(Description=np.nan)
+    assert sfb.upsert_df(base_first, "Account", KEY, nulls="clear", progress=False).ok
+    assert len(sfb.dry_run(df.iloc[:1].assign(Description=np.nan), "Account", "upsert", KEY,
+                           lookup=True, nulls="clear").diff()) == 0
+    assert len(again.diff()) == 1
+
+
+def test_only_changed_sends_the_changed_rows_and_cells(client, org):
+    base = accounts(300)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df, changed = edits(base)
+    before = query(f"SELECT {KEY}, Name, NumberOfEmployees, Industry, LastModifiedDate "
+                   "FROM Account").set_index(KEY)
+    res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False)
+    assert res.ok
+    counts = res.counts
+    assert counts["updated"] == 30 and counts["unchanged"] == 270
+    assert res.frame.loc[100, "sf_id"]  # unchanged rows name their record
+    # The job carried the 30 changed rows only.
+    info = BulkHttp(org).request("GET", f"/jobs/ingest/{res.jobs['job_id'].iloc[0]}").json()
+    assert info["numberRecordsProcessed"] == 30
+    after = query(f"SELECT {KEY}, Name, NumberOfEmployees, Industry, LastModifiedDate "
+                  "FROM Account").set_index(KEY)
+    for key, field in changed:
+        assert after.loc[key, field] == df.set_index(KEY).loc[key, field]
+    untouched = sorted(set(base[KEY]) - {k for k, _ in changed})
+    assert (after.loc[untouched, "LastModifiedDate"]
+            == before.loc[untouched, "LastModifiedDate"]).all()
+
+
+def test_only_changed_sends_only_the_changed_cells(client, org):
+    base = accounts(5)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df = base.copy()
+    df.loc[2, "Name"] = "Only this"
+    plan = sfb.dry_run(df, "Account", "upsert", KEY, only_changed=True)
+    assert plan.rows_to_send == 1
+    body = plan.chunks[0].data.decode()
+    header, row = body.splitlines()[0], body.splitlines()[1]
+    assert header.split(",")[:2] == [KEY, "Name"]
+    assert row == "K00002,Only this,,,,"
+
+
+def test_if_unmodified_since_holds_back_rows_edited_after_the_query(client, org):
+    base = accounts(50)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    queried = query(f"SELECT Id, {KEY}, Name FROM Account ORDER BY {KEY}")
+    assert queried.attrs["queried_at"].tzinfo is not None
+    # Someone else edits two records after the analyst's query.
+    other = pd.DataFrame({KEY: ["K00003", "K00007"], "Name": ["Theirs 3", "Theirs 7"]})
+    assert sfb.upsert_df(other, "Account", KEY, progress=False).ok
+    mine = queried.drop(columns=["Id"]).copy()
+    mine["Name"] = mine["Name"] + " (mine)"
+    preview = sfb.dry_run(mine, "Account", "upsert", KEY, lookup=True).summary(since=queried)
+    assert len(preview.modified_since) == 2
+    res = sfb.upsert_df(mine, "Account", KEY, if_unmodified_since=queried, progress=False)
+    assert not res.ok
+    assert res.counts["conflict"] == 2 and res.counts["updated"] == 48
+    conflicts = res.frame[res.frame["sf_status"] == "conflict"]
+    assert set(conflicts[KEY]) == {"K00003", "K00007"}
+    assert conflicts["sf_error_message"].str.contains("modified in the org").all()
+    names = query(f"SELECT {KEY}, Name FROM Account").set_index(KEY)["Name"]
+    assert names["K00003"] == "Theirs 3" and names["K00010"] == "Account 10 (mine)"
+    assert "CONFLICT" in set(res.errors["code"])
+
+
+def test_the_options_are_checked_before_anything_is_sent(client):
+    df = accounts(3)
+    with pytest.raises(errors.InputError, match="no time zone"):
+        sfb.upsert_df(df, "Account", KEY, if_unmodified_since="2026-12-01 09:00")
+    with pytest.raises(errors.InputError, match="only_changed must be True or False"):
+        sfb.upsert_df(df, "Account", KEY, only_changed="yes")
+    with pytest.raises(errors.InputError, match="for update and upsert, not insert"):
+        sfb.insert_df(df, "Account", only_changed=True)
+    with pytest.raises(errors.InputError, match="only query_df results"):
+        sfb.upsert_df(df, "Account", KEY, if_unmodified_since=df)
+
+
+@pytest.mark.parametrize("field,before,after,change", [
+    ({"type": "double", "scale": 2}, "1200.0", "1200", False),
+    ({"type": "double", "scale": 2}, "1200.0", "1200.004", False),  # rounded to the scale
+    ({"type": "double", "scale": 2}, "1200.0", "1200.005", True),  # half up
+    ({"type": "int"}, "12", "12", False),
+    ({"type": "boolean"}, "true", "TRUE", False),
+    ({"type": "boolean"}, "true", "false", True),
+    ({"type": "date"}, "2024-05-01", "2024-05-01", False),
+    ({"type": "datetime"}, "2024-05-01T10:00:00.000+0000", "2024-05-01T10:00:00Z", False),
+    ({"type": "datetime"}, "2024-05-01T10:00:00.000+0000", "2024-05-01T12:00:00+02:00", False),
+    ({"type": "datetime"}, "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:01.000Z", True),
+    ({"type": "reference"}, "001000000000001AAA", "001000000000001", False),
+    ({"type": "reference"}, "001000000000001AAA", "001000000000002", True),
+    ({"type": "picklist"}, "Prospect", "prospect", True),  # stored as sent
+    ({"type": "multipicklist"}, "A;B", "B;A", False),
+    ({"type": "string"}, "Acme", "Acme ", True),
+    ({"type": "string"}, None, "", False),  # blank sends nothing
+    ({"type": "string"}, "Acme", "", False),
+    ({"type": "string"}, "Acme", "#N/A", True),  # clears
+    ({"type": "string"}, None, "#N/A", False),  # empty already
+    ({"type": "string"}, None, "x", True),
+])
+def test_cells_are_compared_as_salesforce_stores_them(field, before, after, change):
+    got = changes.changed_cells(pa.array([after], pa.large_string()),
+                                pa.array([before], pa.large_string()), field)
+    assert got.tolist() == [change]
+
+
+def test_many_keys_are_looked_up_with_one_bulk_query(client, org, monkeypatch):
+    base = accounts(120)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    other = pd.DataFrame({KEY: ["ZZ1", "ZZ2"], "Name": ["Not in the frame", "Nor this"]})
+    assert sfb.upsert_df(other, "Account", KEY, progress=False).ok
+    df, changed = edits(base)
+    rest = sfb.dry_run(df, "Account", "upsert", KEY, lookup=True)
+    monkeypatch.setattr(changes, "REST_LOOKUP_KEYS", 50)
+    bulk = sfb.dry_run(df, "Account", "upsert", KEY, lookup=True)
+    pd.testing.assert_frame_equal(rest.diff(), bulk.diff())
+    assert set(zip(bulk.diff()[KEY], bulk.diff()["field"])) == changed
+    pd.testing.assert_frame_equal(rest.existing, bulk.existing)
+    assert bulk.lookup_calls <= 6  # create, a poll or two, the results page
+
+
+def test_a_run_that_sent_only_changes_resumes_from_its_journal(client, org):
+    base = accounts(40)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df, changed = edits(base)
+    res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False)
+    assert res.counts["updated"] == 30
+    # After a kernel restart: the org holds the new values now, so planning again from the
+    # org would call every row unchanged; the journal's record of the lookup is used.
+    again = sfb.resume(res.run_id, df, progress=False)
+    pd.testing.assert_frame_equal(again.frame, res.frame)
+
+
+def test_the_result_says_what_only_changed_saved(client):
+    base = accounts(30)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df = base.copy()
+    df.loc[0, "Name"] = "New name"
+    res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False)
+    assert res.saved == {"rows": 29, "bulk_batches": 0, "lookup_calls": 1}
+    assert "not sent: 29 rows that would change nothing" in repr(res)
+    assert "29 unchanged" in repr(res)
+    assert sfb.upsert_df(df, "Account", KEY, progress=False).saved is None
+
+
+def test_magic_and_cli_take_only_changed(client, org, tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    base = accounts(10)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df = base.copy()
+    df.loc[1, "Name"] = "Magic"
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "sfbulk_nb")
+    ip.user_ns.update(df=df, queried=query(f"SELECT {KEY}, Name FROM Account"))
+    res = ip.run_line_magic("bulk_upsert", f"df Account {KEY} --only-changed "
+                            "--if-unmodified-since queried")
+    assert res.counts["updated"] == 1 and res.counts["unchanged"] == 9
+
+
+def test_cli_previews_and_sends_only_changes(tmp_path, monkeypatch, capsys):
+    from sfbulk_nb import cli
+
+    monkeypatch.setenv("SFBULK_NB_LOCALORG", str(tmp_path / "org.sqlite3"))
+    path = tmp_path / "accounts.csv"
+    base = accounts(10)
+    base.to_csv(path, index=False)
+    command = ["upsert", str(path), "--object", "Account", "--external-id", KEY,
+               "--org", "local"]
+    assert cli.main(command) == 0
+    base.assign(Name=base["Name"].where(base.index != 2, "From the CLI")).to_csv(path, index=False)
+    capsys.readouterr()
+    assert cli.main([*command, "--only-changed", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 would change their record" in out and "Name: 1" in out
+    assert "Account 2 → From the CLI" in out
+    assert cli.main([*command, "--only-changed"]) == 0
+    out = capsys.readouterr().out
+    assert "1 updated, 9 unchanged" in out
+    assert cli.main([*command, "--if-unmodified-since", "yesterday"]) == 2
+    assert "if_unmodified_since must be a time" in capsys.readouterr().err
