@@ -172,6 +172,19 @@ class BulkResult:
                             plan.key if plan.operation == "upsert" else None, **settings)
         return BulkResult(run, previous=self)
 
+    def undo(self, force: bool = False, progress: Any = "auto"):
+        """Put back the values this run changed and delete the records it created (see
+        sfbulk_nb.undo): an UndoResult, one row per record. Rows whose record was
+        modified again after the run are refused unless ``force=True``. Needs a run that
+        looked its records up first (undoable=True, only_changed=True or
+        if_unmodified_since=), or an insert; a delete cannot be undone."""
+        from .undo import undo
+
+        if not self.done:
+            raise InputError("the run is still going: res.wait() first, then undo")
+        return undo(self.run_id, org=self._run.org, force=force, progress=progress,
+                    labels=self._run.df.index)
+
     def raise_for_status(self) -> "BulkResult":
         """Raise JobFailedError if a job ended Failed or Aborted, else the first error met
         on the way (a job that could not be sent or asked about, results that could not be

@@ -254,12 +254,13 @@ class ChangeSet:
     before: list[pa.Array]
     changed: np.ndarray
     modified: np.ndarray  # datetime64[ns] UTC, NaT when unknown
+    inputs: np.ndarray | None = None  # the rows' positions in the input frame
 
     @classmethod
     def empty(cls, compared: list[Compared]) -> "ChangeSet":
         return cls(np.zeros(0, np.int64), np.zeros(0, object), compared,
                    [pa.array([], _LSTR) for _ in compared], np.zeros((0, len(compared)), bool),
-                   np.zeros(0, "datetime64[ns]"))
+                   np.zeros(0, "datetime64[ns]"), np.zeros(0, np.int64))
 
     @property
     def unchanged_rows(self) -> np.ndarray:
@@ -276,6 +277,8 @@ class ChangeSet:
 
     def to_table(self) -> pa.Table:
         columns = {"row": pa.array(self.rows, pa.int64()),
+                   "input": pa.array(self.rows if self.inputs is None else self.inputs,
+                                     pa.int64()),
                    "Id": pa.array(self.ids.tolist(), _LSTR),
                    "modified": pa.array(self.modified, pa.timestamp("ns"))}
         for j in range(len(self.compared)):
@@ -296,7 +299,16 @@ class ChangeSet:
                                                              dtype=object),
                    compared, [table.column(f"before_{j}").combine_chunks()
                               for j in range(len(compared))],
-                   changed, table.column("modified").to_numpy().astype("datetime64[ns]"))
+                   changed, table.column("modified").to_numpy().astype("datetime64[ns]"),
+                   table.column("input").to_numpy())
+
+    @staticmethod
+    def compared_of(table: pa.Table) -> list[Compared]:
+        """The compared columns a kept table names (no frame needed: for undo)."""
+        fields = json.loads(table.schema.metadata[b"compared"])
+        return [Compared(j, f["path"], f["path"],
+                         {"name": f["path"], "type": f["type"], "scale": f["scale"]})
+                for j, f in enumerate(fields)]
 
 
 def text_array(values: pd.Series) -> pa.Array:

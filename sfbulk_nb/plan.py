@@ -53,6 +53,9 @@ class LoadOptions:
     # Hold back rows whose record was modified in the org after this time (status
     # "conflict"): a time with its zone, or a query_df result (its attrs["queried_at"]).
     if_unmodified_since: Any = None
+    # Look the records up and keep their values in the journal, so res.undo() can put
+    # them back (only_changed and if_unmodified_since do too).
+    undoable: bool = False
 
 
 @dataclass
@@ -197,6 +200,8 @@ class LoadPlan:
             action = np.where(has, "delete", "missing")
         self.existing = pd.DataFrame({"action": action, "Id": id_of},
                                      index=self.sent_text.index)
+        if updating:
+            change_set.inputs = self.positions[change_set.rows]
         self.changes = change_set if updating else None
         self.looked_up_text = self.sent_text
         self.lookup_calls = self.org.api_calls - before
@@ -211,7 +216,8 @@ class LoadPlan:
 
     @property
     def looks_up_before_sending(self) -> bool:
-        return bool(self.options.only_changed) or self.options.if_unmodified_since is not None
+        return (bool(self.options.only_changed) or bool(self.options.undoable)
+                or self.options.if_unmodified_since is not None)
 
     def hold_back(self, change_set: "changes.ChangeSet | None") -> None:
         """Apply only_changed and if_unmodified_since with ``change_set`` (a lookup's, or
@@ -585,11 +591,19 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
 
 def check_change_options(operation: str, options: LoadOptions) -> None:
     """only_changed and if_unmodified_since: what they take, and the loads they fit."""
-    if not isinstance(options.only_changed, (bool, np.bool_)):
-        # only_changed="no" is truthy: a typo must not change what is sent.
-        raise errors.InputError(f"only_changed must be True or False, not "
-                                f"{options.only_changed!r}")
+    for name in ("only_changed", "undoable"):
+        if not isinstance(getattr(options, name), (bool, np.bool_)):
+            # only_changed="no" is truthy: a typo must not change what is sent.
+            raise errors.InputError(f"{name} must be True or False, not "
+                                    f"{getattr(options, name)!r}")
+    if options.undoable and operation in ("delete", "hardDelete"):
+        raise errors.InputError("a delete cannot be undone with the Bulk API (it has no "
+                                "undelete): undoable=True is for insert, update and upsert; "
+                                "deleted records stay in the Recycle Bin for 15 days")
+    if options.undoable and operation == "insert":
+        options.undoable = False  # every insert can be undone: its records are deleted
     wanted = [n for n, v in (("only_changed", options.only_changed),
+                             ("undoable", options.undoable),
                              ("if_unmodified_since", options.if_unmodified_since is not None))
               if v]
     if wanted and operation not in ("upsert", "update"):

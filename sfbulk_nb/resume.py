@@ -72,11 +72,13 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
     # A run that looked its records up sent what that lookup found, which the journal
     # kept: asking the org again now would find the run's own writes.
     only_changed = options.pop("only_changed", False)
+    undoable = options.pop("undoable", False)
     since = options.pop("if_unmodified_since", None)
     plan = plan_stage.make_plan(org, df, d["sobject"], d["operation"],
                                 d["key"] if d["operation"] == "upsert" else None,
                                 plan_stage.LoadOptions(**options))
     plan.options.only_changed = only_changed
+    plan.options.undoable = undoable
     plan.options.if_unmodified_since = (None if since is None
                                         else plan_stage.changes.parse_since(since, "since"))
     if d.get("changes"):

@@ -275,3 +275,64 @@ def test_cli_previews_and_sends_only_changes(tmp_path, monkeypatch, capsys):
     assert "1 updated, 9 unchanged" in out
     assert cli.main([*command, "--if-unmodified-since", "yesterday"]) == 2
     assert "if_unmodified_since must be a time" in capsys.readouterr().err
+
+
+def test_undo_restores_every_before_value_and_deletes_created_rows(client):
+    base = accounts(100)
+    base.loc[5, "Description"] = np.nan  # empty in the org: undo clears it again
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    snapshot = query(f"SELECT Id, {KEY}, Name, NumberOfEmployees, AnnualRevenue, Industry, "
+                     "Description FROM Account").set_index(KEY).sort_index()
+    df, changed = edits(base)
+    df.loc[5, "Description"] = "Now filled"
+    df.loc[6, "AnnualRevenue"] = 99.5
+    df = pd.concat([df, pd.DataFrame({KEY: ["NEW1", "NEW2"], "Name": ["N1", "N2"]})],
+                   ignore_index=True)
+    res = sfb.upsert_df(df, "Account", KEY, undoable=True, progress=False)
+    assert res.ok and res.counts["created"] == 2 and res.counts["updated"] == 100
+    undone = res.undo(progress=False)
+    assert undone.ok, undone
+    counts = undone.counts
+    assert counts["restored"] == 30 and counts["deleted"] == 2  # rows 5 and 6 are among them
+    assert set(undone.frame.loc[undone.frame["action"] == "restore", "row"]) == set(range(30))
+    after = query(f"SELECT Id, {KEY}, Name, NumberOfEmployees, AnnualRevenue, Industry, "
+                  "Description FROM Account").set_index(KEY).sort_index()
+    pd.testing.assert_frame_equal(after, snapshot)
+    with pytest.raises(errors.InputError, match="undone already"):
+        res.undo(progress=False)
+
+
+def test_undo_refuses_rows_edited_after_the_run(client):
+    base = accounts(40)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    df, _ = edits(base)
+    res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False)
+    import time
+
+    time.sleep(0.05)  # the other edit lands visibly after the run
+    assert sfb.upsert_df(pd.DataFrame({KEY: ["K00000"], "Name": ["Someone else"]}),
+                         "Account", KEY, progress=False).ok
+    undone = sfb.undo(res.run_id, progress=False)  # by id: no frame needed
+    refused = undone.frame[undone.frame["status"] == "refused"]
+    assert refused["Id"].tolist() == [res.frame.loc[0, "sf_id"]]
+    assert refused["message"].str.contains("modified at").all()
+    names = query(f"SELECT {KEY}, Name FROM Account").set_index(KEY)["Name"]
+    assert names["K00000"] == "Someone else" and names["K00003"] == "Account 3"
+    forced = sfb.undo(res.run_id, force=True, progress=False)
+    assert forced.counts.get("restored") == 30  # the same values again, and the refused one
+    assert query(f"SELECT {KEY}, Name FROM Account WHERE {KEY} = 'K00000'")["Name"][0] == \
+        "Account 0"
+
+
+def test_undo_says_what_it_cannot_do(client):
+    base = accounts(5)
+    ins = sfb.insert_df(base.drop(columns=[KEY]), "Account", progress=False)
+    assert sfb.undo(ins.run_id, progress=False).counts["deleted"] == 5  # an insert: deleted
+    res = sfb.upsert_df(base, "Account", KEY, progress=False)
+    with pytest.raises(errors.InputError, match="kept no record of the values"):
+        res.undo(progress=False)
+    gone = sfb.delete_df(res.frame["sf_id"].tolist(), "Account", progress=False)
+    with pytest.raises(errors.InputError, match="no undelete"):
+        gone.undo(progress=False)
+    with pytest.raises(errors.InputError, match="no undelete"):
+        sfb.delete_df(["001000000000001AAA"], "Account", undoable=True)
