@@ -26,6 +26,7 @@ from .catalog import Catalog, SObject
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
+from .rules import ValidationRule
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -227,6 +228,29 @@ class LocalOrg:
         obj = self.catalog.add(describe)
         self.store.ensure_table(obj)
         return obj
+
+    def add_validation_rule(self, sobject: str, name: str, formula: str, message: str,
+                            field: str | None = None, active: bool = True,
+                            description: str | None = None) -> ValidationRule:
+        """Add a validation rule: rows of ingest jobs (insert, update, upsert) for which
+        `formula` (Salesforce's error condition formula, in the subset documented in
+        sfbulk_nb.formula) is true fail with `FIELD_CUSTOM_VALIDATION_EXCEPTION:<message>:
+        <field> --`. `field` is the error display field (None: the top of the page).
+
+        The formula is checked now against the object's fields: an unknown field, bad
+        syntax or a function outside the subset raises RuleError naming it. Rules are
+        kept in the org file, listed by the Tooling API's ValidationRule, and survive
+        reset() like added objects. An import from a real org can store the rules it
+        fetched (sfbulk_nb.rules.fetch_rules) through this method."""
+        return self.engine.rules.add(sobject, name, formula, message, field=field,
+                                     active=active, description=description)
+
+    def remove_validation_rule(self, sobject: str, name: str) -> None:
+        self.engine.rules.remove(sobject, name)
+
+    def validation_rules(self, sobject: str | None = None) -> list[ValidationRule]:
+        """The org's validation rules (of one object, or all)."""
+        return self.engine.rules.rules(sobject)
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
         """The next job to be processed (ingest or query) ends Failed with `message` once
