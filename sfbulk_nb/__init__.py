@@ -20,6 +20,7 @@ from .plan import LoadPlan
 from .problems import Problems
 from .query import query_df
 from .resume import resume, runs
+from .rules import fetch_rules
 from .tables import ShownFrame, options
 
 __version__ = "0.1.0"
@@ -37,7 +38,7 @@ __all__ = [
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
     "RunInProgressError", "SFBulkError", "ShownFrame", "TransportError", "ValidationError",
     "__version__",
-    "connect", "default_org", "delete_df", "dry_run", "insert_df", "last_result",
+    "connect", "default_org", "delete_df", "dry_run", "fetch_rules", "insert_df", "last_result",
     "load_ipython_extension", "options",
     "query_df", "resume", "runs", "update_df", "upsert_df", "validate_df",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import encode, errors, results, validate
+from . import encode, errors, results, rules, validate
 from .encode import Chunk
 from .org import Org
 from .problems import Problems, summary_html
@@ -45,6 +45,7 @@ class LoadOptions:
     max_bytes: int = 100_000_000
     max_records: int | None = None
     on_invalid: str = "raise"
+    rules: bool = False  # also check the org's active validation rules (sfbulk_nb.rules)
 
 
 @dataclass
@@ -366,6 +367,8 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     checked = validate.check(df, describe, operation, key, nulls=options.nulls, tz=options.tz,
                              column_delimiter=options.column_delimiter, parents=parents,
                              key_case_insensitive=case_insensitive, key_prefixes=prefixes)
+    if options.rules:
+        checked = rules.add_rule_problems(org, describe, operation, checked)
     return Inspection(describe, key, case_insensitive, checked, org.api_calls - calls)
 
 

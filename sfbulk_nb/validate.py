@@ -48,6 +48,7 @@ infinity, year beyond 9999        NUMBER_OUTSIDE_VALID_RANGE /        replace th
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field as dataclass_field
@@ -180,6 +181,17 @@ class Checked:
     cells: list["_Cells | None"] = dataclass_field(default_factory=list)
     key_column: Any = None  # the frame's column holding the key (upsert/update/delete)
     unsendable: Problems | None = None  # the cells with no CSV form (sending cannot help)
+    blocks: list[Block] = dataclass_field(default_factory=list)  # what problems is made of
+    fields: list[str | None] = dataclass_field(default_factory=list)  # per column: the field
+    # it writes its texts to (None: unknown, or a relationship column, which holds a key)
+
+    def with_blocks(self, extra: list[Block]) -> "Checked":
+        """The same, with more problems (validation rules, checked on the texts sent)."""
+        if not extra:
+            return self
+        blocks = self.blocks + extra
+        return dataclasses.replace(self, blocks=blocks,
+                                   problems=Problems.from_blocks(blocks, self.encoding.df.index))
 
     def text_frame(self, positions: np.ndarray | None = None) -> pd.DataFrame:
         """The texts sent, as a frame (the frame's index and columns), optionally of only
@@ -466,7 +478,9 @@ class _Validator:
             encoding = encode.Encoding(df, columns=columns)
         unsendable = Problems.from_blocks(self.unsendable, df.index)
         key_column = df.columns[key_pos] if key_pos is not None else None
-        return Checked(problems, encoding, cells_of, key_column, unsendable)
+        fields = [f["name"] if f is not None and "." not in str(column) else None
+                  for (f, _), column in zip(resolved, df.columns)]
+        return Checked(problems, encoding, cells_of, key_column, unsendable, self.blocks, fields)
 
     def _key_position(self, resolved) -> int | None:
         if self.op == "insert" or self.key is None:
