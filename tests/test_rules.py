@@ -145,3 +145,22 @@ def test_a_load_with_rules_true_stops_before_sending(client, org):
     plan = sfb.dry_run(FRAME, "Account", "upsert", "customExtIdField__c", rules=True,
                        on_invalid="skip")
     assert plan.rows_to_send == 4
+
+
+def test_rules_fetched_from_one_org_are_stored_in_another(client, org):
+    """What an import of a real org's shape does: fetch, then store what can be run."""
+    from sfbulk_nb.localorg import LocalOrg
+    add_account_rules(org)
+    odd = sfb.rules.Rule("Odd", "ISNUMBER(Name)", "not a number", active=True)
+    with LocalOrg() as other:
+        fetched = sfb.fetch_rules(client, "Account")
+        with pytest.warns(UserWarning, match="Odd.*ISNUMBER"):
+            skipped = other.add_validation_rules("Account", [*fetched, odd])
+        assert [name for name, _ in skipped] == ["Odd"]
+        assert [r.name for r in other.validation_rules("Account")] == [r.name for r in fetched]
+        # a second import replaces the rules of the same name
+        assert other.add_validation_rules("Account", fetched) == []
+        assert len(other.validation_rules("Account")) == 3
+        res = sfb.insert_df(FRAME, "Account", org=sfb.connect(other), progress=False)
+        refused = res.frame.loc[res.frame["sf_status"] == "failed", "customExtIdField__c"]
+        assert set(refused) == set(VIOLATING)

@@ -109,7 +109,7 @@ class RuleBook:
 
     def add(self, sobject: str, name: str, formula: str, message: str,
             field: str | None = None, active: bool = True,
-            description: str | None = None) -> ValidationRule:
+            description: str | None = None, replace: bool = False) -> ValidationRule:
         obj = self.store.catalog.get(sobject)
         if obj is None:
             raise RuleError(f"validation rule {name}: the org has no object {sobject!r}")
@@ -124,10 +124,14 @@ class RuleBook:
                 raise RuleError(f"validation rule {obj.name}.{name}: the error display field "
                                 f"{field!r} is not a field of {obj.name}")
             field = f.name
-        if any(r.name.lower() == name.lower() for r in self.rules(obj.name)):
+        clash = any(r.name.lower() == name.lower() for r in self.rules(obj.name))
+        if clash and not replace:
             raise RuleError(f"{obj.name} already has a validation rule named {name!r}")
-        # Checked before the row is written: a refused rule leaves nothing behind.
+        # Checked before the row is written: a refused rule leaves nothing behind (and
+        # the rule it would replace in place).
         self._make(obj, 0, name, active, formula, message, field, description)
+        if clash:
+            self.remove(obj.name, name)
         with self.store.transaction() as conn:
             seq = conn.execute(
                 "INSERT INTO validation_rules (object, name, active, formula, message, field, "
