@@ -1,7 +1,8 @@
 """Tooling API `/tooling/query` for ValidationRule: the one Tooling object the local org has.
 
 The query language is the small part of SOQL clients use to list rules:
-`SELECT <fields> FROM ValidationRule [WHERE a = 'x' [AND b IN ('y', ...)]] [LIMIT n]`.
+`SELECT <fields> FROM ValidationRule [WHERE a = 'x' [AND b IN ('y', ...)]] [ORDER BY f
+[ASC|DESC]] [LIMIT n]`.
 Fields: Id, ValidationName, Active, Description, ErrorDisplayField, ErrorMessage,
 EntityDefinitionId, EntityDefinition.QualifiedApiName / DeveloperName, NamespacePrefix,
 FullName and Metadata. As in Salesforce, Metadata and FullName may only be selected by a
@@ -18,7 +19,9 @@ from .rules import RuleBook, ValidationRule
 
 _QUERY = re.compile(
     r"\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
-    r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+LIMIT\s+(?P<limit>[0-9]+))?\s*\Z",
+    r"(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>[\w.]+)(?:\s+(?P<direction>ASC|DESC))?)?"
+    r"(?:\s+LIMIT\s+(?P<limit>[0-9]+))?\s*\Z",
     re.IGNORECASE | re.DOTALL)
 _CONDITION = re.compile(
     r"\s*(?P<field>[\w.]+)\s*(?:(?P<eq>=)\s*(?P<value>'(?:[^'\\]|\\.)*'|\w+)"
@@ -99,10 +102,19 @@ def query(book: RuleBook, text: str, version: str) -> dict[str, Any]:
             wanted = ([_literal(c["value"])] if c["eq"] else
                       [_literal(v) for v in c["values"].split(",")])
             rules = [r for r in rules if _matches(_value(r, c["field"]), wanted)]
+    if m["order"]:
+        if m["order"].lower() not in _SIMPLE and m["order"].lower() not in _ENTITY or m[
+                "order"].lower() == "metadata":
+            raise _malformed(f"unexpected token: 'ORDER BY {m['order']}'")
+        # Nulls first ascending, as SOQL sorts them by default.
+        rules = sorted(rules, key=lambda r: (_value(r, m["order"]) is not None,
+                                             str(_value(r, m["order"])).lower()),
+                       reverse=(m["direction"] or "").upper() == "DESC")
     if m["limit"] is not None:
         rules = rules[:int(m["limit"])]
     if len(rules) > 1 and any(f.lower() in ("metadata", "fullname") for f in fields):
-        # Salesforce's wording (seen in tool issue threads, e.g. for FieldDefinition).
+        # Salesforce's wording (seen in tool issue threads, e.g. for FieldDefinition). Its
+        # "Result size: N" suggests the rows found count, after LIMIT (UNCONFIRMED).
         raise _malformed("When retrieving results with Metadata or FullName fields, the query "
                          "qualifications must specify no more than one row for retrieval. "
                          f"Result size: {len(rules)}")

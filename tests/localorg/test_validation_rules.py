@@ -194,3 +194,16 @@ def test_tooling_lists_rules_and_refuses_metadata_for_many_rows(api, rules_org):
 def test_tooling_query_errors(api, rules_org, soql, status, code):
     r = tooling(api, soql)
     assert r.status_code == status and r.json()[0]["errorCode"] == code
+
+
+def test_tooling_order_by_and_limit(api, rules_org):
+    for name in ("Beta", "alpha", "Gamma"):
+        rules_org.add_validation_rule("Account", name, "FALSE", "m")
+    names = lambda soql: [r["ValidationName"] for r in tooling(api, soql).json()["records"]]  # noqa: E731
+    assert names("SELECT ValidationName FROM ValidationRule ORDER BY ValidationName") == [
+        "alpha", "Beta", "Gamma"]
+    assert names("SELECT ValidationName FROM ValidationRule ORDER BY ValidationName DESC "
+                 "LIMIT 2") == ["Gamma", "Beta"]
+    # LIMIT 1 makes Metadata allowed: the query cannot return more than one row
+    r = tooling(api, "SELECT Metadata FROM ValidationRule ORDER BY ValidationName LIMIT 1")
+    assert r.status_code == 200 and r.json()["records"][0]["Metadata"]["errorMessage"] == "m"
