@@ -44,6 +44,10 @@ a minority type in a column       MIXED_TYPES                         one type f
 NUL character, lone surrogate     INVALID_CHARACTER                   remove it
 infinity, year beyond 9999        NUMBER_OUTSIDE_VALID_RANGE /        replace them
                                   INVALID_TYPE_ON_FIELD_IN_RECORD
+the org's validation rules        FIELD_CUSTOM_VALIDATION_EXCEPTION   drop the rows, or change them so the
+(rules=True; sfbulk_nb.rules)     (VALIDATION_RULE_NOT_CHECKED:       rule's formula is false
+                                  warning, a rule the frame cannot
+                                  decide)
 ================================  ==================================  ======================================
 """
 from __future__ import annotations

@@ -39,6 +39,13 @@ def ev(text, record=None, **kw):
     ("ISNULL(Amount + 1)", {"Amount": None}, True),
     ("Amount > 0", {"Amount": None}, False),
     ("1 / 0 = 0", {}, False),
+    ("Amount * 2 = 10", {"Amount": "5"}, True),
+    ("ISNULL(Amount * 2)", {"Amount": None}, True),
+    ("ISNULL(-Amount)", {}, True),
+    ("ISNULL(2 ^ Amount)", {}, True),
+    ("ISNULL(Amount / 2)", {}, True),
+    ("ISNULL(CloseDate + 1)", {}, True),
+    ("Employees - 1 = 2", {"Employees": 3}, True),
     # comparisons
     ("Amount == 5 && Employees != 3", {"Amount": "5.0", "Employees": 4}, True),
     ("Amount <> 5 || Employees < 3", {"Amount": 5, "Employees": 2}, True),
