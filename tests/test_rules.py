@@ -164,3 +164,25 @@ def test_rules_fetched_from_one_org_are_stored_in_another(client, org):
         res = sfb.insert_df(FRAME, "Account", org=sfb.connect(other), progress=False)
         refused = res.frame.loc[res.frame["sf_status"] == "failed", "customExtIdField__c"]
         assert set(refused) == set(VIOLATING)
+
+
+def test_update_df_meets_ischanged_and_priorvalue_rules(client, org):
+    created = sfb.insert_df(pd.DataFrame({"Name": ["A", "B", "C"],
+                                          "NumberOfEmployees": [10, 10, 10]}),
+                            "Account", progress=False)
+    ids = created.frame["sf_id"].tolist()
+    org.add_validation_rule("Account", "Name_Fixed", "ISCHANGED(Name)", "Name cannot change.",
+                            field="Name")
+    org.add_validation_rule("Account", "No_Shrinking",
+                            "PRIORVALUE(NumberOfEmployees) > NumberOfEmployees",
+                            "Employees cannot go down.", field="NumberOfEmployees")
+    df = pd.DataFrame({"Id": ids, "Name": ["A", "B2", "C"],
+                       "NumberOfEmployees": [11, 10, 9]})
+    problems = sfb.validate_df(df, "Account", operation="update", rules=True)
+    assert not (problems["code"] == CODE).any()  # only the org knows the stored values
+    assert problems["message"].str.contains("compares with the stored record").sum() == 2
+    res = sfb.update_df(df, "Account", progress=False)
+    frame = res.frame
+    assert frame["sf_status"].tolist() == ["updated", "failed", "failed"]
+    assert frame["sf_error_message"].tolist()[1:] == ["Name cannot change.",
+                                                      "Employees cannot go down."]
