@@ -293,8 +293,8 @@ def _check_binop(node: Node, field_types: FieldTypes) -> str:
         if BOOL in (ta, tb) and op not in ("=", "==", "!=", "<>"):
             raise FormulaError(f"Incorrect parameter type for operator '{op}'")
         return BOOL
-    if op == "+" and ta == TEXT and tb in (TEXT, ANY) or tb == TEXT and ta == ANY and op == "+":
-        return TEXT
+    if op == "+" and TEXT in (ta, tb) and {ta, tb} <= {TEXT, ANY}:
+        return TEXT  # + joins texts too
     if op in ("+", "-") and ta in (DATE, DATETIME) and tb in (NUMBER, ANY):
         return ta
     if op == "+" and tb in (DATE, DATETIME) and ta == NUMBER:
