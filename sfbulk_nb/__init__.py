@@ -20,6 +20,7 @@ from .plan import LoadPlan
 from .problems import Problems
 from .query import query_df
 from .resume import resume, runs
+from .rules import fetch_rules
 from .tables import ShownFrame, options
 from .undo import UndoResult, undo
 
@@ -38,7 +39,7 @@ __all__ = [
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
     "RunInProgressError", "SFBulkError", "ShownFrame", "TransportError", "UndoResult",
     "ValidationError", "__version__",
-    "connect", "default_org", "delete_df", "dry_run", "insert_df", "last_result",
+    "connect", "default_org", "delete_df", "dry_run", "fetch_rules", "insert_df", "last_result",
     "load_ipython_extension", "options",
     "query_df", "resume", "runs", "undo", "update_df", "upsert_df", "validate_df",
 ]

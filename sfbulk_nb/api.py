@@ -96,7 +96,9 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     on Id. Only describes are fetched: the object's, its parents' for relationship columns,
     and the key prefixes of describeGlobal when a lookup field is written by id.
     ``options``: the load's other options (one set serves both calls), checked as the
-    load checks them; ``column_delimiter`` and ``line_ending`` count here too."""
+    load checks them; ``column_delimiter`` and ``line_ending`` count here too.
+    ``rules=True`` also checks the object's active validation rules (fetched through the
+    Tooling API, see sfbulk_nb.rules) on the rows as they would be sent."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")

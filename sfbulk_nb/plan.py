@@ -23,7 +23,7 @@ import pyarrow as pa
 
 import pyarrow.compute as pc
 
-from . import changes, encode, errors, results, validate
+from . import changes, encode, errors, results, rules, validate
 from .encode import Chunk
 from .org import Org
 from .problems import Problems, summary_html
@@ -56,6 +56,7 @@ class LoadOptions:
     # Look the records up and keep their values in the journal, so res.undo() can put
     # them back (only_changed and if_unmodified_since do too).
     undoable: bool = False
+    rules: bool = False  # also check the org's active validation rules (sfbulk_nb.rules)
 
 
 @dataclass
@@ -552,6 +553,8 @@ def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     checked = validate.check(df, describe, operation, key, nulls=options.nulls, tz=options.tz,
                              column_delimiter=options.column_delimiter, parents=parents,
                              key_case_insensitive=case_insensitive, key_prefixes=prefixes)
+    if options.rules:
+        checked = rules.add_rule_problems(org, describe, operation, checked)
     return Inspection(describe, key, case_insensitive, checked, org.api_calls - calls)
 
 
@@ -582,7 +585,7 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
         raise errors.ValidationError(problems, note=f"the frame cannot be written as CSV: {e}") from None
     plan = LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
                     positions, sent_text, chunks, found.key_case_insensitive,
-                    found.describe_calls, fields=list(checked.fields))
+                    found.describe_calls, fields=list(checked.describes))
     if plan.looks_up_before_sending:
         plan.lookup()
         plan.hold_back(plan.changes)

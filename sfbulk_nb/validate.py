@@ -44,10 +44,15 @@ a minority type in a column       MIXED_TYPES                         one type f
 NUL character, lone surrogate     INVALID_CHARACTER                   remove it
 infinity, year beyond 9999        NUMBER_OUTSIDE_VALID_RANGE /        replace them
                                   INVALID_TYPE_ON_FIELD_IN_RECORD
+the org's validation rules        FIELD_CUSTOM_VALIDATION_EXCEPTION   drop the rows, or change them so the
+(rules=True; sfbulk_nb.rules)     (VALIDATION_RULE_NOT_CHECKED:       rule's formula is false
+                                  warning, a rule the frame cannot
+                                  decide)
 ================================  ==================================  ======================================
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field as dataclass_field
@@ -180,8 +185,20 @@ class Checked:
     cells: list["_Cells | None"] = dataclass_field(default_factory=list)
     key_column: Any = None  # the frame's column holding the key (upsert/update/delete)
     unsendable: Problems | None = None  # the cells with no CSV form (sending cannot help)
-    # Per column, the field it writes (a relationship column: its lookup field), or None.
-    fields: list = dataclass_field(default_factory=list)
+    blocks: list[Block] = dataclass_field(default_factory=list)  # what problems is made of
+    fields: list[str | None] = dataclass_field(default_factory=list)  # per column: the field
+    # it writes its texts to (None: unknown, or a relationship column, which holds a key)
+    # Per column, the describe of the field it writes (a relationship column: its lookup
+    # field's), or None.
+    describes: list = dataclass_field(default_factory=list)
+
+    def with_blocks(self, extra: list[Block]) -> "Checked":
+        """The same, with more problems (validation rules, checked on the texts sent)."""
+        if not extra:
+            return self
+        blocks = self.blocks + extra
+        return dataclasses.replace(self, blocks=blocks,
+                                   problems=Problems.from_blocks(blocks, self.encoding.df.index))
 
     def text_frame(self, positions: np.ndarray | None = None) -> pd.DataFrame:
         """The texts sent, as a frame (the frame's index and columns), optionally of only
@@ -468,7 +485,9 @@ class _Validator:
             encoding = encode.Encoding(df, columns=columns)
         unsendable = Problems.from_blocks(self.unsendable, df.index)
         key_column = df.columns[key_pos] if key_pos is not None else None
-        return Checked(problems, encoding, cells_of, key_column, unsendable,
+        fields = [f["name"] if f is not None and "." not in str(column) else None
+                  for (f, _), column in zip(resolved, df.columns)]
+        return Checked(problems, encoding, cells_of, key_column, unsendable, self.blocks, fields,
                        [f for f, _ in resolved])
 
     def _key_position(self, resolved) -> int | None:

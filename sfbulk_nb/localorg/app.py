@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import ids, values
+from . import ids, tooling, values
 from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_upload_size,
                      upload_too_large)
 from .errors import ApiError, not_found
@@ -79,6 +79,7 @@ _URLS = Map([
          methods=["GET"]),
     Rule("/services/data/<version>/<any(query, queryAll):resource>/<locator>",
          endpoint="query_more", methods=["GET"]),
+    Rule("/services/data/<version>/tooling/query", endpoint="tooling_query", methods=["GET"]),
     Rule("/services/data/<version>/jobs/ingest", endpoint="ingest_jobs",
          methods=["GET", "POST"]),
     Rule("/services/data/<version>/jobs/ingest/<job_id>", endpoint="ingest_job",
@@ -390,6 +391,12 @@ class LocalOrgApp:
         return json_response(self.queries.next_page(locator, version=version,
                                                     batch_size=_batch_size(request),
                                                     resource=resource))
+
+    def on_tooling_query(self, request: Request, version: str, **_) -> Response:
+        text = request.args.get("q")
+        if text is None:
+            raise ApiError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+        return json_response(tooling.query(self.engine.rules, text, version))
 
     # -- ingest jobs -----------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
 from .faults import Faults
 from .records import Header, JobFailure, apply_batch
+from .rules import RuleBook
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Engine:
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
         self.catalog = catalog
+        self.rules = RuleBook(store)
         self.clock = clock
         self.sleep = sleep
         self.pace = pace
@@ -359,7 +361,8 @@ class Engine:
 
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
-                        locked=self.faults.locked_rows(size), on_commit=save_results)
+                        locked=self.faults.locked_rows(size), on_commit=save_results,
+                        validation=self.rules.active(obj))
             position += size
             self.keep_pace(started, processed)
         if fault is not None:

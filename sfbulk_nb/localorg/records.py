@@ -18,6 +18,7 @@ from typing import Any, Callable, Collection, Sequence
 from . import ids
 from .catalog import Catalog, Field, SObject
 from .gcpause import gc_paused
+from .rules import RowRules, ValidationRule
 from .store import Store, case_insensitive_match
 from .values import (BulkConverter, Converter, RowError, bulk_converter, converter,
                      default_for_create)
@@ -132,6 +133,7 @@ def apply_batch(store: Store, header: Header, columns: Sequence[list[str]], *,
                 external_id: str | None, user_id: str, now: str,
                 locked: Collection[int] = (),
                 on_commit: Callable[[sqlite3.Connection, BatchResult], None] | None = None,
+                validation: Sequence[ValidationRule] = (),
                 ) -> BatchResult:
     """Process one batch, given as its CSV columns (each a list of the cells' texts), and
     write its changes; returns the result rows.
@@ -139,10 +141,12 @@ def apply_batch(store: Store, header: Header, columns: Sequence[list[str]], *,
     Rows whose index is in `locked` fail with UNABLE_TO_LOCK_ROW (an injected fault) unless
     they fail for a reason of their own. `on_commit(conn, result)` runs inside the batch's
     transaction, so whatever it records (results, job counters) commits together with the
-    record changes or not at all.
+    record changes or not at all. `validation` are the object's active validation rules,
+    checked on rows that write and pass every other check.
     """
     with gc_paused():
-        return _Batch(store, header, columns, external_id, user_id, now, locked).run(on_commit)
+        return _Batch(store, header, columns, external_id, user_id, now, locked,
+                      validation).run(on_commit)
 
 
 class _LockError(RowError):
@@ -172,8 +176,10 @@ class _Batch:
     outcome loop over rows."""
 
     def __init__(self, store: Store, header: Header, columns: Sequence[list[str]],
-                 external_id: str | None, user_id: str, now: str, locked: Collection[int]):
+                 external_id: str | None, user_id: str, now: str, locked: Collection[int],
+                 validation: Sequence[ValidationRule] = ()):
         self.store = store
+        self.validation = validation
         self.locked = locked
         self.h = header
         self.obj = header.obj
@@ -468,6 +474,7 @@ class _Batch:
         key_index = self._key_index if upsert_by_key else {}
         keys = self._keys if upsert_by_key else []
         errors, target, given_id, locked = self.errors, self.target, self.given_id, self.locked
+        custom = self._custom_rules(key_index) if writes and self.validation else None
         inserted: list[int] = []
         updated: list[int] = []
         ok: list[int] = []
@@ -490,6 +497,8 @@ class _Batch:
             creating = op == "insert" or (op == "upsert" and rid is None)
             if error is None and writes and rules.active:
                 error = rules.check(i, rid, creating)
+            if error is None and custom is not None:
+                error = custom.check(i, rid, creating)
             if error is not None:
                 failed.append((rid or given_id[i] or "", error.render(), *self._row(i)))
                 continue
@@ -520,6 +529,13 @@ class _Batch:
             if on_commit is not None:
                 on_commit(conn, result)
         return result
+
+    def _custom_rules(self, key_index: dict[str, list[str]]) -> RowRules:
+        """The validation rules' row checker, with the records this batch may update."""
+        targets = [t for t in self.target if t is not None]
+        targets += [m for matches in key_index.values() for m in matches]
+        return RowRules(self.store, self.obj, list(self.validation), self.values, MISSING,
+                        targets, self.now)
 
     def _insert(self, conn, rows: list[int], record_ids: list[str]) -> None:
         obj, now, user, n = self.obj, self.now, self.user_id, self.n

@@ -16,8 +16,9 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -26,6 +27,7 @@ from .catalog import Catalog, SObject
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
+from .rules import RuleError, ValidationRule
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -159,7 +161,7 @@ class LocalOrg:
         Every record, job, token, refresh token, trusted JWT key and API-usage count is
         forgotten, and the org gets new credentials (password, client secret; connect()
         picks up the new token by itself, other clients log in again). Objects added with
-        add_object() stay, empty. Ids start over, so the same loads give the same ids.
+        add_object() stay, empty, and so do validation rules. Ids start over, so the same loads give the same ids.
         Jobs being processed are waited for first (up to a minute)."""
         self.engine.wait_idle(timeout=60)
         self.faults.clear()
@@ -227,6 +229,47 @@ class LocalOrg:
         obj = self.catalog.add(describe)
         self.store.ensure_table(obj)
         return obj
+
+    def add_validation_rule(self, sobject: str, name: str, formula: str, message: str,
+                            field: str | None = None, active: bool = True,
+                            description: str | None = None) -> ValidationRule:
+        """Add a validation rule: rows of ingest jobs (insert, update, upsert) for which
+        `formula` (Salesforce's error condition formula, in the subset documented in
+        sfbulk_nb.formula) is true fail with `FIELD_CUSTOM_VALIDATION_EXCEPTION:<message>:
+        <field> --`. `field` is the error display field (None: the top of the page).
+
+        The formula is checked now against the object's fields: an unknown field, bad
+        syntax or a function outside the subset raises RuleError naming it. Rules are
+        kept in the org file, listed by the Tooling API's ValidationRule, and survive
+        reset() like added objects. An import from a real org can store the rules it
+        fetched (sfbulk_nb.rules.fetch_rules) through this method."""
+        return self.engine.rules.add(sobject, name, formula, message, field=field,
+                                     active=active, description=description)
+
+    def add_validation_rules(self, sobject: str, rules: Iterable[Any]) -> list[tuple[str, str]]:
+        """Store rules read from another org (for an import of its shape), skipping
+        those this org cannot evaluate: returns (rule name, why) for each skipped one and
+        warns about it, so none is guessed at. A rule is anything with the attributes
+        name, formula, message, field, active and description (sfbulk_nb.rules.Rule, as
+        sfbulk_nb.rules.fetch_rules returns them); a rule of the same name is replaced."""
+        skipped = []
+        for rule in rules:
+            try:
+                self.engine.rules.add(sobject, rule.name, rule.formula, rule.message,
+                                      field=rule.field, active=rule.active,
+                                      description=getattr(rule, "description", None),
+                                      replace=True)
+            except RuleError as e:
+                skipped.append((rule.name, str(e)))
+                warnings.warn(f"skipped: {e}", stacklevel=2)
+        return skipped
+
+    def remove_validation_rule(self, sobject: str, name: str) -> None:
+        self.engine.rules.remove(sobject, name)
+
+    def validation_rules(self, sobject: str | None = None) -> list[ValidationRule]:
+        """The org's validation rules (of one object, or all)."""
+        return self.engine.rules.rules(sobject)
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
         """The next job to be processed (ingest or query) ends Failed with `message` once
