@@ -309,9 +309,12 @@ class BulkResult:
         saved = self.saved
         if not saved:
             return None
-        return (f"not sent: {plural(saved['rows'], 'row')} that would change nothing or "
-                f"overwrite a newer edit ({plural(saved['bulk_batches'], 'Bulk batch', 'Bulk batches')}"
-                f" saved; the lookup took {plural(saved['lookup_calls'], 'API call')})")
+        held = {s: len(p) for s, (p, _, _) in self._run.plan.held.items() if len(p)}
+        why = ", ".join(f"{n:,} {s}" for s, n in held.items())
+        batches = (f"{plural(saved['bulk_batches'], 'Bulk batch', 'Bulk batches')} saved; "
+                   if saved["bulk_batches"] else "")
+        return (f"{plural(saved['rows'], 'row')} not sent" + (f" ({why})" if why else "")
+                + f"; {batches}the lookup took {plural(saved['lookup_calls'], 'API call')}")
 
     def __repr__(self) -> str:
         head, counts = self._summary()

@@ -184,14 +184,15 @@ def _numbers(text: pa.Array, scale: int) -> pa.Array:
 
 
 def _instants(text: pa.Array) -> pa.Array:
+    """Datetimes as their instant: milliseconds since 1970 UTC, as text."""
     values = pd.Series(text.to_pandas(), dtype=object)
     try:
         times = pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return text  # not datetimes the org would take: compared as text
-    millis = times.dt.floor("ms")
-    return pa.array(millis.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23).where(
-        millis.notna(), None).astype(object), _LSTR)
+    millis = times.dt.floor("ms").to_numpy("datetime64[ms]").astype(np.int64)
+    return pc.if_else(pc.is_null(text), pa.scalar(None, _LSTR),
+                      pa.array(millis).cast(_LSTR))
 
 
 def changed_cells(after: pa.Array, before: pa.Array, field: dict) -> np.ndarray:
@@ -233,7 +234,7 @@ def parse_since(value: Any, what: str) -> pd.Timestamp:
 
 def modified_times(texts: pa.Array) -> np.ndarray:
     """LastModifiedDate texts as UTC times (datetime64[ns], NaT where none)."""
-    times = pd.to_datetime(pd.Series(texts.to_pylist(), dtype=object), utc=True,
+    times = pd.to_datetime(pd.Series(texts.to_pandas(), dtype=object), utc=True,
                            format="ISO8601", errors="coerce")
     return times.dt.tz_convert(None).to_numpy("datetime64[ns]")
 

@@ -53,7 +53,7 @@ class ChangeSummary:
         if self.since is not None:
             n = 0 if self.modified_since is None else len(self.modified_since)
             lines.append(f"{plural(n, 'row')} whose record was modified after "
-                         f"{self.since.isoformat()}" + (" (someone edited them since: "
+                         f"{_when(self.since)}" + (" (someone edited them since: "
                                                         "if_unmodified_since= holds them back)"
                                                         if n else ""))
         return lines
@@ -115,7 +115,12 @@ def _per_field(diff: pd.DataFrame, updating: int) -> pd.DataFrame:
 
 
 def _shown(value: Any) -> str:
+    """A value in quotes, so that spaces at its ends show ('  Berlin ' -> 'Berlin')."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return "(blank)"
     text = str(value)
-    return text if len(text) <= 30 else text[:29] + "…"
+    return "'" + (text if len(text) <= 30 else text[:29] + "…") + "'"
+
+
+def _when(at: pd.Timestamp) -> str:
+    return at.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")

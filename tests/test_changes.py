@@ -70,7 +70,7 @@ def test_diff_lists_exactly_the_changed_cells(client):
     assert (summary.create, summary.update, summary.unchanged) == (0, 30, 170)
     assert dict(zip(summary.fields["field"], summary.fields["cells"])) == {
         "Name": 10, "NumberOfEmployees": 10, "Industry": 10}
-    assert "Banking → Chemicals" in summary.fields.set_index("field").loc["Industry", "examples"]
+    assert "'Banking' → 'Chemicals'" in summary.fields.set_index("field").loc["Industry", "examples"]
     assert "30 would change their record" in repr(plan)
     html = plan.summary()._repr_html_()
     assert "Preview" in html and "NumberOfEmployees" in html
@@ -234,7 +234,7 @@ def test_the_result_says_what_only_changed_saved(client):
     df.loc[0, "Name"] = "New name"
     res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False)
     assert res.saved == {"rows": 29, "bulk_batches": 0, "lookup_calls": 1}
-    assert "not sent: 29 rows that would change nothing" in repr(res)
+    assert "29 rows not sent (29 unchanged); the lookup took 1 API call" in repr(res)
     assert "29 unchanged" in repr(res)
     assert sfb.upsert_df(df, "Account", KEY, progress=False).saved is None
 
@@ -269,7 +269,7 @@ def test_cli_previews_and_sends_only_changes(tmp_path, monkeypatch, capsys):
     assert cli.main([*command, "--only-changed", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "1 would change their record" in out and "Name: 1" in out
-    assert "Account 2 → From the CLI" in out
+    assert "'Account 2' → 'From the CLI'" in out
     assert cli.main([*command, "--only-changed"]) == 0
     out = capsys.readouterr().out
     assert "1 updated, 9 unchanged" in out
