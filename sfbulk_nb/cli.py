@@ -25,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     path = _org_path(args)
     try:
-        org = LocalOrg(path=path, port=args.port, pace=args.pace)
+        org = LocalOrg(path=path, port=args.port, pace=args.pace, limits=dict(args.limit))
     except (OSError, sqlite3.Error) as e:
         print(f"sfbulk-nb: cannot open the local org's database {path}: {e}; pass --db the "
               "path of an SQLite file (a new one is made), e.g. --db org.sqlite3",
@@ -409,6 +409,18 @@ def _pace(text: str) -> float:
     return pace
 
 
+def _limit(text: str) -> tuple[str, int]:
+    from .localorg.limits import check_limits
+
+    name, _, value = text.partition("=")
+    try:
+        if not value.strip().isdigit():
+            raise ValueError(f"give NAME=N, e.g. DailyApiRequests=200, not {text!r}")
+        return next(iter(check_limits({name.strip(): int(value)}).items()))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _org_name(text: str) -> str:
     from .localorg.server import check_name
 
@@ -436,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     _which_org(serve)
     serve.add_argument("--pace", type=_pace, default=None,
                        help="records processed per second (default: as fast as possible)")
+    serve.add_argument("--limit", type=_limit, action="append", default=[],
+                       metavar="NAME=N", help="a daily allowance to rehearse running out of "
+                       "(DailyApiRequests, DailyBulkApiBatches, DailyBulkV2QueryJobs); "
+                       "repeat for several")
     serve.set_defaults(func=_serve)
     add = sub.add_parser("add-object",
                          help="teach the org an object from a saved describe JSON file")

@@ -26,6 +26,7 @@ from .catalog import Catalog, SObject
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
+from .limits import Limits, check_limits
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -78,12 +79,16 @@ class LocalOrg:
     pace: records processed per second (None: as fast as possible); pacing lets a demo
         watch a job move through its states.
     result_order: "shuffled" (default; Salesforce guarantees no order) or "input".
+    limits: daily allowances that differ from the defaults, e.g. {"DailyApiRequests": 200}
+        (DailyApiRequests, DailyBulkApiBatches, DailyBulkV2QueryJobs; see limits.py), so
+        that running out can be rehearsed. `set_limits` changes them on a running org.
     """
 
     def __init__(self, path: str | Path | None = None, port: int = 0, *,
                  name: str | None = None, pace: float | None = None, result_order: str = "shuffled",
-                 seed: int | None = None, daily_api_limit: int = 100_000,
+                 seed: int | None = None, limits: dict[str, int] | None = None,
                  clock: Callable[[], float] = time.time):
+        limits = check_limits(limits or {})  # before any file is made
         self._tempdir = None
         self.name = name
         if name is not None:
@@ -104,10 +109,12 @@ class LocalOrg:
         self.store = Store(self.path, self.catalog)
         self.identity = Identity(self.store, clock)
         self.faults = Faults()
+        self.limits = Limits(self.store, limits, clock=clock)
         self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
-                             result_order=result_order, seed=seed, faults=self.faults)
+                             result_order=result_order, seed=seed, faults=self.faults,
+                             limits=self.limits)
         self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
-                               daily_api_limit=daily_api_limit, clock=clock)
+                               self.limits, clock=clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None
@@ -210,7 +217,17 @@ class LocalOrg:
 
     @property
     def api_calls_today(self) -> int:
-        return self.app.api_usage()
+        return self.limits.used("DailyApiRequests")
+
+    def set_limits(self, limits: dict[str, int]) -> None:
+        """Change daily allowances of this org (running or not), e.g.
+        `set_limits({"DailyApiRequests": 10_000})` to let a rehearsal carry on after it ran
+        out. The others keep theirs; today's use is kept (reset() forgets it)."""
+        self.limits.set(limits)
+
+    def limits_report(self) -> dict[str, dict[str, int]]:
+        """What `GET /services/data/vXX.X/limits` answers, without using a call."""
+        return self.limits.report()
 
     # -- objects and faults ---------------------------------------------------------------
 
