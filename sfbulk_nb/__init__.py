@@ -20,6 +20,7 @@ from .plan import LoadPlan
 from .problems import Problems
 from .query import query_df
 from .resume import resume, runs
+from .schema import SchemaSnapshot, snapshot_schema
 from .tables import ShownFrame, options
 
 __version__ = "0.1.0"
@@ -35,9 +36,10 @@ def load_ipython_extension(ipython):
 __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
-    "RunInProgressError", "SFBulkError", "ShownFrame", "TransportError", "ValidationError",
+    "RunInProgressError", "SFBulkError", "SchemaSnapshot", "ShownFrame", "TransportError",
+    "ValidationError",
     "__version__",
     "connect", "default_org", "delete_df", "dry_run", "insert_df", "last_result",
     "load_ipython_extension", "options",
-    "query_df", "resume", "runs", "update_df", "upsert_df", "validate_df",
+    "query_df", "resume", "runs", "snapshot_schema", "update_df", "upsert_df", "validate_df",
 ]

@@ -79,6 +79,33 @@ def _add_object(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_schema(args: argparse.Namespace) -> int:
+    from . import errors, org as orgs
+    from .localorg import LocalOrg, default_path
+    from .localorg.catalog import SchemaError
+
+    path = _org_path(args)
+    if args.org == "local" and path == default_path():
+        print("sfbulk-nb: --org local is the default local org, the one you import into; "
+              "pass --name NAME (or --db FILE) for another local org", file=sys.stderr)
+        return 2
+    objects = None if args.objects is None else [n.strip() for n in args.objects.split(",")
+                                                  if n.strip()]
+    try:
+        source = orgs.connect(args.org)
+        target = LocalOrg(path=path)
+        try:
+            imported = target.import_schema(source, objects)
+        finally:
+            target.stop()
+    except (errors.SFBulkError, SchemaError) as e:
+        print(f"sfbulk-nb: cannot import the schema: {e}", file=sys.stderr)
+        return 2
+    print(f"Imported into the local org at {path} from {source.label} (a server running on "
+          f"it sees them once restarted): {imported}")
+    return 0
+
+
 def _reset(args: argparse.Namespace) -> int:
     import sqlite3
 
@@ -458,6 +485,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("describe", nargs="+", help="file(s) saved from GET .../sobjects/X/describe")
     _which_org(add)
     add.set_defaults(func=_add_object)
+    about = ("copy objects' describes (fields, picklists, record types, ...) from an org "
+             "into a local org, so loads are rehearsed against the same shape")
+    schema = sub.add_parser("import-schema", help=about, description=about)
+    schema.add_argument("--org", required=True,
+                        help="the org to copy from: an sf CLI alias, or 'local'")
+    schema.add_argument("--objects", help="comma-separated API names, e.g. Account,Contact "
+                        "(default: the objects the local org ships, and every custom object)")
+    _which_org(schema)
+    schema.set_defaults(func=_import_schema)
     about = ("empty a local org: its records, jobs and tokens go and it gets new credentials; "
              "objects added with add-object stay (stop a server running on it first)")
     reset = sub.add_parser("reset", help=about, description=about)

@@ -102,6 +102,7 @@ _URLS = Map([
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
+_API_PATH = re.compile(r"/services/data/v[0-9]+\.[0-9]/")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -293,7 +294,9 @@ class LocalOrgApp:
         return obj
 
     def _describe(self, obj, version: str) -> dict[str, Any]:
-        text = json.dumps(obj.describe).replace(f"/v{LATEST_VERSION}/", f"/v{version}/")
+        # The URLs name the version asked for (a describe saved from another org names
+        # the version it was fetched with).
+        text = _API_PATH.sub(f"/services/data/v{version}/", json.dumps(obj.describe))
         return json.loads(text)
 
     def on_global_describe(self, request: Request, version: str, **_) -> Response:

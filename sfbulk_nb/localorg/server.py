@@ -17,12 +17,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import LocalOrgApp
-from .catalog import Catalog, SObject
+from .catalog import (Catalog, SchemaError, SchemaImport, SObject, describe_files,
+                      limitations)
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
@@ -82,12 +83,14 @@ class LocalOrg:
     limits: daily allowances that differ from the defaults, e.g. {"DailyApiRequests": 200}
         (DailyApiRequests, DailyBulkApiBatches, DailyBulkV2QueryJobs; see limits.py), so
         that running out can be rehearsed. `set_limits` changes them on a running org.
+    schema: a schema folder (`sfb.snapshot_schema` writes one) to load: see load_schema;
+        what it did is in `schema_import`.
     """
 
     def __init__(self, path: str | Path | None = None, port: int = 0, *,
                  name: str | None = None, pace: float | None = None, result_order: str = "shuffled",
                  seed: int | None = None, limits: dict[str, int] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 schema: str | Path | None = None, clock: Callable[[], float] = time.time):
         limits = check_limits(limits or {})  # before any file is made
         self._tempdir = None
         self.name = name
@@ -118,6 +121,7 @@ class LocalOrg:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None
+        self.schema_import = None if schema is None else self.load_schema(schema)
 
     def __repr__(self) -> str:
         where = self.instance_url if self._server else "stopped"
@@ -244,6 +248,45 @@ class LocalOrg:
         obj = self.catalog.add(describe)
         self.store.ensure_table(obj)
         return obj
+
+    def add_describes(self, describes: list[dict[str, Any]]) -> SchemaImport:
+        """Teach the org several objects at once: all of them, or (SchemaError naming
+        each problem) none. Objects of the same name are replaced, the others stay."""
+        self.catalog.check(describes)
+        added = [self.add_object(describe) for describe in describes]
+        return SchemaImport([o.name for o in added], {o.name: limitations(o) for o in added})
+
+    def load_schema(self, folder: str | Path) -> SchemaImport:
+        """Teach the org every object of a schema folder: one describe JSON file per object
+        (`<Object>.json`, as `sfb.snapshot_schema` writes), copied beside the org's file so
+        they stay when it restarts. Shipped objects the folder does not have stay as they
+        are; those it has are replaced by its describe. Validation rules are not part of a
+        schema folder (yet): describes only."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise SchemaError(f"{folder} is not a folder; give the folder sfb.snapshot_schema "
+                              "wrote, or any folder of describe JSON files (<Object>.json)")
+        files = describe_files(folder)
+        if not files:
+            raise SchemaError(f"{folder} has no describe JSON files (<Object>.json); save "
+                              "them with sfb.snapshot_schema(org, objects, path)")
+        describes = []
+        for path in files:
+            try:
+                describes.append(json.loads(path.read_text(encoding="utf-8")))
+            except ValueError as e:
+                raise SchemaError(f"{path} is not JSON ({e}); it should be the answer of "
+                                  "GET /services/data/vXX.X/sobjects/<Object>/describe/") from None
+        return self.add_describes(describes)
+
+    def import_schema(self, org: Any, objects: Iterable[str] | None = None) -> SchemaImport:
+        """Copy objects' describes from another org (an `sfb.connect(...)` Org: a real org,
+        or another local one) into this one: see `sfbulk_nb.schema.fetch_describes` for
+        which objects `objects=None` takes. The local org otherwise never uses the client;
+        this convenience does, to fetch."""
+        from ..schema import fetch_describes
+
+        return self.add_describes(list(fetch_describes(org, objects).values()))
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
         """The next job to be processed (ingest or query) ends Failed with `message` once
