@@ -77,7 +77,11 @@ def fetch_describes(org: Org | None = None, objects: Iterable[str] | None = None
         except errors.NotFoundError:
             missing.append(name)
             continue
-        describes[describe.get("name", name)] = describe
+        # Saved under the name asked for when the org answers another spelling of it
+        # that is no API name (a file name must not come from the answer unchecked).
+        answered = describe.get("name")
+        key = answered if isinstance(answered, str) and _API_NAME.match(answered) else name
+        describes[key] = describe
     if missing:
         raise errors.InputError(f"{org.label} has no object {', '.join(map(repr, missing))} "
                                 "(or this user cannot see it); check the API names, e.g. "

@@ -8,6 +8,7 @@ Nothing else in the local org hard-codes an object or a field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 # for one, has no IsDeleted in Salesforce).
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
                  "LastModifiedById", "SystemModstamp")
+
+
+API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 class SchemaError(ValueError):
@@ -89,6 +93,12 @@ class SObject:
             if key not in describe:
                 raise SchemaError(f"describe JSON has no {key!r} key; save the full output of "
                                   "GET /services/data/vXX.X/sobjects/<Object>/describe/")
+        bad = [n for n in [describe["name"]] + [f.get("name") for f in describe["fields"]]
+               if not (isinstance(n, str) and API_NAME.match(n))]
+        if bad:
+            # Names become file names and SQL column names: only API names may.
+            raise SchemaError(f"{describe['name']!r}: {', '.join(map(repr, bad))} is not an API "
+                              "name (a letter, then letters, digits and _)")
         prefix = describe["keyPrefix"]
         if not (isinstance(prefix, str) and len(prefix) == 3 and prefix.isalnum()):
             # Salesforce describes some objects (sharing, feeds, virtual ones) with no

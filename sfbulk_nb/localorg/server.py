@@ -27,7 +27,7 @@ from .catalog import (Catalog, SchemaError, SchemaImport, SObject, describe_file
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
-from .limits import Limits, check_limits
+from .limits import API_REQUESTS, Limits, check_limits
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -121,7 +121,11 @@ class LocalOrg:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None
-        self.schema_import = None if schema is None else self.load_schema(schema)
+        try:
+            self.schema_import = None if schema is None else self.load_schema(schema)
+        except BaseException:
+            self.stop()  # the file (a temporary one is removed) and the worker
+            raise
 
     def __repr__(self) -> str:
         where = self.instance_url if self._server else "stopped"
@@ -221,7 +225,7 @@ class LocalOrg:
 
     @property
     def api_calls_today(self) -> int:
-        return self.limits.used("DailyApiRequests")
+        return self.limits.used(API_REQUESTS)
 
     def set_limits(self, limits: dict[str, int]) -> None:
         """Change daily allowances of this org (running or not), e.g.

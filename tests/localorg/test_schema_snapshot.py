@@ -203,6 +203,10 @@ def test_what_cannot_be_loaded_is_refused_whole_and_named(tmp_path):
             {**invoice_describe(), "name": "Clash__c", "keyPrefix": "001"}))
         with pytest.raises(SchemaError, match="key prefix '001' is already used by Account"):
             org.load_schema(folder)
+        (folder / "InvoiceShare.json").write_text(json.dumps(
+            {**invoice_describe(), "name": "../Escape__c", "keyPrefix": "a06"}))
+        with pytest.raises(SchemaError, match="'../Escape__c' is not an API name"):
+            org.load_schema(folder)  # it would be written to <db>.objects/../Escape__c.json
         (folder / "InvoiceShare.json").write_text("{not json")
         with pytest.raises(SchemaError, match="InvoiceShare.json is not JSON"):
             org.load_schema(folder)
