@@ -21,6 +21,7 @@ from .problems import Problems
 from .query import query_df
 from .resume import resume, runs
 from .rules import fetch_rules
+from .schema import SchemaSnapshot, snapshot_schema
 from .tables import ShownFrame, options
 from .undo import UndoResult, undo
 
@@ -37,9 +38,10 @@ def load_ipython_extension(ipython):
 __all__ = [
     "ApiUsage", "AuthError", "BulkResult", "ConfigError", "InputError", "JobFailedError",
     "LimitExceededError", "LoadPlan", "NotFoundError", "Org", "Problems", "RequestError",
-    "RunInProgressError", "SFBulkError", "ShownFrame", "TransportError", "UndoResult",
-    "ValidationError", "__version__",
+    "RunInProgressError", "SFBulkError", "SchemaSnapshot", "ShownFrame", "TransportError",
+    "UndoResult", "ValidationError", "__version__",
     "connect", "default_org", "delete_df", "dry_run", "fetch_rules", "insert_df", "last_result",
     "load_ipython_extension", "options",
-    "query_df", "resume", "runs", "undo", "update_df", "upsert_df", "validate_df",
+    "query_df", "resume", "runs", "snapshot_schema", "undo", "update_df", "upsert_df",
+    "validate_df",
 ]

@@ -795,7 +795,8 @@ class Run:
 def job_error_text(info: jobs.JobInfo) -> str:
     """Why a job ended Failed or Aborted, for its unprocessed rows and the displays."""
     if info.error_message:
-        return info.error_message
+        limit = errors.limit_name(info.error_message)  # a job stopped by a daily allowance
+        return info.error_message + (f" ({errors.limit_advice(limit)})" if limit else "")
     return "the job was aborted" if info.state == "Aborted" else f"the job ended {info.state}"
 
 

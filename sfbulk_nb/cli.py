@@ -25,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     path = _org_path(args)
     try:
-        org = LocalOrg(path=path, port=args.port, pace=args.pace)
+        org = LocalOrg(path=path, port=args.port, pace=args.pace, limits=dict(args.limit))
     except (OSError, sqlite3.Error) as e:
         print(f"sfbulk-nb: cannot open the local org's database {path}: {e}; pass --db the "
               "path of an SQLite file (a new one is made), e.g. --db org.sqlite3",
@@ -76,6 +76,33 @@ def _add_object(args: argparse.Namespace) -> int:
         return 2
     finally:
         org.stop()
+    return 0
+
+
+def _import_schema(args: argparse.Namespace) -> int:
+    from . import errors, org as orgs
+    from .localorg import LocalOrg, default_path
+    from .localorg.catalog import SchemaError
+
+    path = _org_path(args)
+    if args.org == "local" and path == default_path():
+        print("sfbulk-nb: --org local is the default local org, the one you import into; "
+              "pass --name NAME (or --db FILE) for another local org", file=sys.stderr)
+        return 2
+    objects = None if args.objects is None else [n.strip() for n in args.objects.split(",")
+                                                  if n.strip()]
+    try:
+        source = orgs.connect(args.org)
+        target = LocalOrg(path=path)
+        try:
+            imported = target.import_schema(source, objects)
+        finally:
+            target.stop()
+    except (errors.SFBulkError, SchemaError) as e:
+        print(f"sfbulk-nb: cannot import the schema: {e}", file=sys.stderr)
+        return 2
+    print(f"Imported into the local org at {path} from {source.label} (a server running on "
+          f"it sees them once restarted): {imported}")
     return 0
 
 
@@ -413,6 +440,18 @@ def _pace(text: str) -> float:
     return pace
 
 
+def _limit(text: str) -> tuple[str, int]:
+    from .localorg.limits import check_limits
+
+    name, _, value = text.partition("=")
+    try:
+        if not value.strip().isdigit():
+            raise ValueError(f"give NAME=N, e.g. DailyApiRequests=200, not {text!r}")
+        return next(iter(check_limits({name.strip(): int(value)}).items()))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _org_name(text: str) -> str:
     from .localorg.server import check_name
 
@@ -440,12 +479,25 @@ def build_parser() -> argparse.ArgumentParser:
     _which_org(serve)
     serve.add_argument("--pace", type=_pace, default=None,
                        help="records processed per second (default: as fast as possible)")
+    serve.add_argument("--limit", type=_limit, action="append", default=[],
+                       metavar="NAME=N", help="a daily allowance to rehearse running out of "
+                       "(DailyApiRequests, DailyBulkApiBatches, DailyBulkV2QueryJobs); "
+                       "repeat for several")
     serve.set_defaults(func=_serve)
     add = sub.add_parser("add-object",
                          help="teach the org an object from a saved describe JSON file")
     add.add_argument("describe", nargs="+", help="file(s) saved from GET .../sobjects/X/describe")
     _which_org(add)
     add.set_defaults(func=_add_object)
+    about = ("copy objects' describes (fields, picklists, record types, ...) from an org "
+             "into a local org, so loads are rehearsed against the same shape")
+    schema = sub.add_parser("import-schema", help=about, description=about)
+    schema.add_argument("--org", required=True,
+                        help="the org to copy from: an sf CLI alias, or 'local'")
+    schema.add_argument("--objects", help="comma-separated API names, e.g. Account,Contact "
+                        "(default: the objects the local org ships, and every custom object)")
+    _which_org(schema)
+    schema.set_defaults(func=_import_schema)
     about = ("empty a local org: its records, jobs and tokens go and it gets new credentials; "
              "objects added with add-object stay (stop a server running on it first)")
     reset = sub.add_parser("reset", help=about, description=about)

@@ -10,7 +10,7 @@
     │   └── BadResponseError  an answer that cannot be read (HTML for JSON, cut off)
     ├── RequestError          Salesforce answered with an error (.status, .error_code)
     │   ├── NotFoundError     404: unknown job, object or record
-    │   └── LimitExceededError  the org's API allowance is used up
+    │   └── LimitExceededError  a daily allowance of the org is used up (.limit names it)
     ├── JobFailedError        a job ended Failed or Aborted (.job_id, .error_message)
     ├── AlignmentError        result rows and input rows do not pair up (results.py)
     └── RunError              a run met an unexpected error (the original in __cause__)
@@ -20,6 +20,7 @@ Messages never contain access tokens, passwords or client secrets.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -90,7 +91,33 @@ class NotFoundError(RequestError):
 
 
 class LimitExceededError(RequestError):
-    pass
+    """A daily allowance of the org is used up; `limit` names it as `GET .../limits` does
+    (DailyApiRequests, DailyBulkV2QueryJobs, ...), None when the answer does not say."""
+
+    def __init__(self, message: str, *, limit: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.limit = limit
+
+
+# Salesforce's limit errors say "<name> Limit exceeded." with an internal name for some
+# allowances; the name `/limits` reports them under is the one a user can look up.
+_LIMIT_NAMES = {"TotalRequests": "DailyApiRequests", "ApiBatchItems": "DailyBulkApiBatches"}
+
+
+def limit_name(message: str | None) -> str | None:
+    """The `/limits` name of the allowance a limit error's message is about, if it says."""
+    found = re.search(r"(\w+) Limit exceeded", message or "")
+    if found is None:
+        return None
+    return _LIMIT_NAMES.get(found.group(1), found.group(1))
+
+
+def limit_advice(limit: str | None) -> str:
+    """What to say about a used-up allowance, naming it."""
+    which = f"the org's daily allowance {limit}" if limit else "a daily allowance of the org"
+    return (f"{which} is used up; the rows it stopped can be sent once it resets (Salesforce "
+            "counts the last 24 hours; GET /services/data/vXX.X/limits shows what is left) or "
+            "an admin raises it")
 
 
 class JobFailedError(SFBulkError):
@@ -134,8 +161,10 @@ def from_response(response: Any, *, method: str, path: str) -> SFBulkError:
     kwargs = dict(status=status, error_code=code, method=method, path=path,
                   retry_after=_seconds(response.headers.get("Retry-After")))
     if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-        return LimitExceededError(f"The org's daily API allowance is used up ({detail}); "
-                                  "wait for it to reset or ask an admin to raise it", **kwargs)
+        limit = limit_name(message)
+        advice = limit_advice(limit)
+        return LimitExceededError(f"{advice[0].upper()}{advice[1:]} ({detail} on {where})",
+                                  limit=limit, **kwargs)
     if status == 404:
         return NotFoundError(f"Not found: {detail} ({where})", **kwargs)
     return RequestError(f"Salesforce answered {status} to {where}: {detail}", **kwargs)

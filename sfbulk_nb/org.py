@@ -372,7 +372,8 @@ def connect(target: Any = None, *, instance_url: str | None = None,
             refresh_token: str | Secret | None = None, sf_alias: str | None = None,
             api_version: str | None = None, session: requests.Session | None = None,
             insecure: bool = False, quiet: bool = False, name: str | None = None,
-            fresh: bool = False) -> Org:
+            fresh: bool = False, limits: dict[str, int] | None = None,
+            schema: str | os.PathLike | None = None) -> Org:
     """Connect to an org and make it the default. See the module docstring for the forms.
 
     private_key: the JWT bearer flow's unencrypted PEM RSA key (text, bytes or a file path).
@@ -381,16 +382,21 @@ def connect(target: Any = None, *, instance_url: str | None = None,
         see localorg.default_path), started once per process like the default one.
     fresh: with "local", empty the org first (LocalOrg.reset: records, jobs, tokens and
         credentials), so a notebook gives the same counts every run.
+    limits: with "local", daily allowances to rehearse running out of, e.g.
+        {"DailyApiRequests": 200} (LocalOrg(limits=...); an org already started gets them).
+    schema: with "local", a schema folder (sfb.snapshot_schema) whose objects the org takes
+        on (LocalOrg.load_schema: kept with the org; objects not in the folder stay).
     """
     # Wrapped first: a verbose traceback of any error below prints this frame's locals.
     access_token, password, client_secret, private_key, refresh_token = map(
         Secret.of, (access_token, password, client_secret, private_key, refresh_token))
     common = dict(api_version=api_version, session=session, insecure=insecure)
-    if target != "local" and (name is not None or fresh is not False):
-        raise errors.ConfigError("name= and fresh= choose and empty a local org: "
-                                 "connect('local', name=..., fresh=True)")
+    local_only = (name, limits, schema)
+    if target != "local" and (fresh is not False or any(o is not None for o in local_only)):
+        raise errors.ConfigError("name=, fresh=, limits= and schema= choose, empty and shape "
+                                 "a local org: connect('local', name=..., fresh=True)")
     if target == "local":
-        org = _connect_local(api_version, name, fresh)
+        org = _connect_local(api_version, name, fresh, limits, schema)
     elif target is not None and not isinstance(target, str):
         org = _org_for_local(target, api_version)  # a LocalOrg the caller started
     elif target is not None or sf_alias is not None:
@@ -412,28 +418,41 @@ def connect(target: Any = None, *, instance_url: str | None = None,
 
 
 def _connect_local(api_version: str | None, name: str | None = None,
-                   fresh: bool = False) -> Org:
+                   fresh: bool = False, limits: dict[str, int] | None = None,
+                   schema: str | os.PathLike | None = None) -> Org:
     from .localorg import LocalOrg, default_path
+    from .localorg.catalog import SchemaError
+    from .localorg.limits import check_limits
     from .localorg.server import check_name
 
     if not isinstance(fresh, bool):
         raise errors.ConfigError(f"fresh must be True or False, not {fresh!r}")
-    if name is not None:
-        try:
+    try:
+        if name is not None:
             check_name(name)
-        except ValueError as e:
-            raise errors.ConfigError(str(e)) from None
+        limits = check_limits(limits or {})
+    except ValueError as e:
+        raise errors.ConfigError(str(e)) from None
     local = _local_orgs.get(name)
-    if local is None:
-        # SFBULK_NB_PACE (records/second) slows processing so a demo shows jobs moving.
-        pace = float(os.environ.get("SFBULK_NB_PACE") or 0) or None
-        local = (LocalOrg(name=name, pace=pace) if name is not None
-                 else LocalOrg(default_path(), pace=pace))
-        if fresh:  # before start(): jobs a killed kernel left unfinished are not resumed
-            local.reset()
-        _local_orgs[name] = local.start()
-    elif fresh:
-        local.reset()
+    try:
+        if local is None:
+            # SFBULK_NB_PACE (records/second) slows processing so a demo shows jobs moving.
+            pace = float(os.environ.get("SFBULK_NB_PACE") or 0) or None
+            local = (LocalOrg(name=name, pace=pace, limits=limits) if name is not None
+                     else LocalOrg(default_path(), pace=pace, limits=limits))
+            if fresh:  # before start(): jobs a killed kernel left unfinished are not resumed
+                local.reset()
+            if schema is not None:
+                local.load_schema(schema)
+            _local_orgs[name] = local.start()
+        else:
+            local.set_limits(limits)
+            if fresh:
+                local.reset()
+            if schema is not None:
+                local.load_schema(schema)
+    except SchemaError as e:
+        raise errors.ConfigError(f"cannot load the schema into the local org: {e}") from None
     return _org_for_local(local, api_version)
 
 

@@ -226,7 +226,7 @@ def test_not_found_request_limit_and_transport_errors(org, tmp_path):
         sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", org=client, progress=False,
                       sleep=lambda seconds: None)
     org.faults.clear()
-    with LocalOrg(tmp_path / "o.sqlite3", daily_api_limit=1) as small:
+    with LocalOrg(tmp_path / "o.sqlite3", limits={"DailyApiRequests": 1}) as small:
         sfb.connect(small)  # the describe is the day's one call: the create is refused
         with pytest.raises(errors.LimitExceededError):
             sfb.insert_df(pd.DataFrame({"Name": ["x"]}), "Account", progress=False)

@@ -14,7 +14,6 @@ import secrets
 import socket
 import time
 import zlib
-from datetime import datetime, timezone
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,6 +26,7 @@ from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_up
 from .errors import ApiError, not_found
 from .faults import Fault, Faults
 from .identity import Identity
+from .limits import Limits
 from .queryjobs import QueryJobs
 from .restquery import RestQueries
 from .store import Store
@@ -103,6 +103,7 @@ _URLS = Map([
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
+_API_PATH = re.compile(r"/services/data/v[0-9]+\.[0-9]/")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -116,15 +117,15 @@ def error_response(e: ApiError) -> Response:
 
 
 class LocalOrgApp:
-    """The WSGI application. `daily_api_limit` is the allowance behind Sforce-Limit-Info."""
+    """The WSGI application. `limits` counts the calls (Sforce-Limit-Info, `/limits`)."""
 
-    def __init__(self, store: Store, engine: Engine, identity: Identity, faults: Faults, *,
-                 daily_api_limit: int = 100_000, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, engine: Engine, identity: Identity, faults: Faults,
+                 limits: Limits, *, clock: Callable[[], float] = time.time):
         self.store = store
         self.engine = engine
         self.identity = identity
         self.faults = faults
-        self.daily_api_limit = daily_api_limit
+        self.limits = limits
         self.clock = clock
         self.queries = RestQueries(store)
         self.query_jobs = QueryJobs(engine)
@@ -178,7 +179,7 @@ class LocalOrgApp:
             if endpoint not in _PUBLIC:
                 user_id = self.identity.user_for(request.headers.get("Authorization"))
             if version is not None:
-                limit_header = self._count_call()
+                limit_header = self.limits.count_api_call()
             handler = getattr(self, "on_" + endpoint)
             response = handler(request, version=version, user_id=user_id, **args)
         except ApiError as e:
@@ -204,17 +205,6 @@ class LocalOrgApp:
                                    f"HTTP Method '{request.method}' not allowed. Allowed are "
                                    f"{','.join(sorted(allowed))}"}], 405)
         return error_response(not_found())
-
-    def _count_call(self) -> dict[str, str]:
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        used = self.store.count_api_call(day)
-        if used > self.daily_api_limit:
-            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                           {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_api_limit}"})
-        return {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_api_limit}"}
-
-    def api_usage(self) -> int:
-        return self.store.api_calls(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
 
     # -- OAuth and identity ------------------------------------------------------------
 
@@ -296,16 +286,7 @@ class LocalOrgApp:
                               ("jobs", "limits", "query", "queryAll", "sobjects")})
 
     def on_limits(self, request: Request, **_) -> Response:
-        used = self.api_usage()
-        limit = self.daily_api_limit
-        return json_response({
-            "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)},
-            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DataStorageMB": {"Max": 5, "Remaining": 5},
-            "FileStorageMB": {"Max": 20, "Remaining": 20},
-        })
+        return json_response(self.limits.report())
 
     def _object(self, name: str):
         obj = self.store.catalog.get(name)
@@ -314,7 +295,9 @@ class LocalOrgApp:
         return obj
 
     def _describe(self, obj, version: str) -> dict[str, Any]:
-        text = json.dumps(obj.describe).replace(f"/v{LATEST_VERSION}/", f"/v{version}/")
+        # The URLs name the version asked for (a describe saved from another org names
+        # the version it was fetched with).
+        text = _API_PATH.sub(f"/services/data/v{version}/", json.dumps(obj.describe))
         return json.loads(text)
 
     def on_global_describe(self, request: Request, version: str, **_) -> Response:

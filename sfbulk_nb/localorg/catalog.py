@@ -8,6 +8,7 @@ Nothing else in the local org hard-codes an object or a field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 # for one, has no IsDeleted in Salesforce).
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
                  "LastModifiedById", "SystemModstamp")
+
+
+API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 class SchemaError(ValueError):
@@ -81,13 +85,30 @@ class SObject:
     """An object's describe, indexed for case-insensitive field and relationship lookup."""
 
     def __init__(self, describe: dict[str, Any]):
+        if not isinstance(describe, dict):
+            raise SchemaError(f"describe JSON must be an object, not a {type(describe).__name__}; "
+                              "save the full output of GET /services/data/vXX.X/sobjects/"
+                              "<Object>/describe/")
         for key in ("name", "keyPrefix", "fields"):
             if key not in describe:
                 raise SchemaError(f"describe JSON has no {key!r} key; save the full output of "
                                   "GET /services/data/vXX.X/sobjects/<Object>/describe/")
+        bad = [n for n in [describe["name"]] + [f.get("name") for f in describe["fields"]]
+               if not (isinstance(n, str) and API_NAME.match(n))]
+        if bad:
+            # Names become file names and SQL column names: only API names may.
+            raise SchemaError(f"{describe['name']!r}: {', '.join(map(repr, bad))} is not an API "
+                              "name (a letter, then letters, digits and _)")
+        prefix = describe["keyPrefix"]
+        if not (isinstance(prefix, str) and len(prefix) == 3 and prefix.isalnum()):
+            # Salesforce describes some objects (sharing, feeds, virtual ones) with no
+            # prefix; the local org makes every record id from one.
+            raise SchemaError(f"{describe['name']}: keyPrefix is {prefix!r}, the local org "
+                              "needs 3 letters or digits to make its record ids; set one "
+                              "(unused by other objects) in the JSON, or leave the object out")
         self.describe = describe
         self.name: str = describe["name"]
-        self.key_prefix: str = describe["keyPrefix"]
+        self.key_prefix: str = prefix
         self.fields: dict[str, Field] = {}
         self._by_lower: dict[str, Field] = {}
         self._relationships: dict[str, Field] = {}
@@ -131,7 +152,7 @@ class Catalog:
             if entry.name.endswith(".json"):
                 self._add(json.loads(entry.read_text(encoding="utf-8")))
         if extra_dir is not None and extra_dir.is_dir():
-            for path in sorted(extra_dir.glob("*.json")):
+            for path in describe_files(extra_dir):
                 self._add(json.loads(path.read_text(encoding="utf-8")))
 
     def _add(self, describe: dict[str, Any]) -> SObject:
@@ -143,6 +164,29 @@ class Catalog:
                               f"{clash.name}; give the object another keyPrefix")
         self._objects[obj.name.lower()] = obj
         return obj
+
+    def check(self, describes: list[dict[str, Any]]) -> None:
+        """SchemaError naming every describe that could not be added as a whole: each
+        object valid, no key prefix used by two objects (objects of the same name replace
+        each other)."""
+        problems = []
+        prefixes = {o.key_prefix: o.name for o in self._objects.values()}
+        adding: dict[str, str] = {}
+        for describe in describes:
+            try:
+                obj = SObject(describe)
+            except SchemaError as e:
+                problems.append(str(e))
+                continue
+            adding[obj.key_prefix] = obj.name
+        replaced = {name.lower() for name in adding.values()}
+        for prefix, name in adding.items():
+            other = prefixes.get(prefix)
+            if other and other != name and other.lower() not in replaced:
+                problems.append(f"{name}: key prefix {prefix!r} is already used by {other}; "
+                                "give the object another keyPrefix")
+        if problems:
+            raise SchemaError("; ".join(problems))
 
     def add(self, describe: dict[str, Any]) -> SObject:
         """Add (or replace) an object, persisting its describe beside the org's database."""
@@ -161,3 +205,65 @@ class Catalog:
 
     def __iter__(self):
         return iter(sorted(self._objects.values(), key=lambda o: o.name))
+
+
+@dataclass
+class SchemaImport:
+    """Objects a local org was taught from describes, and per object what of its describe
+    the org keeps but does not act on (see `limitations`)."""
+
+    objects: list[str]
+    notes: dict[str, list[str]]
+
+    def __str__(self) -> str:
+        count = len(self.objects)
+        lines = [f"{count} object{'' if count == 1 else 's'}: {', '.join(self.objects)}"]
+        for name, notes in self.notes.items():
+            if notes:
+                lines.append(f"{name}: kept in its describe but not enforced here:")
+                lines.extend(f"  - {note}" for note in notes)
+        return "\n".join(lines)
+
+
+def describe_files(folder: Path) -> list[Path]:
+    """The describe JSON files of a schema folder, one per object; names starting with
+    `_` are the folder's own notes (a snapshot's `_snapshot.json`), not objects."""
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("_"))
+
+
+# Field types the local org checks and stores as Salesforce does (values.py); other types
+# are kept in the describe and stored as text, unchecked.
+MODELLED_TYPES = frozenset({
+    "id", "reference", "string", "textarea", "phone", "url", "email", "picklist",
+    "multipicklist", "combobox", "encryptedstring", "boolean", "int", "long", "double", "currency", "percent",
+    "date", "datetime", "time"})
+
+
+def limitations(obj: SObject) -> list[str]:
+    """What of an object's describe the local org keeps (and serves) but does not act on,
+    one line each, so a rehearsal knows where it is not the real org."""
+    notes = []
+    for f in obj.fields.values():
+        d = f.describe
+        if d.get("calculated"):
+            kind = "formula" if d.get("calculatedFormula") else "roll-up or computed"
+            notes.append(f"{f.name}: a {kind} field, read-only here and never computed "
+                         "(reads give null)")
+        elif f.type in ("address", "location"):
+            notes.append(f"{f.name}: a compound {f.type} field, not assembled from its "
+                         "component fields (reads give null); load the components")
+        elif f.type not in MODELLED_TYPES:
+            notes.append(f"{f.name}: type {f.type!r} is stored as text, unchecked")
+        if d.get("dependentPicklist") and d.get("controllerName"):
+            notes.append(f"{f.name}: its values' dependency on {d['controllerName']} "
+                         "(validFor) is not enforced")
+        if f.type == "encryptedstring":
+            notes.append(f"{f.name}: encrypted text is stored and shown unmasked")
+        if d.get("autoNumber"):
+            notes.append(f"{f.name}: an auto-number field, never numbered here")
+    record_types = [r for r in obj.describe.get("recordTypeInfos") or () if not r.get("master")]
+    if record_types:
+        count = len(record_types)
+        notes.append(f"{count} record type{'' if count == 1 else 's'} described; their "
+                     "picklist value sets and defaults are not applied to RecordTypeId")
+    return notes

@@ -31,6 +31,7 @@ from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
 from .faults import Faults
+from .limits import BATCHES_EXCEEDED, BULK_BATCHES, Limits
 from .records import Header, JobFailure, apply_batch
 from .rules import RuleBook
 from .store import Store
@@ -84,7 +85,7 @@ class Engine:
     def __init__(self, store: Store, catalog: Catalog, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, pace: float | None = None,
                  result_order: str = "shuffled", seed: int | None = None,
-                 faults: Faults | None = None):
+                 faults: Faults | None = None, limits: Limits | None = None):
         if result_order not in ("shuffled", "input"):
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
@@ -97,6 +98,7 @@ class Engine:
         self.random = random.Random(seed)
         self.job_faults: deque[JobFault] = deque()
         self.faults = faults or Faults()  # for its row locks
+        self.limits = limits or Limits(store, clock=clock)
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
         self._worker: threading.Thread | None = None
@@ -327,6 +329,12 @@ class Engine:
                 if position >= stop:
                     break
                 batch = [column[:stop - position] for column in batch]
+            # Each internal batch of BATCH_SIZE rows uses one of the day's batches as it
+            # starts (a paced step is a part of one); none left fails the job, the rest
+            # of its rows unprocessed (see limits.py).
+            if position % BATCH_SIZE == 0 and not self.limits.take(BULK_BATCHES):
+                self.finish(job_id, started, "Failed", BATCHES_EXCEEDED)
+                return
             batch_started = self.clock()
             now = self.clock()
             seq = position

@@ -96,6 +96,7 @@ class QueryJobs:
             raise ApiError(400, "API_ERROR", f"Invalid value: '{text}' supplied for property: "
                            "'query'")
         query = self._compile(text or "", operation, self._now())
+        self.engine.limits.take_query_job()  # a query that does not compile uses none
         job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
         now = sf_datetime(self.engine.clock())
         self.store.insert_job({

@@ -23,11 +23,13 @@ from typing import Any, Callable, Iterable
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import LocalOrgApp
-from .catalog import Catalog, SObject
+from .catalog import (Catalog, SchemaError, SchemaImport, SObject, describe_files,
+                      limitations)
 from .engine import Engine, JobFault
 from .faults import Faults
 from .identity import Identity
 from .rules import RuleError, ValidationRule
+from .limits import API_REQUESTS, Limits, check_limits
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -80,12 +82,18 @@ class LocalOrg:
     pace: records processed per second (None: as fast as possible); pacing lets a demo
         watch a job move through its states.
     result_order: "shuffled" (default; Salesforce guarantees no order) or "input".
+    limits: daily allowances that differ from the defaults, e.g. {"DailyApiRequests": 200}
+        (DailyApiRequests, DailyBulkApiBatches, DailyBulkV2QueryJobs; see limits.py), so
+        that running out can be rehearsed. `set_limits` changes them on a running org.
+    schema: a schema folder (`sfb.snapshot_schema` writes one) to load: see load_schema;
+        what it did is in `schema_import`.
     """
 
     def __init__(self, path: str | Path | None = None, port: int = 0, *,
                  name: str | None = None, pace: float | None = None, result_order: str = "shuffled",
-                 seed: int | None = None, daily_api_limit: int = 100_000,
-                 clock: Callable[[], float] = time.time):
+                 seed: int | None = None, limits: dict[str, int] | None = None,
+                 schema: str | Path | None = None, clock: Callable[[], float] = time.time):
+        limits = check_limits(limits or {})  # before any file is made
         self._tempdir = None
         self.name = name
         if name is not None:
@@ -106,13 +114,20 @@ class LocalOrg:
         self.store = Store(self.path, self.catalog)
         self.identity = Identity(self.store, clock)
         self.faults = Faults()
+        self.limits = Limits(self.store, limits, clock=clock)
         self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
-                             result_order=result_order, seed=seed, faults=self.faults)
+                             result_order=result_order, seed=seed, faults=self.faults,
+                             limits=self.limits)
         self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
-                               daily_api_limit=daily_api_limit, clock=clock)
+                               self.limits, clock=clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None
+        try:
+            self.schema_import = None if schema is None else self.load_schema(schema)
+        except BaseException:
+            self.stop()  # the file (a temporary one is removed) and the worker
+            raise
 
     def __repr__(self) -> str:
         where = self.instance_url if self._server else "stopped"
@@ -212,7 +227,17 @@ class LocalOrg:
 
     @property
     def api_calls_today(self) -> int:
-        return self.app.api_usage()
+        return self.limits.used(API_REQUESTS)
+
+    def set_limits(self, limits: dict[str, int]) -> None:
+        """Change daily allowances of this org (running or not), e.g.
+        `set_limits({"DailyApiRequests": 10_000})` to let a rehearsal carry on after it ran
+        out. The others keep theirs; today's use is kept (reset() forgets it)."""
+        self.limits.set(limits)
+
+    def limits_report(self) -> dict[str, dict[str, int]]:
+        """What `GET /services/data/vXX.X/limits` answers, without using a call."""
+        return self.limits.report()
 
     # -- objects and faults ---------------------------------------------------------------
 
@@ -270,6 +295,44 @@ class LocalOrg:
     def validation_rules(self, sobject: str | None = None) -> list[ValidationRule]:
         """The org's validation rules (of one object, or all)."""
         return self.engine.rules.rules(sobject)
+    def add_describes(self, describes: list[dict[str, Any]]) -> SchemaImport:
+        """Teach the org several objects at once: all of them, or (SchemaError naming
+        each problem) none. Objects of the same name are replaced, the others stay."""
+        self.catalog.check(describes)
+        added = [self.add_object(describe) for describe in describes]
+        return SchemaImport([o.name for o in added], {o.name: limitations(o) for o in added})
+
+    def load_schema(self, folder: str | Path) -> SchemaImport:
+        """Teach the org every object of a schema folder: one describe JSON file per object
+        (`<Object>.json`, as `sfb.snapshot_schema` writes), copied beside the org's file so
+        they stay when it restarts. Shipped objects the folder does not have stay as they
+        are; those it has are replaced by its describe. Validation rules are not part of a
+        schema folder (yet): describes only."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise SchemaError(f"{folder} is not a folder; give the folder sfb.snapshot_schema "
+                              "wrote, or any folder of describe JSON files (<Object>.json)")
+        files = describe_files(folder)
+        if not files:
+            raise SchemaError(f"{folder} has no describe JSON files (<Object>.json); save "
+                              "them with sfb.snapshot_schema(org, objects, path)")
+        describes = []
+        for path in files:
+            try:
+                describes.append(json.loads(path.read_text(encoding="utf-8")))
+            except ValueError as e:
+                raise SchemaError(f"{path} is not JSON ({e}); it should be the answer of "
+                                  "GET /services/data/vXX.X/sobjects/<Object>/describe/") from None
+        return self.add_describes(describes)
+
+    def import_schema(self, org: Any, objects: Iterable[str] | None = None) -> SchemaImport:
+        """Copy objects' describes from another org (an `sfb.connect(...)` Org: a real org,
+        or another local one) into this one: see `sfbulk_nb.schema.fetch_describes` for
+        which objects `objects=None` takes. The local org otherwise never uses the client;
+        this convenience does, to fetch."""
+        from ..schema import fetch_describes
+
+        return self.add_describes(list(fetch_describes(org, objects).values()))
 
     def fail_next_job(self, message: str | None = None, after_records: int = 0) -> None:
         """The next job to be processed (ingest or query) ends Failed with `message` once

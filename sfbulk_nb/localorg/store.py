@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at REAL NOT NULL, refresh_token TEXT);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token TEXT PRIMARY KEY, user_id TEXT NOT NULL, issued_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS api_usage (day TEXT PRIMARY KEY, calls INTEGER NOT NULL);
+-- What each daily allowance (limits.py) has used, per UTC day. (Files of older versions
+-- counted API calls in a table api_usage: that day's count starts again here.)
+CREATE TABLE IF NOT EXISTS daily_usage (
+    day TEXT NOT NULL, name TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (day, name));
+DROP TABLE IF EXISTS api_usage;
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, operation TEXT, object TEXT,
@@ -435,22 +439,34 @@ class Store:
     def expire_tokens(self, now: float) -> None:
         self.execute("UPDATE tokens SET expires_at = ? WHERE expires_at > ?", (now, now))
 
-    def count_api_call(self, day: str) -> int:
-        with self.lock:
-            return self.conn.execute(
-                "INSERT INTO api_usage(day, calls) VALUES (?, 1) ON CONFLICT(day) DO UPDATE "
-                "SET calls = calls + 1 RETURNING calls", (day,)).fetchone()[0]
+    def take_allowance(self, day: str, name: str, amount: int, maximum: int) -> bool:
+        """Use `amount` of allowance `name` on `day` if that keeps it within `maximum`
+        (in one transaction: concurrent requests cannot both take the last of it)."""
+        with self.transaction() as conn:
+            used = self._usage(conn, day, name)
+            if used + amount > maximum:
+                return False
+            conn.execute("INSERT INTO daily_usage(day, name, used) VALUES (?, ?, ?) "
+                         "ON CONFLICT(day, name) DO UPDATE SET used = used + excluded.used",
+                         (day, name, amount))
+            return True
 
-    def api_calls(self, day: str) -> int:
-        rows = self.query("SELECT calls FROM api_usage WHERE day = ?", (day,))
-        return rows[0][0] if rows else 0
+    def usage(self, day: str, name: str) -> int:
+        with self.lock:
+            return self._usage(self.conn, day, name)
+
+    @staticmethod
+    def _usage(conn: sqlite3.Connection, day: str, name: str) -> int:
+        row = conn.execute("SELECT used FROM daily_usage WHERE day = ? AND name = ?",
+                           (day, name)).fetchone()
+        return row[0] if row else 0
 
     def wipe(self) -> None:
         """Remove every record, job, token and counter (the org's users are re-seeded)."""
         with self.transaction() as conn:
             for obj in self.catalog:
                 conn.execute(f"DELETE FROM {table_name(obj)}")
-            for table in ("meta", "counters", "tokens", "refresh_tokens", "api_usage", "jobs",
+            for table in ("meta", "counters", "tokens", "refresh_tokens", "daily_usage", "jobs",
                           "job_results", "job_uploads"):
                 conn.execute(f"DELETE FROM {table}")
 

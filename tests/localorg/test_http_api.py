@@ -91,7 +91,7 @@ def test_limit_info_header_counts_calls(api, org):
 
 
 def test_daily_limit_exhausted_gives_403(tmp_path):
-    with LocalOrg(tmp_path / "o.sqlite3", daily_api_limit=3) as org:
+    with LocalOrg(tmp_path / "o.sqlite3", limits={"DailyApiRequests": 3}) as org:
         api = BulkHttp(org)
         statuses = [api.request("GET", "/limits").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 403]
