@@ -851,7 +851,10 @@ class _Validator:
             return
         present = {}
         for order, (f, name) in enumerate(resolved):
-            if f is not None and "." not in str(self.df.columns[order]):
+            # A relationship column (Pricebook2.Name) fills its lookup field too: its
+            # blank or #N/A cells leave the required lookup empty just the same.
+            if f is not None and ("." not in str(self.df.columns[order])
+                                  or f["name"] not in present):
                 present[f["name"]] = (order, name)
         for f in self.describe["fields"]:
             required = f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate")

@@ -19,6 +19,10 @@ SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedD
                  "LastModifiedById", "SystemModstamp")
 
 
+# Salesforce's compound field types ("Compound Fields" in the Object Reference).
+COMPOUND_TYPES = frozenset({"address", "location"})
+
+
 class SchemaError(ValueError):
     """A describe JSON that the local org cannot use."""
 
@@ -76,6 +80,12 @@ class Field:
     def default_value(self) -> Any:
         return self.describe.get("defaultValue")
 
+    @property
+    def is_compound(self) -> bool:
+        """An address or geolocation field: a read-only view of its component fields
+        (those whose compoundFieldName names it), with no storage of its own."""
+        return self.type in COMPOUND_TYPES
+
 
 class SObject:
     """An object's describe, indexed for case-insensitive field and relationship lookup."""
@@ -113,8 +123,14 @@ class SObject:
 
     @property
     def data_fields(self) -> list[Field]:
-        """Fields stored as columns: everything but the system fields and compound names."""
-        return [f for f in self.fields.values() if f.name not in SYSTEM_FIELDS]
+        """Fields stored as columns: everything but the system fields and compound fields."""
+        return [f for f in self.fields.values()
+                if f.name not in SYSTEM_FIELDS and not f.is_compound]
+
+    def components(self, compound: Field) -> list[Field]:
+        """The fields a compound field groups (BillingAddress: BillingStreet, BillingCity...)."""
+        return [f for f in self.fields.values()
+                if f.describe.get("compoundFieldName") == compound.name]
 
     @property
     def required_fields(self) -> list[Field]:

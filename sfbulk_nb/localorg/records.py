@@ -693,11 +693,17 @@ class _NameDeriver:
         return [self.name(dict(zip(self.parts, row))) for row in zip(*parts)]
 
 
+# The order the parts of a person's Name are joined in ("First Middle Last Suffix"); the
+# describe lists LastName first. Salutation is a component of the compound Name too, but
+# the Name field reads "Ada Lovelace" without it (UNCONFIRMED: what the API returns for a
+# contact with a salutation is not recorded here).
+_NAME_ORDER = ("FirstName", "MiddleName", "LastName", "Suffix")
+
+
 def _name_deriver(obj: SObject) -> _NameDeriver | None:
     name = obj.fields.get("Name")
     if name is None or name.flag("createable"):
         return None
-    parts = [f.name for f in obj.fields.values() if f.describe.get("compoundFieldName") == "Name"]
-    # Salesforce shows "First Last"; the describe lists LastName first on Contact.
-    parts.sort(key=lambda p: (p != "FirstName", p))
-    return _NameDeriver(parts) if parts else None
+    parts = {f.name for f in obj.fields.values() if f.describe.get("compoundFieldName") == "Name"}
+    ordered = [p for p in _NAME_ORDER if p in parts]
+    return _NameDeriver(ordered) if ordered else None

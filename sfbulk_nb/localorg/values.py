@@ -7,6 +7,7 @@ as UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, ids as 18 characters.
 """
 from __future__ import annotations
 
+import json
 import operator
 import re
 from datetime import date, datetime, timezone
@@ -393,4 +394,6 @@ def to_json(f: Field, stored: Any) -> Any:
         return stored[:-1] + "+0000"
     if f.type in ("int", "long"):
         return int(stored)
+    if f.type in ("address", "location"):
+        return json.loads(stored)  # built by the query as a JSON object (soql._compound_sql)
     return stored
