@@ -198,6 +198,11 @@ class Org:
     def new_row(self, sobject: str) -> dict[str, str]:
         """The required fields of a new record, valid."""
         row = {f["name"]: self.valid(f) for f in fields(sobject) if required(f)}
+        if sobject == "PricebookEntry":
+            # A price in the standard price book, of a product of its own: any other would
+            # fail (objectrules: the standard price first, a product once per price book).
+            row.update(Pricebook2Id=self.parent_record("Pricebook2")["Id"],
+                       Product2Id=self.take("Product2", 1)[0]["Id"])
         if not row:  # nothing required (Task): one writable text field, so a job has a column
             f = next(f for f in fields(sobject) if f.get("createable") and f["type"] in STRING_TYPES)
             row[f["name"]] = self.valid(f)
@@ -227,6 +232,10 @@ class Org:
         return taken
 
     def parent_record(self, sobject: str) -> dict[str, str]:
+        if sobject == "Pricebook2" and sobject not in self.parent:  # the standard one
+            self.parent[sobject] = sfb.query_df(
+                "SELECT Id, Name FROM Pricebook2 WHERE IsStandard = true",
+                org=self.client).iloc[0].to_dict()
         if sobject not in self.parent:
             self.parent[sobject] = self.make_keyed(sobject, 1)[0]
         return self.parent[sobject]
@@ -688,7 +697,7 @@ def compare(sobject: str, op: str, rows: list[Row], problems, res,
         elif not client and org_code and org_code not in org_only and not _warned_of(
                 org_code, warned, row, sobject):
             problem = "validate passes it, the org rejects it"
-        elif case.expect == ANY:
+        elif case.expect == ANY or (case.expect is None and org_code in org_only):
             pass
         elif org_code != case.expect:
             problem = f"the org should say {case.expect}"
@@ -762,6 +771,9 @@ def frames_of(sobject: str, cases: list[tuple[Case, str]]) -> list[tuple[list[Ca
 
 
 GROUPS = [(s, op) for s in DESCRIBES for op in ("insert", "update", "upsert", "delete")]
+# Object rules that depend on the records already there (localorg/objectrules.py): validate
+# cannot know them; the cases that share a product or price book meet them.
+ORG_ONLY = {"PricebookEntry": frozenset({"STANDARD_PRICE_NOT_DEFINED", "DUPLICATE_VALUE"})}
 
 
 @pytest.mark.parametrize("sobject,op", GROUPS, ids=[f"{s}-{op}" for s, op in GROUPS])
@@ -776,7 +788,8 @@ def test_validate_and_org_agree(org, sobject, op):
         rows = build(org, sobject, op, part)
         df = frame(rows)
         res = load(org, df, sobject, op, {c: p for c, p in nulls.items() if p != "keep"})
-        failures += compare(sobject, op, rows, res.problems, res)
+        failures += compare(sobject, op, rows, res.problems, res,
+                            org_only=ORG_ONLY.get(sobject, frozenset()))
     assert not failures, f"{len(failures)} disagreement(s):\n" + "\n".join(failures)
 
 
@@ -807,7 +820,7 @@ def column_cases(org: Org) -> list[tuple[str, dict[str, str], str, str]]:
         ("a grandparent", {"Account.Owner.Username": "x"}, "INVALID_FIELD", "Field name not found"),
         # validate used to pass these three (fixed in validate.py):
         ("a ParentType: prefix on a lookup to one object",
-         {"Account:Account.customExtIdField__c": key}, "INVALID_FIELD", "Field name not found"),
+         {"Account:Account.customExtIdField__c": key}, "INVALID_FIELD", "type is not needed for non polymorphic"),
         ("a lookup beside its relationship column",
          {"AccountId": parent["Id"], "Account.customExtIdField__c": key}, "DUPLICATE_FIELD",
          "Duplicate field name"),
@@ -815,7 +828,7 @@ def column_cases(org: Org) -> list[tuple[str, dict[str, str], str, str]]:
          {"Account.Id": parent["Id"], "Account.customExtIdField__c": key}, "DUPLICATE_FIELD",
          "Duplicate field name"),
         ("a ParentType: prefix naming another object",
-         {"Contact:Account.customExtIdField__c": key}, "INVALID_FIELD", "Field name not found"),
+         {"Contact:Account.customExtIdField__c": key}, "INVALID_FIELD", "type is not needed for non polymorphic"),
     ]
 
 

@@ -381,6 +381,11 @@ def default_for_create(f: Field) -> Any:
     """What the server fills into a field that an insert leaves empty."""
     if f.type == "boolean":
         return 1 if str(f.default_value).lower() == "true" else 0
+    if f.type in ("picklist", "multipicklist") and f.flag("defaultedOnCreate"):
+        # The picklist's default value (Task.Status "Not Started", Lead.Status "Open - Not
+        # Contacted"): the field's defaultValue, else the value flagged as default.
+        return f.default_value or next((v["value"] for v in f.describe.get("picklistValues")
+                                        or () if v.get("defaultValue")), None)
     return None
 
 
