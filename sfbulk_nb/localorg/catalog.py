@@ -127,10 +127,18 @@ class SObject:
         return [f for f in self.fields.values()
                 if f.name not in SYSTEM_FIELDS and not f.is_compound]
 
-    def components(self, compound: Field) -> list[Field]:
-        """The fields a compound field groups (BillingAddress: BillingStreet, BillingCity...)."""
-        return [f for f in self.fields.values()
-                if f.describe.get("compoundFieldName") == compound.name]
+    def components(self, compound: Field) -> list[tuple[str, Field]]:
+        """The fields a compound field groups, each with its key in the compound's JSON
+        value: the name without the compound's prefix, first letter lower-cased
+        (BillingAddress: ("street", BillingStreet), ("postalCode", BillingPostalCode)...;
+        Lead's Address: ("city", City))."""
+        prefix = compound.name[:-len("Address")] if compound.name.endswith("Address") else ""
+        out = []
+        for f in self.fields.values():
+            if f.describe.get("compoundFieldName") == compound.name:
+                key = f.name[len(prefix):] if f.name.startswith(prefix) else f.name
+                out.append((key[:1].lower() + key[1:], f))
+        return out
 
     @property
     def required_fields(self) -> list[Field]:

@@ -569,16 +569,13 @@ def _kind(f: Field) -> str:
 
 def _compound_sql(obj: SObject, f: Field, alias: str) -> str:
     """A compound field as the JSON object REST returns (`{"city": ..., "street": ...}`),
-    built from its components; null when every component is null. Keys are the component
-    names without the compound's prefix, first letter lower-cased (BillingPostalCode ->
-    postalCode, Lead's PostalCode -> postalCode)."""
-    prefix = f.name[:-len("Address")] if f.name.endswith("Address") else ""
+    built from its components (keys from SObject.components); null when every component
+    is null."""
     pairs, cols = [], []
-    for part in obj.components(f):
-        key = part.name[len(prefix):] if part.name.startswith(prefix) else part.name
+    for key, part in obj.components(f):
         col = f"{alias}.{quote_name(part.name)}"
         cols.append(col)
-        pairs.append(f"'{key[:1].lower() + key[1:]}', {col}")
+        pairs.append(f"'{key}', {col}")
     if not cols:
         return "NULL"
     nulls = " AND ".join(f"{c} IS NULL" for c in cols)

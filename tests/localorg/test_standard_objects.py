@@ -246,3 +246,13 @@ def test_price_book_entries_need_the_standard_price_first(client):
                                       "UnitPrice": [1.0]}), "PricebookEntry", org=client,
                         **options(on_invalid="send"))
     assert res.frame["sf_error_code"].iloc[0] == "STANDARD_PRICE_NOT_DEFINED"
+
+
+def test_compound_fields_in_a_retrieved_record(api):
+    info = api.run("Account", "insert", "Name,BillingCity\nAcme,Paris\n")
+    record_id = rows(api.results(info["id"], "successfulResults"))[0]["sf__Id"]
+    record = api.record("Account", record_id)
+    assert record["BillingAddress"]["city"] == "Paris" and record["ShippingAddress"] is None
+    assert list(api.request("GET", f"/sobjects/Account/{record_id}",
+                            params={"fields": "BillingAddress"}).json()) == [
+        "attributes", "BillingAddress"]
