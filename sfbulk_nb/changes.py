@@ -313,8 +313,12 @@ class ChangeSet:
 
 
 def text_array(values: pd.Series) -> pa.Array:
-    """A column of sent texts (strings, no nulls) as large_string."""
-    return pa.array(values.to_numpy(dtype=object, na_value=""), _LSTR)
+    """A column of sent texts (strings, no nulls) as large_string (pandas' Arrow-backed
+    strings are taken without a copy to Python objects)."""
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pc.fill_null(arr.cast(_LSTR), "")
 
 
 def compute(sent_text: pd.DataFrame, key_texts: pa.Array, found: pa.Table,
@@ -324,10 +328,10 @@ def compute(sent_text: pd.DataFrame, key_texts: pa.Array, found: pa.Table,
     index of its record in ``found`` (-1: none) and the ChangeSet of the matched rows."""
     if not len(found_keys):
         return np.full(len(key_texts), -1, np.int64), ChangeSet.empty(compared)
-    index = pd.Index(found_keys.to_pandas().astype(object))
-    keep = ~index.duplicated()
-    record_of = pd.Index(index[keep]).get_indexer(key_texts.to_pandas().astype(object))
-    record_of = np.where(record_of >= 0, np.flatnonzero(keep)[np.maximum(record_of, 0)], -1)
+    # The first record of each key (keys are unique in the org; a case-insensitive match
+    # of two spellings is the org's to refuse).
+    found_at = pc.index_in(key_texts, value_set=found_keys.cast(_LSTR))
+    record_of = pc.fill_null(found_at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     blank = pc.fill_null(pc.is_in(key_texts, pa.array(["", CLEAR], _LSTR)), True)
     record_of[blank.to_numpy(zero_copy_only=False)] = -1
     rows = np.flatnonzero(record_of >= 0)

@@ -371,6 +371,21 @@ class _Validator:
     def _resolve_relationship(self, column, order) -> dict | None:
         rel_part, _, key_name = column.partition(".")
         parent_type, _, rel_name = rel_part.rpartition(":")
+        inverted = self.relationships.get(parent_type.lower()) if parent_type else None
+        if inverted is not None and len(inverted.get("referenceTo") or []) > 1 and \
+                rel_name.lower() in {t.lower() for t in inverted["referenceTo"]}:
+            # `What:Account.X`: relationship and type swapped. Salesforce reads the part
+            # before the colon as the type, and fails the job ("Unable to find
+            # relationship", or "type is not needed..." when the type is also the name of
+            # another lookup, as Account is on Task).
+            parent = next(t for t in inverted["referenceTo"] if t.lower() == rel_name.lower())
+            fixed = f"{parent}:{inverted['relationshipName']}.{key_name}"
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{column!r} puts the relationship before the type: a "
+                                 f"polymorphic column is ObjectType:Relationship.Field; write "
+                                 f"{fixed}", f"df = df.rename(columns={_py({column: fixed})})",
+                                 field=inverted["name"])
+            return None
         lookup = self.relationships.get(rel_name.lower())
         if lookup is None:
             names = sorted({f["relationshipName"] for f in self.relationships.values()})
@@ -381,20 +396,26 @@ class _Validator:
             return None
         targets = lookup.get("referenceTo") or []
         if parent_type and len(targets) == 1:
-            # The "ParentType:" prefix is for polymorphic lookups only; the org fails the
-            # job on it elsewhere ("Field name not found"), as Salesforce does.
+            # The "ObjectType:" prefix is for polymorphic lookups only: Salesforce fails
+            # the job ("type is not needed for non polymorphic foreign key references").
             self._column_problem(column, order, "INVALID_FIELD",
                                  f"{lookup['name']} points at {targets[0]} only: a relationship "
                                  f"column names the parent type only for a lookup that can point "
-                                 f"at several objects",
+                                 f"at several objects (the whole job would fail: \"type is not "
+                                 f"needed for non polymorphic foreign key references\")",
                                  f"df = df.rename(columns={_py({column: f'{rel_name}.{key_name}'})})",
                                  field=lookup["name"])
             return None
-        parent_name = parent_type or (targets[0] if len(targets) == 1 else None)
-        if parent_name is None or parent_name not in targets:
+        if parent_type:
+            parent_name = next((t for t in targets if t.lower() == parent_type.lower()), None)
+        else:
+            parent_name = targets[0] if len(targets) == 1 else None
+        if parent_name is None:
+            shown = ", ".join(targets[:8]) + (f" and {len(targets) - 8} more"
+                                              if len(targets) > 8 else "")
             self._column_problem(column, order, "INVALID_FIELD",
-                                 f"{lookup['name']} can point at {', '.join(targets)}: name the "
-                                 f"parent type, as in 'ParentType:{rel_name}.{key_name}'",
+                                 f"{lookup['name']} can point at {shown}: name the "
+                                 f"parent type, as in '{targets[0]}:{rel_name}.{key_name}'",
                                  f"df = df.rename(columns={_py({column: f'{targets[0]}:{rel_name}.{key_name}'})})",
                                  field=lookup["name"])
             return None
@@ -873,7 +894,10 @@ class _Validator:
             return
         present = {}
         for order, (f, name) in enumerate(resolved):
-            if f is not None and "." not in str(self.df.columns[order]):
+            # A relationship column (Pricebook2.Name) fills its lookup field too: its
+            # blank or #N/A cells leave the required lookup empty just the same.
+            if f is not None and ("." not in str(self.df.columns[order])
+                                  or f["name"] not in present):
                 present[f["name"]] = (order, name)
         for f in self.describe["fields"]:
             required = f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate")

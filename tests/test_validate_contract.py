@@ -184,6 +184,8 @@ class Org:
             return "2024-01-15T10:00:00.000Z"
         if kind == "time":
             return "10:00:00.000Z"
+        if kind == "address":  # compound fields are read-only: only its refusal is tested
+            return "1 Main St"
         if kind == "reference":
             target = f["referenceTo"][0]
             if target == "User":
@@ -195,7 +197,16 @@ class Org:
 
     def new_row(self, sobject: str) -> dict[str, str]:
         """The required fields of a new record, valid."""
-        return {f["name"]: self.valid(f) for f in fields(sobject) if required(f)}
+        row = {f["name"]: self.valid(f) for f in fields(sobject) if required(f)}
+        if sobject == "PricebookEntry":
+            # A price in the standard price book, of a product of its own: any other would
+            # fail (objectrules: the standard price first, a product once per price book).
+            row.update(Pricebook2Id=self.parent_record("Pricebook2")["Id"],
+                       Product2Id=self.take("Product2", 1)[0]["Id"])
+        if not row:  # nothing required (Task): one writable text field, so a job has a column
+            f = next(f for f in fields(sobject) if f.get("createable") and f["type"] in STRING_TYPES)
+            row[f["name"]] = self.valid(f)
+        return row
 
     def make(self, sobject: str, n: int, **extra: Callable[[], str]) -> list[dict[str, str]]:
         """n new records (their cells and Id)."""
@@ -221,6 +232,10 @@ class Org:
         return taken
 
     def parent_record(self, sobject: str) -> dict[str, str]:
+        if sobject == "Pricebook2" and sobject not in self.parent:  # the standard one
+            self.parent[sobject] = sfb.query_df(
+                "SELECT Id, Name FROM Pricebook2 WHERE IsStandard = true",
+                org=self.client).iloc[0].to_dict()
         if sobject not in self.parent:
             self.parent[sobject] = self.make_keyed(sobject, 1)[0]
         return self.parent[sobject]
@@ -268,7 +283,7 @@ def bad(column, value, code, why="", **kw) -> Case:
 
 def string_cases(f: dict) -> list[Case]:
     n, length = f["name"], f.get("length") or 0
-    out = [ok(n, lambda _: f" {tag()} ", "spaces are kept")]
+    out = [ok(n, lambda _: f" {tag()} ", "spaces are kept")] if not length or length >= 8 else []
     if length:
         out += [ok(n, lambda _: fill(tag(), length), "at the limit"),
                 bad(n, lambda _: fill(tag(), length + 1), LONG, "one over"),
@@ -298,7 +313,9 @@ def picklist_cases(f: dict) -> list[Case]:
     n = f["name"]
     values = [v["value"] for v in f["picklistValues"] if v["active"]]
     inactive = [v["value"] for v in f["picklistValues"] if not v["active"]]
-    first, second = values[0], values[1]
+    if not values:  # a picklist shipped without values (Product2.Family): any text is new
+        return [ok(n, "Anything", "no values defined: nothing to check it against")]
+    first, second = values[0], (values + values)[1]
     multi = f["type"] == "multipicklist"
     wrong = [(first.upper() if first.upper() != first else first.lower(), "wrong case"),
              ("Nope", "unknown"), (f" {first}", "leading space")] + [
@@ -526,9 +543,9 @@ def conditional_write_cases(org: Org, f: dict) -> list[Case]:
     the org rejects exactly the rows of the other kind."""
     n = f["name"]
     creates_ok = bool(f.get("createable"))
-    return [Case(n, lambda _: tag(), None if creates_ok else READ_ONLY, client=None,
+    return [Case(n, lambda _: org.valid(f), None if creates_ok else READ_ONLY, client=None,
                  warn=READ_ONLY, why="new key"),
-            Case(n, lambda _: tag(), READ_ONLY if creates_ok else None, client=None,
+            Case(n, lambda _: org.valid(f), READ_ONLY if creates_ok else None, client=None,
                  warn=READ_ONLY, why="existing key", existing=True)]
 
 
@@ -547,9 +564,12 @@ def relationship_cases(org: Org, sobject: str, op: str) -> list[Case]:
             if key["name"] not in parent:
                 continue
             column = f"{f['relationshipName']}.{key['name']}"
+            if len(f["referenceTo"]) > 1:  # polymorphic: ObjectType:Relationship.Key
+                column = f"{target}:{column}"
             if any(f.get(k) for k in flag):
                 out += [ok(column, parent[key["name"]], "an existing parent"),
-                        ok(column, CLEAR, "clears the lookup")]
+                        bad(column, CLEAR, REQUIRED, "clears a required lookup") if required(f)
+                        else ok(column, CLEAR, "clears the lookup")]
             else:
                 out.append(bad(column, parent[key["name"]], READ_ONLY, "read-only lookup"))
     return out
@@ -608,9 +628,17 @@ def build(org: Org, sobject: str, op: str, cases: list[Case]) -> list[Row]:
                 cells: dict[str, str | None] = {"Id": record["Id"]}
             elif op == "upsert":
                 new_key = "" if key == "Id" else tag()
-                cells = {key: record[key] if record else new_key, **org.new_row(sobject)}
+                # An existing record's row leaves out the required fields that are
+                # writable on create only (PricebookEntry.Pricebook2Id): they would fail it.
+                cells = {key: record[key] if record else new_key,
+                         **{k: v for k, v in org.new_row(sobject).items()
+                            if record is None or field(sobject, k).get("updateable")}}
             else:
                 cells = org.new_row(sobject)
+            if written(sobject, case.column) != case.column:
+                # A relationship column stands in for its lookup field (a required one is
+                # in the new row): both would fail the job ("Duplicate field name").
+                cells.pop(written(sobject, case.column), None)
             cells[case.column] = value(record, copy_no) if callable(value) else value
             rows.append(Row(case, cells, op == "insert" or (op == "upsert" and not record)))
     return rows
@@ -669,7 +697,7 @@ def compare(sobject: str, op: str, rows: list[Row], problems, res,
         elif not client and org_code and org_code not in org_only and not _warned_of(
                 org_code, warned, row, sobject):
             problem = "validate passes it, the org rejects it"
-        elif case.expect == ANY:
+        elif case.expect == ANY or (case.expect is None and org_code in org_only):
             pass
         elif org_code != case.expect:
             problem = f"the org should say {case.expect}"
@@ -716,10 +744,18 @@ def frames_of(sobject: str, cases: list[tuple[Case, str]]) -> list[tuple[list[Ca
     AccountId beside Account.customExtIdField__c) and a column's null cells share one
     policy."""
     frames: list[tuple[dict[str, str], dict[str, str], list[Case]]] = []
+    required_fields = {f["name"] for f in fields(sobject) if required(f)}
     for case, policy in cases:
         target = written(sobject, case.column)
+        # A relationship column for a required lookup replaces the field every other row
+        # carries (rows_of drops it from its own rows only): such cases go in frames alone.
+        alone = target in required_fields and target != case.column
         for columns, nulls, part in frames:
             if columns.get(target, case.column) != case.column:
+                continue
+            if alone != any(written(sobject, c.column) in required_fields
+                            and written(sobject, c.column) != c.column for c in part) or (
+                    alone and any(c.column != case.column for c in part)):
                 continue
             if case.value is None and nulls.get(case.column, policy) != policy:
                 continue
@@ -735,6 +771,9 @@ def frames_of(sobject: str, cases: list[tuple[Case, str]]) -> list[tuple[list[Ca
 
 
 GROUPS = [(s, op) for s in DESCRIBES for op in ("insert", "update", "upsert", "delete")]
+# Object rules that depend on the records already there (localorg/objectrules.py): validate
+# cannot know them; the cases that share a product or price book meet them.
+ORG_ONLY = {"PricebookEntry": frozenset({"STANDARD_PRICE_NOT_DEFINED", "DUPLICATE_VALUE"})}
 
 
 @pytest.mark.parametrize("sobject,op", GROUPS, ids=[f"{s}-{op}" for s, op in GROUPS])
@@ -749,7 +788,8 @@ def test_validate_and_org_agree(org, sobject, op):
         rows = build(org, sobject, op, part)
         df = frame(rows)
         res = load(org, df, sobject, op, {c: p for c, p in nulls.items() if p != "keep"})
-        failures += compare(sobject, op, rows, res.problems, res)
+        failures += compare(sobject, op, rows, res.problems, res,
+                            org_only=ORG_ONLY.get(sobject, frozenset()))
     assert not failures, f"{len(failures)} disagreement(s):\n" + "\n".join(failures)
 
 
@@ -780,7 +820,7 @@ def column_cases(org: Org) -> list[tuple[str, dict[str, str], str, str]]:
         ("a grandparent", {"Account.Owner.Username": "x"}, "INVALID_FIELD", "Field name not found"),
         # validate used to pass these three (fixed in validate.py):
         ("a ParentType: prefix on a lookup to one object",
-         {"Account:Account.customExtIdField__c": key}, "INVALID_FIELD", "Field name not found"),
+         {"Account:Account.customExtIdField__c": key}, "INVALID_FIELD", "type is not needed for non polymorphic"),
         ("a lookup beside its relationship column",
          {"AccountId": parent["Id"], "Account.customExtIdField__c": key}, "DUPLICATE_FIELD",
          "Duplicate field name"),
@@ -788,7 +828,7 @@ def column_cases(org: Org) -> list[tuple[str, dict[str, str], str, str]]:
          {"Account.Id": parent["Id"], "Account.customExtIdField__c": key}, "DUPLICATE_FIELD",
          "Duplicate field name"),
         ("a ParentType: prefix naming another object",
-         {"Contact:Account.customExtIdField__c": key}, "INVALID_FIELD", "Field name not found"),
+         {"Contact:Account.customExtIdField__c": key}, "INVALID_FIELD", "type is not needed for non polymorphic"),
     ]
 
 

@@ -329,6 +329,11 @@ class LocalOrgApp:
             if f is None or (wanted is not None and name.lower() not in wanted):
                 continue
             out[f.name] = values.to_json(f, value) if name != "IsDeleted" else bool(value)
+        for f in obj.fields.values():  # compound fields: built from their components
+            if f.is_compound and (wanted is None or f.name.lower() in wanted):
+                parts = {key: values.to_json(part, record.get(part.name))
+                         for key, part in obj.components(f)}
+                out[f.name] = parts if any(v is not None for v in parts.values()) else None
         return out
 
     def on_record(self, request: Request, version: str, obj: str, record_id: str, **_):

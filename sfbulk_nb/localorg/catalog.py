@@ -21,6 +21,8 @@ SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedD
 
 
 API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+# Salesforce's compound field types ("Compound Fields" in the Object Reference).
+COMPOUND_TYPES = frozenset({"address", "location"})
 
 
 class SchemaError(ValueError):
@@ -80,6 +82,12 @@ class Field:
     def default_value(self) -> Any:
         return self.describe.get("defaultValue")
 
+    @property
+    def is_compound(self) -> bool:
+        """An address or geolocation field: a read-only view of its component fields
+        (those whose compoundFieldName names it), with no storage of its own."""
+        return self.type in COMPOUND_TYPES
+
 
 class SObject:
     """An object's describe, indexed for case-insensitive field and relationship lookup."""
@@ -134,8 +142,22 @@ class SObject:
 
     @property
     def data_fields(self) -> list[Field]:
-        """Fields stored as columns: everything but the system fields and compound names."""
-        return [f for f in self.fields.values() if f.name not in SYSTEM_FIELDS]
+        """Fields stored as columns: everything but the system fields and compound fields."""
+        return [f for f in self.fields.values()
+                if f.name not in SYSTEM_FIELDS and not f.is_compound]
+
+    def components(self, compound: Field) -> list[tuple[str, Field]]:
+        """The fields a compound field groups, each with its key in the compound's JSON
+        value: the name without the compound's prefix, first letter lower-cased
+        (BillingAddress: ("street", BillingStreet), ("postalCode", BillingPostalCode)...;
+        Lead's Address: ("city", City))."""
+        prefix = compound.name[:-len("Address")] if compound.name.endswith("Address") else ""
+        out = []
+        for f in self.fields.values():
+            if f.describe.get("compoundFieldName") == compound.name:
+                key = f.name[len(prefix):] if f.name.startswith(prefix) else f.name
+                out.append((key[:1].lower() + key[1:], f))
+        return out
 
     @property
     def required_fields(self) -> list[Field]:

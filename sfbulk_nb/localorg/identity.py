@@ -57,6 +57,7 @@ class Identity:
         self.store = store
         self.clock = clock
         self.credentials = self._load_or_seed()
+        self._seed_standard_pricebook()
 
     def _load_or_seed(self) -> Credentials:
         keys = ("org_id", "user_id", "username", "password", "client_id", "client_secret")
@@ -97,6 +98,26 @@ class Identity:
                     "TimeZoneSidKey": "GMT", "LocaleSidKey": "en_US",
                     "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US",
                     "UserType": "Standard"})
+
+    def _seed_standard_pricebook(self) -> None:
+        """Every org has its standard price book from the start (Salesforce creates it
+        with the org: Pricebook2 "Standard Price Book", IsStandard true); PricebookEntry
+        rows of other price books need a standard price in it first. Also seeded into org
+        files made before Pricebook2 shipped. Active here (UNCONFIRMED: whether it starts
+        active in every edition is not recorded)."""
+        book = self.store.catalog.get("Pricebook2")
+        if book is None or self.store.query(
+                f"SELECT 1 FROM {table_name(book)} WHERE IsStandard = 1 LIMIT 1"):
+            return
+        now = "2026-01-01T00:00:00.000Z"
+        user_id = self.credentials.user_id
+        with self.store.transaction() as conn:
+            self._insert(conn, book, {
+                "Id": self.store.allocate_ids(book.key_prefix, 1)[0], "IsDeleted": 0,
+                "CreatedDate": now, "CreatedById": user_id, "LastModifiedDate": now,
+                "LastModifiedById": user_id, "SystemModstamp": now,
+                "Name": "Standard Price Book", "IsActive": 1, "IsArchived": 0,
+                "IsStandard": 1})
 
     def _insert(self, conn, obj, record) -> None:
         names = [n for n in self.store.column_names(obj) if n in record]

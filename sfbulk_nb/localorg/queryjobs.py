@@ -236,6 +236,13 @@ class QueryJobs:
                            "supported in Bulk V2 Query")
         if offset is not None:
             raise ApiError(400, "API_ERROR", "OFFSET is not supported in Bulk V2 Query")
+        if any(c.field.is_compound for c in query.columns):
+            # The message Bulk API 1.0 gives in a failed batch ("InvalidBatch : Failed to
+            # process query: FUNCTIONALITY_NOT_ENABLED: Selecting compound data not
+            # supported in Bulk Query"); that Bulk 2.0 refuses the job create call with it
+            # is UNCONFIRMED.
+            raise ApiError(400, "FUNCTIONALITY_NOT_ENABLED",
+                           "Selecting compound data not supported in Bulk Query")
         return query
 
     def _complete_job(self, job_id: str, version: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Sequence
 
-from . import ids
+from . import ids, objectrules
 from .catalog import Catalog, Field, SObject
 from .gcpause import gc_paused
 from .rules import RowRules, ValidationRule
@@ -81,21 +81,34 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
         if f is None:
             raise not_found
         return Column(index, name, f, convert=converter(f), bulk=bulk_converter(f))
-    # `Relationship.KeyField`, or `ParentType:Relationship.KeyField` for polymorphic lookups.
+    # `Relationship.KeyField`, or `ObjectType:Relationship.KeyField` for polymorphic lookups
+    # (Bulk API guide, "Relationship Fields in a Header Row": `Lead:Who.Email`).
     rel_part, _, key_name = name.partition(".")
     parent_type, _, rel_name = rel_part.rpartition(":")
+    if ":" in parent_type or "." in key_name:
+        raise not_found
     lookup = obj.relationship(rel_name)
-    if lookup is None or "." in key_name:
+    # The two messages of the prefixed form are those a real org gave for
+    # `Parent:Account.X` and `Account:Parent.X` on a single-target Parent (recorded in a
+    # public write-up of Bulk 2.0 header errors); the others are Salesforce's usual one.
+    if lookup is None:
+        if parent_type:
+            raise JobFailure(f"InvalidBatch : Unable to find relationship: {rel_name}")
         raise not_found
     targets = lookup.reference_to
     if parent_type:
-        if len(targets) < 2 or parent_type not in targets:
+        if len(targets) < 2:
+            raise JobFailure("InvalidBatch : type is not needed for non polymorphic foreign "
+                             f"key references: {lookup.describe['relationshipName']}")
+        # A type the lookup cannot point at: "Field name not found" is UNCONFIRMED.
+        parent_type = next((t for t in targets if t.lower() == parent_type.lower()), None)
+        if parent_type is None:
             raise not_found
         parent = catalog.get(parent_type)
     elif len(targets) == 1:
         parent = catalog.get(targets[0])
     else:
-        raise not_found  # polymorphic fields need the ParentType: prefix
+        raise not_found  # polymorphic fields need the ObjectType: prefix (message UNCONFIRMED)
     key = parent.field(key_name) if parent else None
     if key is None or not key.is_key:
         raise not_found
@@ -336,6 +349,12 @@ class _Batch:
                         self._fail(i, RowError("INVALID_CROSS_REFERENCE_KEY",
                                                "invalid cross reference id", (f.name,)))
 
+    def check_object_rules(self) -> None:
+        rule = objectrules.RULES.get(self.obj.name)
+        if rule is not None and self.op in ("insert", "upsert"):
+            for i, error in rule(self.store, self.obj, self.values).items():
+                self._fail(i, error)
+
     # -- stage 3: which record each row addresses --------------------------------------
 
     def find_targets(self) -> None:
@@ -454,6 +473,7 @@ class _Batch:
             self.convert_cells()
             self.resolve_relationships()
             self.check_lookups()
+            self.check_object_rules()
         self.find_targets()
         return self.decide_and_write(on_commit)
 
@@ -709,11 +729,17 @@ class _NameDeriver:
         return [self.name(dict(zip(self.parts, row))) for row in zip(*parts)]
 
 
+# The order the parts of a person's Name are joined in ("First Middle Last Suffix"); the
+# describe lists LastName first. Salutation is a component of the compound Name too, but
+# the Name field reads "Ada Lovelace" without it (UNCONFIRMED: what the API returns for a
+# contact with a salutation is not recorded here).
+_NAME_ORDER = ("FirstName", "MiddleName", "LastName", "Suffix")
+
+
 def _name_deriver(obj: SObject) -> _NameDeriver | None:
     name = obj.fields.get("Name")
     if name is None or name.flag("createable"):
         return None
-    parts = [f.name for f in obj.fields.values() if f.describe.get("compoundFieldName") == "Name"]
-    # Salesforce shows "First Last"; the describe lists LastName first on Contact.
-    parts.sort(key=lambda p: (p != "FirstName", p))
-    return _NameDeriver(parts) if parts else None
+    parts = {f.name for f in obj.fields.values() if f.describe.get("compoundFieldName") == "Name"}
+    ordered = [p for p in _NAME_ORDER if p in parts]
+    return _NameDeriver(ordered) if ordered else None

@@ -7,6 +7,7 @@ as UTC `YYYY-MM-DDTHH:MM:SS.sssZ`, ids as 18 characters.
 """
 from __future__ import annotations
 
+import json
 import operator
 import re
 from datetime import date, datetime, timezone
@@ -380,6 +381,11 @@ def default_for_create(f: Field) -> Any:
     """What the server fills into a field that an insert leaves empty."""
     if f.type == "boolean":
         return 1 if str(f.default_value).lower() == "true" else 0
+    if f.type in ("picklist", "multipicklist") and f.flag("defaultedOnCreate"):
+        # The picklist's default value (Task.Status "Not Started", Lead.Status "Open - Not
+        # Contacted"): the field's defaultValue, else the value flagged as default.
+        return f.default_value or next((v["value"] for v in f.describe.get("picklistValues")
+                                        or () if v.get("defaultValue")), None)
     return None
 
 
@@ -393,4 +399,6 @@ def to_json(f: Field, stored: Any) -> Any:
         return stored[:-1] + "+0000"
     if f.type in ("int", "long"):
         return int(stored)
+    if f.type in ("address", "location"):
+        return json.loads(stored)  # built by the query as a JSON object (soql._compound_sql)
     return stored
