@@ -68,12 +68,18 @@ class ChangeSummary:
         parts += [f"<div>{html.escape(line)}</div>" for line in lines[1:]
                   if line.startswith("held back")]
         if len(self.fields):
-            parts.append(table_html(self.fields, fit=True))
+            shown = self.fields.assign(share=[f"{v:.0%}" if v >= 0.01 or v == 0 else "<1%"
+                                              for v in self.fields["share"]])
+            shown = shown.rename(columns={"cells": "changed cells", "share": "of rows",
+                                          "examples": "examples (before → after)"})
+            parts.append(table_html(shown, "", fit=True, widths=(18, 12, 10, 60),
+                                    index=False))
         if self.since is not None:
             parts += [f"<div>{html.escape(line)}</div>" for line in lines
                       if line.startswith(tuple("0123456789")) and "modified after" in line]
             if self.modified_since is not None and len(self.modified_since):
-                parts.append(table_html(self.modified_since.head(10), fit=True))
+                parts.append(table_html(self.modified_since.head(10), "", fit=True,
+                                        index=False))
         parts.append("</div>")
         return "".join(parts)
 

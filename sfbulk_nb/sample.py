@@ -15,7 +15,9 @@ def sample_accounts(n: int = 3000, *, errors: bool = True, seed: int = 0) -> pd.
     rule the org enforces: an Industry outside the restricted picklist (twice as often as
     the others), a missing Name, or a Name over 255 characters."""
     rng = np.random.default_rng(seed)
-    industries = [i for i in INDUSTRIES if i != "Manufacturing"]  # not in Account's picklist
+    # Manufacturing is left out of the valid choices so that each seed's data stays what it
+    # was when it was not in the local org's picklist.
+    industries = [i for i in INDUSTRIES if i != "Manufacturing"]
     df = pd.DataFrame({
         "customExtIdField__c": [f"ACME-{i:06d}" for i in range(n)],
         "Name": [f"Account {i} {CITIES[i % len(CITIES)].split(',')[0]}" for i in range(n)],
@@ -35,7 +37,7 @@ def sample_accounts(n: int = 3000, *, errors: bool = True, seed: int = 0) -> pd.
         df.loc[bad[kinds == 0], "Industry"] = "Spaceflight"
         df.loc[bad[kinds == 1], "Name"] = None
         df.loc[bad[kinds == 2], "Name"] = "N" * 300
-        df.loc[bad[kinds == 3], "Industry"] = "Manufacturing"
+        df.loc[bad[kinds == 3], "Industry"] = "Fintech"  # not one of Salesforce's industries
     return df
 
 

@@ -78,26 +78,34 @@ class ShownFrame(pd.DataFrame):
         return table_html(head, note)
 
 
-def table_html(frame: pd.DataFrame, note: str | None = None, *, fit: bool = False) -> str:
+def table_html(frame: pd.DataFrame, note: str | None = None, *, fit: bool = False,
+               widths: Sequence[int] | None = None, index: bool = True) -> str:
     """``frame`` (a few rows) as an HTML table: every cell one line (dates and ids too),
     cut with an ellipsis past 24em, the whole value in its tooltip. ``fit``: the columns
     share the output's width (fixed layout) and it never scrolls; else a table wider than
-    the output scrolls sideways, as pandas' own does."""
+    the output scrolls sideways, as pandas' own does. ``widths``: with ``fit``, each
+    column's share of the width in percent (the index column, when shown, first).
+    ``note=""``: no note under the table."""
     layout = "table-layout:fixed;width:100%" if fit else "max-width:none"
+    columns = ""
+    if fit and widths:
+        columns = "<colgroup>" + "".join(f'<col style="width:{w}%">' for w in widths) + "</colgroup>"
     header = "".join(f'<th style="{_CELL};border-bottom:1px solid #d0d7de">'
                      f"{html.escape(str(c))}</th>" for c in frame.columns)
-    index_head = f'<th style="{_CELL};border-bottom:1px solid #d0d7de"></th>'
+    index_head = f'<th style="{_CELL};border-bottom:1px solid #d0d7de"></th>' if index else ""
     rows = []
     for label, values in zip(frame.index, frame.itertuples(index=False, name=None)):
         cells = "".join(_cell(v) for v in values)
-        rows.append(f'<tr><th style="{_CELL};color:{_MUTED};font-weight:normal">'
-                    f"{html.escape(str(label))}</th>{cells}</tr>")
+        head = (f'<th style="{_CELL};color:{_MUTED};font-weight:normal">'
+                f"{html.escape(str(label))}</th>" if index else "")
+        rows.append(f"<tr>{head}{cells}</tr>")
     shape = f"{len(frame):,} rows \u00d7 {len(frame.columns):,} columns"
-    foot = (f'<div class="sfbulk-table-note" style="color:{_MUTED};font-size:0.9em">'
+    foot = ("" if note == "" else
+            f'<div class="sfbulk-table-note" style="color:{_MUTED};font-size:0.9em">'
             f"{html.escape(note or shape)}</div>")
     return (f'<div class="sfbulk-table" style="max-width:100%;'
             f'overflow-x:{"hidden" if fit else "auto"}">'
-            f'<table style="border-collapse:collapse;font-size:0.9em;{layout}">'
+            f'<table style="border-collapse:collapse;font-size:0.9em;{layout}">{columns}'
             f"<thead><tr>{index_head}{header}</tr></thead><tbody>{''.join(rows)}</tbody>"
             f"</table>{foot}</div>")
 

@@ -643,7 +643,7 @@ def busy_port():
 
 LOCALORG_CASES = [
     # (arguments with {tmp} and {port}, a file to make, exit code, problem, fix)
-    pytest.param(["localorg"], None, 2, r"required: action", r"\{serve,add-object,reset\}",
+    pytest.param(["localorg"], None, 2, r"required: action", r"\{serve,add-object,import-schema,reset\}",
                  id="no-action"),
     pytest.param(["localorg", "serve", "--port", "70000"], None, 2, r"'70000' is not a port",
                  r"give 1-65535, or 0 for a free one", id="serve-port-too-big"),
@@ -665,7 +665,7 @@ LOCALORG_CASES = [
                  ("d.json", "Name,Id\n"), 2, r"d\.json is not JSON", r"GET /services/data/vXX\.X/sobjects",
                  id="add-object-not-json"),
     pytest.param(["localorg", "add-object", "{tmp}/d.json", "--db", "{tmp}/org.sqlite3"],
-                 ("d.json", json.dumps([1, 2])), 2, r"has no 'name' key", r"save the full output of GET",
+                 ("d.json", json.dumps([1, 2])), 2, r"must be an object, not a list", r"save the full output of GET",
                  id="add-object-not-a-describe"),
     pytest.param(["localorg", "add-object", "{tmp}/adir", "--db", "{tmp}/org.sqlite3"],
                  ("adir", DIRECTORY), 2, r"Is a directory", r"give the path of a describe JSON file",

@@ -336,3 +336,50 @@ def test_undo_says_what_it_cannot_do(client):
         gone.undo(progress=False)
     with pytest.raises(errors.InputError, match="no undelete"):
         sfb.delete_df(["001000000000001AAA"], "Account", undoable=True)
+
+
+def test_ten_thousand_accounts_three_hundred_changed_end_to_end(client, org):
+    """The issue's figure: 10,000 accounts, 300 changed in pandas (some cleared with the
+    clear policy, others rewritten to values equal after formatting, which are no change),
+    a few new ones; diff, only_changed, undo, all through the Bulk lookup."""
+    base = accounts(10_000)
+    assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
+    cols = f"Id, {KEY}, Name, NumberOfEmployees, AnnualRevenue, Industry, Description"
+    snapshot = query(f"SELECT {cols} FROM Account").set_index(KEY).sort_index()
+    df = base.copy()
+    rng = np.random.default_rng(3)
+    picked = rng.choice(len(df), size=300, replace=False)
+    expected = set()
+    for n, i in enumerate(picked):
+        key = df.loc[i, KEY]
+        if n % 3 == 0:
+            df.loc[i, "Name"] = f"Renamed {i}"
+            expected.add((key, "Name"))
+        elif n % 3 == 1:
+            df.loc[i, "Description"] = np.nan  # cleared: #N/A under the clear policy
+            expected.add((key, "Description"))
+        else:
+            df.loc[i, "AnnualRevenue"] = df.loc[i, "AnnualRevenue"] + 1
+            expected.add((key, "AnnualRevenue"))
+    # Not changes: the same numbers as floats, revenue written with more decimals.
+    df["NumberOfEmployees"] = df["NumberOfEmployees"].astype("float64")
+    untouched = np.setdiff1d(np.arange(len(df)), picked)[:50]
+    df.loc[untouched, "AnnualRevenue"] = df.loc[untouched, "AnnualRevenue"] + 0.0001
+    new = pd.DataFrame({KEY: [f"NEW{i}" for i in range(5)], "Name": ["New"] * 5,
+                        "Description": ["d"] * 5})
+    df = pd.concat([df, new], ignore_index=True)
+    options = dict(nulls={"Description": "clear"})
+    plan = sfb.dry_run(df, "Account", "upsert", KEY, lookup=True, **options)
+    diff = plan.diff()
+    assert set(zip(diff[KEY], diff["field"])) == expected
+    assert plan.summary().create == 5
+    res = sfb.upsert_df(df, "Account", KEY, only_changed=True, progress=False, **options)
+    assert res.counts["updated"] == 300 and res.counts["created"] == 5
+    assert res.counts["unchanged"] == 10_000 - 300
+    processed = sum(BulkHttp(org).request("GET", f"/jobs/ingest/{j}").json()
+                    ["numberRecordsProcessed"] for j in res.jobs["job_id"])
+    assert processed == 305  # the changed rows and the new ones, nothing else
+    undone = res.undo(progress=False)
+    assert undone.ok and undone.counts["restored"] == 300 and undone.counts["deleted"] == 5
+    after = query(f"SELECT {cols} FROM Account").set_index(KEY).sort_index()
+    pd.testing.assert_frame_equal(after, snapshot)

@@ -309,6 +309,12 @@ def wait_finished(page: Any, finished_states: tuple[str, ...], jobs: int) -> Non
     page.wait_for_function(_KERNEL_IDLE_JS, polling=100)
 
 
+def wait_all_cells_done(page: Any) -> None:
+    """Until every cell has run and the kernel is idle again."""
+    page.wait_for_function(_ALL_CELLS_DONE_JS, polling=100)
+    page.wait_for_function(_KERNEL_IDLE_JS, polling=100)
+
+
 def wait_for_state(page: Any, state: str) -> None:
     page.wait_for_function(
         """(state) => (window.__panelSnapshot ? window.__panelSnapshot() : [])
@@ -326,8 +332,10 @@ def overflowing_outputs(page: Any) -> list[str]:
     notebook shows: each as the start of its text and by how many pixels. A table wider
     than its output scrolls inside its own box, so its output does not overflow."""
     return page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
-        .filter((o) => o.querySelector('.sfbulk-run, .sfbulk-result, .sfbulk-table'))
-        .concat(Array.from(document.querySelectorAll('.sfbulk-run, .sfbulk-result')))
+        .filter((o) => o.querySelector(
+            '.sfbulk-run, .sfbulk-result, .sfbulk-table, .sfbulk-preview, .sfbulk-undo'))
+        .concat(Array.from(document.querySelectorAll(
+            '.sfbulk-run, .sfbulk-result, .sfbulk-preview, .sfbulk-undo')))
         .filter((o) => o.scrollWidth > o.clientWidth + 1)
         .map((o) => `${o.className}: ${o.scrollWidth - o.clientWidth}px: `
                     + o.innerText.slice(0, 60))""")

@@ -49,8 +49,8 @@ needs_browser = pytest.mark.skipif(
 
 def expected_failures() -> list[int]:
     """Rows per job that the org must reject, from the data itself: sample_accounts breaks
-    a row by an Industry outside Account's restricted picklist (which lacks Manufacturing),
-    a missing Name, or a Name over 255 characters."""
+    a row by an Industry outside Account's restricted picklist (its valid rows never draw
+    Manufacturing), a missing Name, or a Name over 255 characters."""
     df = sample_accounts(ROWS, seed=SEED)
     allowed = set(INDUSTRIES) - {"Manufacturing"}
     bad = (~df["Industry"].isin(allowed) | df["Name"].isna()
@@ -75,6 +75,26 @@ TROUBLE_CELLS = [
     "big",                                   # the result card
     "big.frame",                             # the aligned frame, at most 15 rows
     "import sfbulk_nb.plots\nsfbulk_nb.plots.dashboard(big)",
+]
+
+CLEANUP_NOTEBOOK = "cleanup_preview.ipynb"
+LONG = "A very long description that goes on and on " * 12
+CLEANUP_CELLS = [
+    "import pandas as pd\n"
+    "import sfbulk_nb as sfb\n"
+    "from sfbulk_nb.sample import sample_accounts\n"
+    "org = sfb.connect('local', name='cleanup-preview', fresh=True)\n"
+    "base = sample_accounts(300, errors=False, seed=21)\n"
+    "assert sfb.upsert_df(base, 'Account', 'customExtIdField__c', progress=False).ok\n"
+    "accounts = sfb.query_df('SELECT Id, Name, Description FROM Account', progress=False)",
+    "clean = accounts.copy()\n"
+    "clean.loc[:40, 'Name'] = clean.loc[:40, 'Name'].str.upper()\n"
+    f"clean.loc[:5, 'Description'] = {LONG!r}\n"
+    "plan = sfb.dry_run(clean, 'Account', 'update', lookup=True)\n"
+    "plan.summary(since=accounts)",
+    "res = sfb.update_df(clean, 'Account', only_changed=True, if_unmodified_since=accounts, "
+    "progress=False)\nres",
+    "undone = res.undo(progress=False)\nundone",
 ]
 
 BROKEN_NOTEBOOK = "broken_widgets.ipynb"
@@ -121,6 +141,10 @@ def lab_url(tmp_path_factory):
         metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
                                  "name": "python3"}},
         cells=[nbformat.v4.new_code_cell(c) for c in TROUBLE_CELLS]), root / TROUBLE_NOTEBOOK)
+    nbformat.write(nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}},
+        cells=[nbformat.v4.new_code_cell(c) for c in CLEANUP_CELLS]), root / CLEANUP_NOTEBOOK)
     env = lab.clean_env(SFBULK_NB_LOCALORG=str(work / "org.sqlite3"),
                         SFBULK_NB_PACE=str(PACE))
     with lab.jupyter_lab(root, work, env) as base:
@@ -310,6 +334,42 @@ def test_a_failed_job_and_an_abort_click_as_the_user_sees_them(lab_url, tmp_path
     assert frame_note.startswith(f"showing 15 of {BIG_ROWS:,} rows"), frame_note
     assert pictures == 1
     assert not any(o.lstrip().startswith(("<Figure", "<Axes")) for o in outputs), outputs
+
+
+@needs_browser
+def test_the_clean_up_preview_result_and_undo_as_the_user_sees_them(lab_url, tmp_path):
+    """The preview of a push (changed cells per field, with a long value among the
+    examples), the result of sending only the changes, and the undo: each fits its
+    output and says what it did."""
+    shot = tmp_path / "cleanup.png"
+    with lab.browser_page(timeout_s=90) as page:
+        try:
+            lab.open_notebook(page, lab_url, CLEANUP_NOTEBOOK)
+            lab.run_menu(page, "Run All Cells")
+            page.locator(".sfbulk-undo").first.wait_for(state="visible", timeout=60_000)
+            lab.wait_all_cells_done(page)
+            page.screenshot(path=shot)
+            page.locator(".sfbulk-preview").first.screenshot(path=tmp_path / "preview.png")
+            page.locator(".sfbulk-result").first.screenshot(path=tmp_path / "only-changed.png")
+            page.locator(".sfbulk-undo").first.screenshot(path=tmp_path / "undo.png")
+            preview = page.locator(".sfbulk-preview").first.inner_text()
+            card = page.locator(".sfbulk-result").first.inner_text()
+            undo = page.locator(".sfbulk-undo").first.inner_text()
+            overflowing = lab.overflowing_outputs(page)
+            outputs = lab.output_texts(page)
+        except Exception:
+            lab.keep_failure(page, shot)
+            raise
+        finally:
+            (tmp_path / "console.txt").write_text("\n".join(page.console))
+        external = list(page.external_requests)
+    assert external == []
+    assert not any("Traceback" in o or "Error" in o for o in outputs), outputs
+    assert overflowing == [], overflowing
+    assert "41 would change their record" in preview and "259 unchanged" in preview
+    assert "Name" in preview and "Description" in preview
+    assert "41 updated" in card and "259 unchanged" in card and "259 rows not sent" in card
+    assert "41 restored" in undo
 
 
 @needs_browser
