@@ -18,7 +18,7 @@ from .errors import (AuthError, ConfigError, InputError, JobFailedError, LimitEx
 from .org import ApiUsage, Org, connect, default_org
 from .plan import LoadPlan
 from .problems import Problems
-from .query import query_df
+from .query import query_df, query_to_file
 from .resume import resume, runs
 from .rules import fetch_rules
 from .schema import SchemaSnapshot, snapshot_schema
@@ -42,6 +42,6 @@ __all__ = [
     "UndoResult", "ValidationError", "__version__",
     "connect", "default_org", "delete_df", "dry_run", "fetch_rules", "insert_df", "last_result",
     "load_ipython_extension", "options",
-    "query_df", "resume", "runs", "snapshot_schema", "undo", "update_df", "upsert_df",
-    "validate_df",
+    "query_df", "query_to_file", "resume", "runs", "snapshot_schema", "undo", "update_df",
+    "upsert_df", "validate_df",
 ]

@@ -17,6 +17,8 @@ import numbers
 import os
 import re
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -39,18 +41,30 @@ _NUMBER = {"double", "currency", "percent"}
 _INTEGER = {"int", "long"}
 
 
+DTYPE_BACKENDS = ("numpy_nullable", "pyarrow")
+
+
 def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False,
              page_size: int | None = None, progress: Any = "auto",
              timeout: float | None = None, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> pd.DataFrame:
+             sleep: Callable[[float], None] = time.sleep,
+             dtype_backend: str = "numpy_nullable") -> pd.DataFrame:
     """Run `soql` as a Bulk API 2.0 query job and return every row as a typed DataFrame.
 
     include_deleted: queryAll (deleted and archived records too). page_size: rows per
     results page (Salesforce's default when None). Columns are named as in the SOQL
     (`Account.Name`). The frame's ``attrs["queried_at"]`` is when the query job was created
     (UTC): pass the frame, or that time, as ``if_unmodified_since=`` when the edited rows
-    go back, and rows someone changed in the org since are not overwritten."""
+    go back, and rows someone changed in the org since are not overwritten.
+
+    dtype_backend, as pandas' readers take it: "numpy_nullable" (the default: Int64,
+    float64, boolean, datetime64[ms, UTC], string) or "pyarrow" (every column an
+    ArrowDtype: int64, double, bool, timestamp[ms, UTC], date32, string with 4-byte
+    offsets -- the smaller frame, for users who want Arrow all the way)."""
     _check_soql(soql)
+    if dtype_backend not in DTYPE_BACKENDS:
+        raise errors.InputError(f"dtype_backend must be one of {', '.join(map(repr, DTYPE_BACKENDS))}"
+                                f", not {dtype_backend!r}")
     org = org_or_default(org)
     jobs.check_timeout(timeout)
     if page_size is not None and (not isinstance(page_size, numbers.Integral)
@@ -101,9 +115,10 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
         names = _header(page.data, delimiter)
         if frame is None:
             types = _column_types(org, sobject, names)
-            frame = _Frame(types, expected_rows=info.processed)
+            frame = _Frame(types, expected_rows=info.processed, backend=dtype_backend)
         if page.records:
-            frame.add(_typed_table(page.data, names, frame.types, delimiter))
+            frame.add(_typed_table(page.data, names, frame.types, delimiter,
+                                   backend=dtype_backend))
         rows += page.records
         locator = page.locator
         page = None  # the page's bytes go before the next one arrives
@@ -113,6 +128,97 @@ def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False
     out = frame.to_pandas() if frame is not None else pd.DataFrame()
     out.attrs["queried_at"] = queried_at
     return out
+
+
+@dataclass(frozen=True)
+class QueryFile:
+    """What query_to_file wrote: where, how many rows, when the query ran."""
+
+    path: Path
+    rows: int
+    columns: tuple[str, ...]
+    queried_at: pd.Timestamp
+    api_calls: int
+
+    def __repr__(self) -> str:
+        return (f"<QueryFile {self.path}: {self.rows:,} rows x {len(self.columns)} columns, "
+                f"queried at {self.queried_at:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{self.api_calls:,} API calls>")
+
+
+def query_to_file(soql: str, path: str | Path, org: Org | None = None, *,
+                  include_deleted: bool = False, page_size: int | None = None,
+                  timeout: float | None = None) -> QueryFile:
+    """Run ``soql`` as a Bulk API 2.0 query job and stream its rows to ``path``, a page at a
+    time, whatever the size: ``.csv`` gets the org's CSV as it is (one header line, UTF-8,
+    LF), ``.parquet`` columns typed from the describe (as query_df's pyarrow backend).
+    Memory stays at about one results page. The file is written beside its final name and
+    renamed at the end, so a failed query leaves no half file under that name."""
+    import pyarrow.parquet as pq
+
+    _check_soql(soql)
+    org = org_or_default(org)
+    jobs.check_timeout(timeout)
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".csv", ".parquet"):
+        raise errors.InputError(f"{path}: write .csv or .parquet (say which by the name's "
+                                "extension)")
+    if not path.parent.is_dir():
+        raise errors.InputError(f"{path}: the directory {path.parent} does not exist")
+    calls = org.api_calls
+    queried_at = pd.Timestamp.now(tz="UTC")
+    try:
+        info = jobs.create_query_job(org, soql, include_deleted=include_deleted)
+    except errors.RequestError as e:
+        raise _with_hint(org, soql, e) from None
+    info = jobs.wait(org, info.id, timeout=timeout, poll=jobs.get_query_job,
+                     backoff=QUERY_BACKOFF, just_closed=True)
+    if not info.done:
+        raise errors.SFBulkError(f"query job {info.id} still {info.state} after {timeout} s; "
+                                 "raise timeout= (the job keeps running on the server)")
+    if info.state != "JobComplete":
+        raise errors.JobFailedError(
+            f"query job {info.id} ended {info.state}: {info.error_message or 'no message'}",
+            job_id=info.id, state=info.state, error_message=info.error_message)
+    sobject = info.raw.get("object", "?")
+    delimiter = _DELIMITERS[info.raw.get("columnDelimiter", "COMMA")]
+    partial = path.with_name(f".{path.name}.part")
+    rows, names, types, locator, writer = 0, None, None, None, None
+    try:
+        with open(partial, "wb") as out:
+            while True:
+                page = jobs.query_results_page(org, info.id, locator=locator,
+                                               max_records=page_size)
+                if names is None:
+                    names = _header(page.data, delimiter)
+                    types = _column_types(org, sobject, names)
+                if kind == ".csv":
+                    data = page.data
+                    if rows:  # the header once: later pages start with it too
+                        end = data.find(b"\n")
+                        data = data[end + 1:] if end >= 0 else b""
+                    out.write(data)
+                elif page.records:
+                    table = _typed_table(page.data, names, types, delimiter, backend="pyarrow")
+                    if writer is None:
+                        writer = pq.ParquetWriter(out, table.schema)
+                    writer.write_table(table)
+                rows += page.records
+                locator = page.locator
+                page = None
+                if locator is None:
+                    break
+            if kind == ".parquet":
+                if writer is None:  # no rows: an empty file with the columns, typed
+                    schema = pa.schema([(n, _arrow_type(types.get(n, "string"), "pyarrow"))
+                                        for n in names or []])
+                    writer = pq.ParquetWriter(out, schema)
+                writer.close()
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return QueryFile(path, rows, tuple(names or ()), queried_at, org.api_calls - calls)
 
 
 def query_text(soql: str, org: Org, *, timeout: float | None = None) -> pa.Table:
@@ -230,9 +336,9 @@ def _path_type(org: Org, sobject: str, parts: list[str]) -> str:
 
 
 def _typed_table(data: bytes | bytearray, names: list[str], types: dict[str, str],
-                 delimiter: str) -> pa.Table:
+                 delimiter: str, backend: str = "numpy_nullable") -> pa.Table:
     """One results page, each column parsed straight to its final type (no text copy)."""
-    column_types = {n: _arrow_type(types.get(n, "string")) for n in names}
+    column_types = {n: _arrow_type(types.get(n, "string"), backend) for n in names}
     try:
         return pacsv.read_csv(
             pa.BufferReader(data),  # no copy of the page
@@ -259,10 +365,11 @@ class _Frame:
     page's Arrow buffers go with the page; text and date columns keep the pages' Arrow
     chunks, which pandas wraps without a copy."""
 
-    def __init__(self, types: dict[str, str], expected_rows: int = 0):
+    def __init__(self, types: dict[str, str], expected_rows: int = 0,
+                 backend: str = "numpy_nullable"):
         self.types = types
         self.rows = 0
-        self.columns = {name: _column(t, expected_rows) for name, t in types.items()}
+        self.columns = {name: _column(t, expected_rows, backend) for name, t in types.items()}
 
     def add(self, table: pa.Table) -> None:
         for name, column in zip(table.column_names, table.columns):
@@ -336,8 +443,10 @@ class _NumpyColumn:
         return values
 
 
-def _column(sf_type: str, rows: int) -> _ArrowColumn | _NumpyColumn:
-    arrow_type = _arrow_type(sf_type)
+def _column(sf_type: str, rows: int, backend: str = "numpy_nullable") -> _ArrowColumn | _NumpyColumn:
+    arrow_type = _arrow_type(sf_type, backend)
+    if backend == "pyarrow":  # the pages' Arrow chunks, whatever the type: no copy at all
+        return _ArrowColumn(arrow_type, pd.ArrowDtype(arrow_type))
     if arrow_type == pa.large_string():
         return _ArrowColumn(arrow_type, pd.StringDtype("pyarrow"))
     if arrow_type == pa.date32():
@@ -378,10 +487,13 @@ _NUMPY = {"int": np.int64, "float": np.float64, "datetime": np.int64}
 _NULL = {"float": np.nan, "datetime": np.iinfo(np.int64).min}  # NaN, NaT
 
 
-def _arrow_type(sf_type: str) -> pa.DataType:
+def _arrow_type(sf_type: str, backend: str = "numpy_nullable") -> pa.DataType:
     if sf_type in _INTEGER:
         return pa.int64()
     if sf_type in _NUMBER:
         return pa.float64()
+    # pandas' own string dtype wants 8-byte offsets (large_string); an ArrowDtype column
+    # keeps 4-byte ones, 4 bytes a value less (a results page is far below 2 GB).
+    text = pa.string() if backend == "pyarrow" else pa.large_string()
     return {"boolean": pa.bool_(), "date": pa.date32(),
-            "datetime": pa.timestamp("ms", tz="UTC")}.get(sf_type, pa.large_string())
+            "datetime": pa.timestamp("ms", tz="UTC")}.get(sf_type, text)
