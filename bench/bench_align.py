@@ -29,7 +29,7 @@ import pandas as pd
 from sfbulk_nb.results import JobOutcome, align, count_statuses, parse_result_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import timed  # noqa: E402
+from benchlib import report, timed  # noqa: E402
 
 FAIL_RATE = 0.05
 
@@ -109,6 +109,8 @@ def bench(label, sent, operation, key, raw, expected, repeat):
     print(f"  parse_result_csv (Arrow)      {t_parse:7.3f} s")
     print(f"  pandas.read_csv dtype=str     {t_pandas:7.3f} s   (yardstick, not used)")
     print(f"  align                         {t_align:7.3f} s")
+    report(f"{label}: parse_result_csv + align vs pandas.read_csv (s)", t_parse + t_align,
+           t_pandas)
 
 
 def main() -> None:

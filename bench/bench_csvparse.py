@@ -26,7 +26,7 @@ from sfbulk_nb.localorg import csvfmt
 from sfbulk_nb.localorg.gcpause import gc_paused
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import timed  # noqa: E402
+from benchlib import report, timed  # noqa: E402
 
 HEADER = [
     "Name", "BillingCity", "AnnualRevenue", "NumberOfEmployees", "CloseDate", "IsActive__c",
@@ -110,6 +110,7 @@ def main() -> None:
     line("parse_upload CRLF, fast path (incl. decode)", t_crlf)
     line("parse_upload LF, exact path forced", t_exact)
     line("render_rows (7 values/row)", t_render)
+    report("local org upload parsing (fast path) vs csv.reader (s)", t_fast, t_csv)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
-                      run_measured, start_server, vm_hwm_mb)
+                      report, run_measured, start_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 CLIENTS = ("sfbulk_nb", "simple_salesforce")
@@ -374,6 +374,13 @@ def main() -> None:
     for lib in CLIENTS:
         by = runs[lib][0]["http_by_endpoint"]
         print(f"  {lib:18} " + ", ".join(f"{k} x{v}" for k, v in by.items()))
+    big = n >= 1_000_000
+    report("upsert_df vs simple-salesforce: client CPU (s)", fig(a, "cpu_s"), fig(b, "cpu_s"),
+           "<= 0.1" if big else "<= 0.2")
+    report("upsert_df vs simple-salesforce: peak memory (MB)", fig(a, "peak_mb"),
+           fig(b, "peak_mb"), "<= 0.33" if big else "<= 0.5")
+    report("upsert_df vs simple-salesforce: HTTP calls", fig(a, "http_calls"),
+           fig(b, "http_calls"), "<= 1")
     same = {r["stored_digest"] for lib in CLIENTS for r in runs[lib]}
     print(f"stored Account rows identical across clients: {'yes' if len(same) == 1 else 'NO'}")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import proc_status_mb, start_server, stop_server  # noqa: E402
+from benchlib import proc_status_mb, report, start_server, stop_server  # noqa: E402
 
 COLUMNS = ["customExtIdField__c", "Name", "AccountNumber", "NumberOfEmployees",
            "AnnualRevenue", "BillingCity", "Active__c"]
@@ -109,6 +109,11 @@ def main() -> None:
               f"{info['totalProcessingTime'] / 1000:.1f} s; "
               f"{(n / t) / (n / baseline):.2f}x the sqlite baseline)")
     print(f"server peak RSS: {rss:,.0f} MB")
+    report("local org inserts vs sqlite executemany (rows/s)", n / t_insert, n / baseline,
+           ">= 0.8")
+    report("local org updates vs sqlite executemany (rows/s)", n / t_update, n / baseline,
+           ">= 0.8")
+    report("local org server peak RSS vs upload size (MB)", rss, len(first) / 2**20, "<= 2")
 
 
 if __name__ == "__main__":

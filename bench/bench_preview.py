@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_query import API_VERSION, KEY, build_frame  # noqa: E402
-from benchlib import start_server, stop_server  # noqa: E402
+from benchlib import report, start_server, stop_server  # noqa: E402
 
 COLUMNS = [KEY, "Name", "NumberOfEmployees", "AnnualRevenue", "Active__c", "Founded__c",
            "LastReviewed__c", "Industry"]
@@ -81,6 +81,8 @@ def main() -> None:
     print(f"{'path':<10} {'wall s':>8}")
     print(f"{'query_df':<10} {best['query_df']:>8.2f}")
     print(f"{'preview':<10} {best['preview']:>8.2f}   {ratio:.2f}x query_df (target <= 2x)")
+    report("preview (lookup, diff, summary) vs query_df (s)", best["preview"], best["query_df"],
+           "<= 2")
 
 
 if __name__ == "__main__":

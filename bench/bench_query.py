@@ -70,7 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
-                      run_measured, start_server, stop_server, vm_hwm_mb)
+                      report, run_measured, start_server, stop_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
 PAGE = 50_000
@@ -78,6 +78,7 @@ SOQL = ("SELECT Id, Name, customExtIdField__c, NumberOfEmployees, AnnualRevenue,
         "Founded__c, LastReviewed__c, Industry FROM Account")
 CLIENTS = ("sfbulk_nb", "simple_salesforce")
 OBJECT_CLIENT = "simple_salesforce_object"  # B', with --object-strings
+ARROW_CLIENT = "sfbulk_nb_pyarrow"  # A', with --pyarrow: query_df(dtype_backend="pyarrow")
 INDUSTRIES = ["Agriculture", "Banking", "Chemicals", "Energy", "Finance", "Food & Beverage",
               "Healthcare", "Media", "Not For Profit", "Retail", "Technology", "Utilities"]
 
@@ -138,6 +139,14 @@ def path_sfbulk(url: str, token: str, sf_wait: float):
     return sfb.query_df(SOQL, org=org, progress=False)
 
 
+def path_sfbulk_pyarrow(url: str, token: str, sf_wait: float):
+    import sfbulk_nb as sfb
+
+    org = sfb.connect(instance_url=url, access_token=token, api_version=API_VERSION,
+                      quiet=True)
+    return sfb.query_df(SOQL, org=org, progress=False, dtype_backend="pyarrow")
+
+
 def path_simple_salesforce_object(url: str, token: str, sf_wait: float):
     import warnings
 
@@ -185,7 +194,7 @@ def child(args: argparse.Namespace) -> None:
     import pandas  # noqa: F401  imported by both paths and both baselines
 
     lib = args.child.split(":")[1]
-    if lib == "sfbulk_nb":
+    if lib.startswith("sfbulk_nb"):
         import sfbulk_nb  # noqa: F401
     else:
         import simple_salesforce  # noqa: F401
@@ -203,7 +212,7 @@ def child(args: argparse.Namespace) -> None:
         print(json.dumps({"hwm_mb": before}))
         return
     path = {"sfbulk_nb": path_sfbulk, "simple_salesforce": path_simple_salesforce,
-            OBJECT_CLIENT: path_simple_salesforce_object}[lib]
+            OBJECT_CLIENT: path_simple_salesforce_object, ARROW_CLIENT: path_sfbulk_pyarrow}[lib]
     df, (cpu0, wall0), (cpu1, wall1) = run_measured(
         lambda: path(args.url, args.token, args.sf_wait), args.profile,
         f"query-{lib}-{args.rows}.prof")
@@ -280,6 +289,8 @@ def main() -> None:
     parser.add_argument("--object-strings", action="store_true",
                         help="also run B' (simple-salesforce, text read as object columns, "
                              "as pandas < 3 does)")
+    parser.add_argument("--pyarrow", action="store_true",
+                        help="also run A' (query_df with dtype_backend='pyarrow')")
     parser.add_argument("--profile", help="directory for a cProfile of each client path")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
@@ -310,7 +321,8 @@ def main() -> None:
                       f"{setup['wall_s']:.1f} s ({setup['jobs']} job(s))", flush=True)
                 assert setup["ok"] == n, setup
             query_jobs_done(url, token)  # none should be there; clears any left over
-            clients = CLIENTS + ((OBJECT_CLIENT,) if args.object_strings else ())
+            clients = (CLIENTS + ((OBJECT_CLIENT,) if args.object_strings else ())
+                       + ((ARROW_CLIENT,) if args.pyarrow else ()))
             baseline = {lib: run_child(f"baseline:{lib}", n)["hwm_mb"] for lib in clients}
             runs: dict[str, list[dict]] = {lib: [] for lib in clients}
             for k in range(args.repeat):
@@ -389,6 +401,20 @@ def main() -> None:
     for lib in clients:
         by = runs[lib][0]["http_by_endpoint"]
         print(f"  {lib:18} " + ", ".join(f"{k} x{v}" for k, v in by.items()))
+    if ARROW_CLIENT in runs:
+        print("A' (dtype_backend='pyarrow') vs B:")
+        for label, key, fmt, _target, _bound in rows:
+            x, y = fig(ARROW_CLIENT, key), fig(b, key)
+            print(f"  {label:32} {fmt.format(x):>13} {fmt.format(y):>13} "
+                  f"{x / y if y else float('nan'):>6.2f}x")
+    report("query_df vs simple-salesforce: wall (s)", fig(a, "wall_s"), fig(b, "wall_s"), "< 1")
+    report("query_df vs simple-salesforce: client CPU (s)", fig(a, "cpu_s"), fig(b, "cpu_s"),
+           "<= 0.5")
+    report("query_df vs simple-salesforce: peak memory (MB)", fig(a, "peak_mb"),
+           fig(b, "peak_mb"), "<= 0.5")
+    if ARROW_CLIENT in runs:
+        report("query_df pyarrow vs simple-salesforce: peak memory (MB)",
+               fig(ARROW_CLIENT, "peak_mb"), fig(b, "peak_mb"), "<= 0.45")
     same = {r["digest"] for lib in clients for r in runs[lib]}
     print(f"same rows (Id, Name, key, in order) in every frame: "
           f"{'yes' if len(same) == 1 else 'NO'}")

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import report  # noqa: E402
 
 from sfbulk_nb import encode, validate  # noqa: E402
 
@@ -100,6 +102,8 @@ def main() -> None:
         print(f"  encode.iter_chunks    {t_encode:7.2f} s   "
               f"({sum(len(c.data) for c in chunks) / 1e6:,.0f} MB)")
         print(f"  ratio validate/encode {t_check / t_encode:7.2f}x  (target <= 1)")
+        report(f"validate vs encode, {label.split(' ')[0]} frame (s)", t_check, t_encode,
+               "<= 1" if label == "clean" else "")
 
 
 if __name__ == "__main__":

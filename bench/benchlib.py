@@ -15,6 +15,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def report(what: str, value: float, baseline: float, target: str = "",
+           higher_is_better: bool = False) -> None:
+    """One figure of a benchmark against its baseline of the same run, for bench/run_all.py:
+    appended as a JSON line to $SFBULK_BENCH_REPORT when it is set (else nothing).
+    ``target``: e.g. "<= 0.5" (the ratio value / baseline)."""
+    import json
+    import os
+
+    path = os.environ.get("SFBULK_BENCH_REPORT")
+    if not path:
+        return
+    script = Path(sys.argv[0]).stem
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"bench": script, "what": what, "value": value,
+                            "baseline": baseline, "target": target}) + "\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
