@@ -211,7 +211,7 @@ def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan) -> None
     for record in journal.records():
         d = record.data
         if (d.get("state") == journal.RUNNING and d.get("fingerprint") == print_
-                and d.get("org", {}).get("instance_url") == org.instance_url
+                and journal.same_org(d, org)
                 and d.get("sobject") == plan.sobject and d.get("operation") == plan.operation):
             raise errors.RunInProgressError(
                 f"run {record.run_id} of this same frame ({plan.operation} into {plan.sobject}, "

@@ -118,7 +118,8 @@ def start(run_id: str, *, org: Any, sobject: str, operation: str, key: str | Non
         _write_private_table(folder / f"{run_id}.changes.parquet", changes)
     data = {
         "run_id": run_id, "created": _now(), "state": RUNNING, "finished": None,
-        "org": {"instance_url": org.instance_url, "kind": org.kind, "label": org.label},
+        "org": {"instance_url": org.instance_url, "kind": org.kind, "label": org.label,
+                "key": org.org_key},
         "sobject": sobject, "operation": operation, "key": key, "options": options,
         "fingerprint": fingerprint_text, "rows": rows, "skipped": skipped,
         "held": held or {}, "changes": changes is not None,
@@ -128,6 +129,14 @@ def start(run_id: str, *, org: Any, sobject: str, operation: str, key: str | Non
     record = Record(folder / f"{run_id}.json", data)
     record.save()
     return record
+
+
+def same_org(data: dict[str, Any], org: Any) -> bool:
+    """Whether a record's run ran on ``org``: the same key (a local org's file, whatever its
+    port now), or the same URL (one connected by URL and token has no file to go by)."""
+    saved = data.get("org", {})
+    return ((saved.get("key") is not None and saved["key"] == org.org_key)
+            or saved.get("instance_url") == org.instance_url)
 
 
 def load(run_id: str) -> Record:

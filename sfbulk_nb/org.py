@@ -33,6 +33,8 @@ this machine unless `insecure=True`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import ipaddress
 import json
 import os
@@ -144,6 +146,14 @@ class Org:
         self.api_usage: ApiUsage | None = None
         self._describes: dict[str, dict] = {}
         self._key_prefixes: dict[str, str] | None = None
+
+    @property
+    def org_key(self) -> str:
+        """What names this org across processes, for the run journal: a local org's file
+        (its port changes with every start), else the instance URL."""
+        if self.local_org is not None and getattr(self.local_org, "path", None) is not None:
+            return f"local:{Path(self.local_org.path).resolve()}"
+        return self.instance_url
 
     def __repr__(self) -> str:
         # Only what the Org holds: a repr must not call the org (api_version may).

@@ -64,7 +64,7 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
         raise errors.InputError(f"this frame is not the one run {record.run_id} sent (its "
                                 "values, index or columns differ); give that frame")
     org = org or default_org()
-    if org.instance_url != d["org"]["instance_url"]:
+    if not journal.same_org(d, org):
         raise errors.InputError(f"run {record.run_id} ran on {d['org']['instance_url']}, not "
                                 f"{org.instance_url}: connect to that org, or pass org=")
     options = dict(d["options"])

@@ -82,7 +82,7 @@ def undo(run_id: str, *, org: Org | None = None, force: bool = False,
                                 f"{run_id!r}; sfb.runs() lists them") from None
     d = record.data
     org = org or default_org()
-    if org.instance_url != d["org"]["instance_url"]:
+    if not journal.same_org(d, org):
         raise errors.InputError(f"run {run_id} ran on {d['org']['instance_url']}, not "
                                 f"{org.instance_url}: connect to that org, or pass org=")
     operation, sobject = d["operation"], d["sobject"]

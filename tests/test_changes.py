@@ -383,3 +383,38 @@ def test_ten_thousand_accounts_three_hundred_changed_end_to_end(client, org):
     assert undone.ok and undone.counts["restored"] == 300 and undone.counts["deleted"] == 5
     after = query(f"SELECT {cols} FROM Account").set_index(KEY).sort_index()
     pd.testing.assert_frame_equal(after, snapshot)
+
+
+def test_undo_after_a_kernel_restart_finds_the_local_org_by_its_file(tmp_path, monkeypatch):
+    """A local org gets a new port every start: the journal knows it by its file, so undo
+    (and resume) work from a new process."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("SFBULK_NB_LOCALORG", str(tmp_path / "org.sqlite3"))
+    first = (
+        "import sfbulk_nb as sfb\n"
+        "from sfbulk_nb.sample import sample_accounts\n"
+        "sfb.connect('local')\n"
+        "df = sample_accounts(30, errors=False)\n"
+        "assert sfb.upsert_df(df, 'Account', 'customExtIdField__c', progress=False).ok\n"
+        "df.loc[3, 'Name'] = 'Changed'\n"
+        "res = sfb.upsert_df(df, 'Account', 'customExtIdField__c', only_changed=True,"
+        " progress=False)\n"
+        "print(res.run_id)\n")
+    second = (
+        "import sys\n"
+        "import sfbulk_nb as sfb\n"
+        "sfb.connect('local')\n"
+        "undone = sfb.undo(sys.argv[1], progress=False)\n"
+        "assert undone.ok and undone.counts['restored'] == 1, undone\n"
+        "name = sfb.query_df(\"SELECT Name FROM Account WHERE customExtIdField__c = "
+        "'ACME-000003'\", progress=False)['Name'][0]\n"
+        "print(name)\n")
+    run = subprocess.run([sys.executable, "-c", first], capture_output=True, text=True,
+                         timeout=120, check=True)
+    run_id = run.stdout.strip().splitlines()[-1]
+    again = subprocess.run([sys.executable, "-c", second, run_id], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith("Account 3 Madrid")
