@@ -30,6 +30,7 @@ from typing import Any, Callable
 from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
+from .contention import Contention
 from .faults import Faults
 from .limits import BATCHES_EXCEEDED, BULK_BATCHES, Limits
 from .records import Header, JobFailure, apply_batch
@@ -85,7 +86,8 @@ class Engine:
     def __init__(self, store: Store, catalog: Catalog, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, pace: float | None = None,
                  result_order: str = "shuffled", seed: int | None = None,
-                 faults: Faults | None = None, limits: Limits | None = None):
+                 faults: Faults | None = None, limits: Limits | None = None,
+                 contention: Contention | None = None):
         if result_order not in ("shuffled", "input"):
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
@@ -99,6 +101,7 @@ class Engine:
         self.job_faults: deque[JobFault] = deque()
         self.faults = faults or Faults()  # for its row locks
         self.limits = limits or Limits(store, clock=clock)
+        self.contention = contention or Contention()
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
         self._worker: threading.Thread | None = None
@@ -322,6 +325,7 @@ class Engine:
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
         # A job fault stops processing at its row count, within a batch if need be.
         stop = None if fault is None else position + max(0, fault.after_records - processed)
+        retries = job["retries"] or 0
         for batch in upload.column_batches(step, start=position):
             if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
                 return  # aborted (or deleted) while running
@@ -367,9 +371,17 @@ class Engine:
                      int((self.clock() - batch_started) * 1000), sf_datetime(self.clock()),
                      job_id))
 
+            locked = self.faults.locked_rows(size)
+            if self.contention.on:
+                contended = self.contention.locked_rows(
+                    self.contention.row_parents(header, batch), self._other_jobs_parents(job_id))
+                if contended:
+                    locked |= contended
+                    retries += 1
+                    self.store.update_job(job_id, retries=retries)
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
-                        locked=self.faults.locked_rows(size), on_commit=save_results,
+                        locked=locked, on_commit=save_results,
                         validation=self.rules.active(obj))
             position += size
             self.keep_pace(started, processed)
@@ -377,6 +389,27 @@ class Engine:
             self.finish(job_id, started, "Failed", fault.message)
             return
         self.finish(job_id, started, "JobComplete", None)
+
+    def _other_jobs_parents(self, job_id: str) -> list[frozenset[str]]:
+        """The parent keys of the other ingest jobs waiting to be processed (contention)."""
+        found = []
+        for kind, other in self.store.unfinished_jobs():
+            if kind != "ingest" or other == job_id:
+                continue
+
+            def read(other: str = other):
+                job = self.store.get_job(other, "ingest")
+                data = self.store.job_data(other) or b""
+                names = csvfmt.open_upload(data, job["columnDelimiter"], job["lineEnding"]).header
+                header = Header.parse(self.catalog, self.catalog.get(job["object"]),
+                                      job["operation"], names, job["externalIdFieldName"])
+                return header, data, job["columnDelimiter"], job["lineEnding"]
+
+            try:
+                found.append(self.contention.job_parents(other, read))
+            except Exception:  # noqa: BLE001 - a job whose upload fails parsing fails on its own
+                continue
+        return found
 
     def show_upload_complete(self) -> None:
         """When paced, leave a job in UploadComplete for a moment so watchers see it."""
@@ -391,6 +424,7 @@ class Engine:
                 self.sleep(behind)
 
     def finish(self, job_id: str, started: float, state: str, message: str | None) -> None:
+        self.contention.forget(job_id)
         now = self.clock()
         done = self.store.set_job_state_if(job_id, ["InProgress"], state=state,
                                            errorMessage=message,

@@ -26,6 +26,7 @@ from .app import LocalOrgApp
 from .catalog import (Catalog, SchemaError, SchemaImport, SObject, describe_files,
                       limitations)
 from .engine import Engine, JobFault
+from .contention import Contention
 from .faults import Faults
 from .identity import Identity
 from .rules import RuleError, ValidationRule
@@ -87,12 +88,16 @@ class LocalOrg:
         that running out can be rehearsed. `set_limits` changes them on a running org.
     schema: a schema folder (`sfb.snapshot_schema` writes one) to load: see load_schema;
         what it did is in `schema_import`.
+    contention: the share of rows (0 to 1; 0, off, by default) that fail UNABLE_TO_LOCK_ROW
+        when another queued ingest job writes children of the same parent record, drawn
+        with `seed` (see localorg.contention); `set_contention` changes it.
     """
 
     def __init__(self, path: str | Path | None = None, port: int = 0, *,
                  name: str | None = None, pace: float | None = None, result_order: str = "shuffled",
                  seed: int | None = None, limits: dict[str, int] | None = None,
-                 schema: str | Path | None = None, clock: Callable[[], float] = time.time):
+                 schema: str | Path | None = None, contention: float = 0.0,
+                 clock: Callable[[], float] = time.time):
         limits = check_limits(limits or {})  # before any file is made
         self._tempdir = None
         self.name = name
@@ -115,9 +120,11 @@ class LocalOrg:
         self.identity = Identity(self.store, clock)
         self.faults = Faults()
         self.limits = Limits(self.store, limits, clock=clock)
+        # Checked before the worker starts: a bad share is an argument error.
+        self.contention = Contention(contention, seed)
         self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
                              result_order=result_order, seed=seed, faults=self.faults,
-                             limits=self.limits)
+                             limits=self.limits, contention=self.contention)
         self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
                                self.limits, clock=clock)
         self._server: BaseWSGIServer | None = None
@@ -254,6 +261,12 @@ class LocalOrg:
         obj = self.catalog.add(describe)
         self.store.ensure_table(obj)
         return obj
+
+    def set_contention(self, rate: float, seed: int | None = None) -> None:
+        """Rows of ingest jobs that write children of a parent another queued job also
+        writes children of fail with UNABLE_TO_LOCK_ROW with probability ``rate`` (0: off,
+        the default), and their jobs count ``retries`` (see localorg.contention)."""
+        self.contention.set(rate, seed)
 
     def add_validation_rule(self, sobject: str, name: str, formula: str, message: str,
                             field: str | None = None, active: bool = True,
