@@ -278,9 +278,12 @@ def _soql_hint(org: Org, soql: str, message: str) -> str | None:
         return ("Bulk API 2.0 query jobs run no aggregate queries (COUNT(), SUM(), GROUP BY): "
                 "select the rows and count or group them in pandas, e.g. "
                 "len(query_df('SELECT Id FROM Account'))")
-    if _SUBQUERY.search(soql):
-        return ("Bulk API 2.0 query jobs run no subqueries: query the child object and reach "
-                "the parent through its relationship, e.g. SELECT Id, Account.Name FROM Contact")
+    sub = _SUBQUERY.search(soql)
+    # Only a subquery in the SELECT list: a semi-join in WHERE (Id IN (SELECT ...)) runs.
+    if sub and not re.search(r"\bFROM\b", soql[:sub.start()], re.I):
+        return ("Bulk API 2.0 query jobs run no parent-to-child subqueries: query the child "
+                "object and reach the parent through its relationship, e.g. "
+                "SELECT Id, Account.Name FROM Contact")
     if soql.rstrip().endswith(";"):
         return "SOQL takes no ';' at the end: drop it"
     field = re.search(r"No such column '([^']+)' on entity '([^']+)'", message)

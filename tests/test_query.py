@@ -217,3 +217,13 @@ def test_parsing_falls_back_to_arrows_default_pool(client, accounts, monkeypatch
         pd.testing.assert_frame_equal(out, expected)
     finally:
         query._memory_pool.cache_clear()
+
+
+def test_a_semi_join_runs_in_a_bulk_query(client):
+    accounts = pd.DataFrame({"Name": ["With", "Without"], "customExtIdField__c": ["S1", "S2"]})
+    assert sfb.upsert_df(accounts, "Account", "customExtIdField__c", progress=False).ok
+    contacts = pd.DataFrame({"LastName": ["Child"], "Account.customExtIdField__c": ["S1"]})
+    assert sfb.insert_df(contacts, "Contact", progress=False).ok
+    soql = "SELECT Name FROM Account WHERE Id {} (SELECT AccountId FROM Contact)"
+    assert query_df(soql.format("IN"), progress=False)["Name"].tolist() == ["With"]
+    assert query_df(soql.format("NOT IN"), progress=False)["Name"].tolist() == ["Without"]

@@ -4,6 +4,12 @@ A page holds up to 2000 records (Salesforce's default; `Sforce-Query-Options: ba
 asks for 200..2000). A query that does not fit hands out a `nextRecordsUrl` ending in a
 locator `<cursor>-<offset>`; the cursor remembers the compiled query in memory, like
 Salesforce's server-side cursors (which also expire).
+
+Aggregate queries answer AggregateResult records (`{"attributes": {"type":
+"AggregateResult"}, "expr0": 4}`, no url) and COUNT() alone only `totalSize`, with an
+empty `records`. Aggregate results page like other results here; Salesforce does not
+queryMore them (what it does past 2000 groups is UNCONFIRMED). Parent-to-child
+subqueries nest `{"totalSize", "done", "records"}` under the relationship name, or null.
 """
 from __future__ import annotations
 
@@ -55,7 +61,10 @@ class RestQueries:
         size = max(200, min(batch_size or DEFAULT_BATCH, DEFAULT_BATCH))
         rows = list(itertools.islice(soql.execute(self.store, query, with_ids=True),
                                      offset, offset + size))
-        records = [_record(query, row, version) for row in rows]
+        if query.aggregate:
+            records = [_aggregate_record(query, row) for row in rows]
+        else:
+            records = [self._record(query, row, version) for row in rows]
         page: dict[str, Any] = {"totalSize": total, "done": offset + len(rows) >= total,
                                 "records": records}
         if not page["done"]:
@@ -63,6 +72,19 @@ class RestQueries:
             page["nextRecordsUrl"] = (f"/services/data/v{version}/{resource}/"
                                       f"{cursor}-{offset + len(rows)}")
         return page
+
+    def _record(self, query: soql.CompiledQuery, row: tuple, version: str) -> dict[str, Any]:
+        """A record with its parent-to-child subqueries' results: each a nested query
+        result, or null when the record has no such children. Child results come whole
+        (done: true); Salesforce may page long ones with their own nextRecordsUrl."""
+        record = _record(query, row, version)
+        if query.children:
+            record_id = row[len(query.columns) + query.id_paths.index(())]
+            for name, child in query.children:
+                rows = list(soql.execute(self.store, child, with_ids=True, parent_id=record_id))
+                record[name] = {"totalSize": len(rows), "done": True, "records": [
+                    self._record(child, r, version) for r in rows]} if rows else None
+        return record
 
     def _remember(self, query: soql.CompiledQuery) -> str:
         cursor = "01gL0" + secrets.token_hex(6).upper()
@@ -100,6 +122,15 @@ def _record(query: soql.CompiledQuery, row: tuple, version: str) -> dict[str, An
             parent_key = key
         if target is not None:
             target[column.field.name] = values.to_json(column.field, value)
+    return record
+
+
+def _aggregate_record(query: soql.CompiledQuery, row: tuple) -> dict[str, Any]:
+    """An AggregateResult: its attributes carry a type and no url (no record is behind it),
+    then one key per SELECT item, named by its alias, exprN or the grouped field's name."""
+    record: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+    for output, value in zip(query.outputs or (), row):
+        record[output.name] = values.to_json(output.field, value)
     return record
 
 

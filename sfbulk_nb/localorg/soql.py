@@ -5,19 +5,24 @@ Grammar (keywords ignore case; it follows the SOQL grammar of Salesforce's apex-
 where one level of a WHERE clause joins its conditions with AND or with OR, never both,
 so `a AND b OR c` is MALFORMED_QUERY and needs parentheses, as in Salesforce):
 
-    query      := SELECT selection FROM name [WHERE logical] [ORDER BY order (',' order)*]
+    query      := SELECT selection FROM name [WHERE logical] [GROUP BY path (',' path)*]
+                  [HAVING logical] [ORDER BY order (',' order)*]
                   [LIMIT integer] [OFFSET integer]
-    selection  := COUNT '(' ')' | path (',' path)*
+    selection  := COUNT '(' ')' | item (',' item)*
+    item       := (path | aggregate) [alias] | '(' query ')'   -- a parent-to-child subquery
+    aggregate  := (COUNT | COUNT_DISTINCT | SUM | AVG | MIN | MAX) '(' path ')'
     path       := name ('.' name)*                 -- parent relationships, any depth
     logical    := NOT condition | condition (AND condition)* | condition (OR condition)*
-    condition  := '(' logical ')' | path operator value | path LIKE string
-                | path [NOT] IN '(' value (',' value)* ')'
+    condition  := '(' logical ')' | operand operator value | operand LIKE string
+                | operand [NOT] IN '(' value (',' value)* ')'
+                | path [NOT] IN '(' query ')'      -- a semi-join / anti-join
+    operand    := path | aggregate                 -- aggregates only in HAVING
     operator   := '=' | '!=' | '<>' | '<' | '<=' | '>' | '>='
     value      := string | number | date | datetime | NULL | TRUE | FALSE | dateliteral
     dateliteral:= TODAY | YESTERDAY | TOMORROW | THIS_MONTH | LAST_MONTH | NEXT_MONTH
                 | THIS_YEAR | LAST_YEAR | NEXT_YEAR | LAST_90_DAYS | NEXT_90_DAYS
                 | (LAST|NEXT)_N_(DAYS|MONTHS|YEARS) ':' integer
-    order      := path [ASC | DESC] [NULLS (FIRST | LAST)]
+    order      := operand [ASC | DESC] [NULLS (FIRST | LAST)]
 
 Semantics follow the stored forms of `values.py`. Values reach SQLite only as bound
 parameters; the only names in the SQL are table and column names taken from the catalog
@@ -34,7 +39,16 @@ after a field resolved, plus generated aliases (t0, t1, ...).
   UTC (the org's user is on GMT) against `now`.
 - Ids compare in their 18-character form, so a 15-character id finds its record.
 - Deleted records (IsDeleted = 1) are left out unless include_deleted (queryAll); the
-  same goes for deleted parents behind a relationship path.
+  same goes for deleted parents behind a relationship path, children of a subquery and
+  the records a semi-join's sub-select reads.
+- Aggregate queries (an aggregate function, GROUP BY or HAVING) give AggregateResult rows
+  (`CompiledQuery.outputs` names their keys: the alias, else expr0, expr1... for
+  aggregates in order, else the grouped field's name). A plain field must be grouped.
+- A parent-to-child subquery names a child relationship of the object's describe
+  (`childRelationships`); it is compiled on its own and run once per parent record.
+- A semi-join / anti-join becomes SQL `IN (SELECT ...)` with Salesforce's documented
+  restrictions: an Id or reference field on both sides, referencing the same object; at
+  most two; not under OR or NOT; not nested; no ORDER BY / LIMIT inside.
 """
 from __future__ import annotations
 
@@ -55,6 +69,7 @@ MAX_LENGTH = 100_000  # Salesforce's limit on the length of a SOQL statement
 # is not recorded). SQLite's parser overflows at about 25 levels of the SQL they become,
 # and a deep enough nesting would exhaust Python's recursion first.
 MAX_NESTING = 20
+MAX_SEMI_JOINS = 2  # "Maximum 2 semi join sub-selects are allowed" (Salesforce)
 # AND/OR chains are written in groups of at most this many terms: SQLite refuses
 # expressions more than 1000 deep, and a flat chain is as deep as it is long.
 _CHAIN = 32
@@ -251,10 +266,29 @@ class Value:
 
 
 @dataclass(frozen=True)
-class Condition:
+class Aggregate:
+    """An aggregate function call, `SUM(Amount)`; COUNT() alone is a Select without items."""
+
+    function: str  # one of AGGREGATE_FUNCTIONS, upper case
     path: FieldPath
+    pos: int
+
+
+@dataclass(frozen=True)
+class Condition:
+    path: FieldPath | Aggregate  # an Aggregate only in HAVING
     op: str  # = != < <= > >= LIKE IN NOT IN
     values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class SemiJoin:
+    """`path [NOT] IN (SELECT field FROM Object ...)`: a semi-join, or an anti-join."""
+
+    path: FieldPath
+    negated: bool
+    select: "Select"
+    pos: int  # of the inner SELECT
 
 
 @dataclass(frozen=True)
@@ -270,20 +304,38 @@ class Not:
 
 @dataclass(frozen=True)
 class OrderItem:
-    path: FieldPath
+    path: FieldPath | Aggregate
     descending: bool
     nulls_first: bool
 
 
 @dataclass(frozen=True)
+class SelectItem:
+    expr: Any  # FieldPath, Aggregate, or Select (a parent-to-child subquery)
+    alias: str | None = None
+    alias_pos: int = 0
+
+
+@dataclass(frozen=True)
 class Select:
-    fields: tuple[FieldPath, ...] | None  # None: COUNT()
+    items: tuple[SelectItem, ...] | None  # None: COUNT()
     object_name: str
     object_pos: int
     where: Any
     order_by: tuple[OrderItem, ...]
     limit: int | None
     offset: int | None
+    group_by: tuple[FieldPath, ...] = ()
+    having: Any = None
+    pos: int = 0  # of SELECT
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.group_by) or self.having is not None or any(
+            isinstance(item.expr, Aggregate) for item in self.items or ())
+
+
+AGGREGATE_FUNCTIONS = ("COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX")
 
 
 # Salesforce's reserved keywords: never a field or object name.
@@ -331,6 +383,7 @@ class _Parser:
         self.lexer = _Lexer(text)
         self.tok = self.lexer.next()
         self.nesting = 0
+        self.last_pos = 0
 
     def advance(self) -> Token:
         tok = self.tok
@@ -376,14 +429,33 @@ class _Parser:
         if not self.at_word("SELECT"):
             # Salesforce answers a query that does not start with SELECT without a position.
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.tok.text}")
-        self.advance()
-        fields = self.selection()
+        select = self.select()
+        if self.tok.kind != EOF:
+            raise self.unexpected()
+        return select
+
+    def select(self) -> Select:
+        """SELECT ... up to the end of the statement or the ')' closing a subquery."""
+        start = self.tok.pos
+        self.expect_word("SELECT")
+        items = self.selection()
         self.expect_word("FROM")
         obj = self.name()
-        where = None
+        where = having = None
         if self.at_word("WHERE"):
             self.advance()
             where = self.logical()
+        group: list[FieldPath] = []
+        if self.at_word("GROUP"):
+            self.advance()
+            self.expect_word("BY")
+            group.append(self.path())
+            while self.at_op(","):
+                self.advance()
+                group.append(self.path())
+        if self.at_word("HAVING"):
+            self.advance()
+            having = self.logical()
         order: list[OrderItem] = []
         if self.at_word("ORDER"):
             self.advance()
@@ -399,21 +471,68 @@ class _Parser:
         if self.at_word("OFFSET"):
             self.advance()
             offset = self.integer()
-        if self.tok.kind != EOF:
-            raise self.unexpected()
-        return Select(fields, obj.text, obj.pos, where, tuple(order), limit, offset)
+        return Select(items, obj.text, obj.pos, where, tuple(order), limit, offset,
+                      tuple(group), having, start)
 
-    def selection(self) -> tuple[FieldPath, ...] | None:
-        first = self.path()
-        if len(first.names) == 1 and first.names[0].upper() == "COUNT" and self.at_op("("):
-            self.advance()
-            self.expect_op(")")
-            return None
-        fields = [first]
+    def selection(self) -> tuple[SelectItem, ...] | None:
+        first = self.select_item()
+        if first is None:
+            return None  # COUNT(): alone in the list, so FROM must follow
+        items = [first]
         while self.at_op(","):
             self.advance()
-            fields.append(self.path())
-        return tuple(fields)
+            item = self.select_item()
+            if item is None:  # COUNT() among other items
+                raise SoqlError("MALFORMED_QUERY", _located(  # the wording is ours
+                    self.text, self.last_pos, "COUNT() must be the only element in the "
+                    "SELECT list."))
+            items.append(item)
+        return tuple(items)
+
+    def select_item(self) -> SelectItem | None:
+        """A field, an aggregate call or a subquery, with an optional alias; None for COUNT()."""
+        if self.at_op("("):
+            self.advance()
+            if not self.at_word("SELECT"):
+                raise self.unexpected()
+            sub = self.select()
+            self.expect_op(")")
+            return SelectItem(sub)
+        self.last_pos = self.tok.pos
+        expr = self.field_or_aggregate(count_all=True)
+        if expr is None:
+            return None
+        if self.tok.kind == NAME and self.tok.text.upper() not in _RESERVED \
+                and self._alias_ends_item():
+            alias = self.advance()
+            return SelectItem(expr, alias.text, alias.pos)
+        return SelectItem(expr)
+
+    def _alias_ends_item(self) -> bool:
+        """Whether the name at hand is an alias: followed by ',' or FROM. Otherwise it is
+        left for FROM to refuse, so `SELECT Name FRM Account` points at FRM."""
+        saved = (self.lexer.pos, self.lexer.last_end)
+        try:
+            after = self.lexer.next()
+        except SoqlError:
+            return False
+        finally:
+            self.lexer.pos, self.lexer.last_end = saved
+        return (after.kind == OP and after.text == ",") or (
+            after.kind == NAME and after.text.upper() == "FROM")
+
+    def field_or_aggregate(self, count_all: bool = False) -> FieldPath | Aggregate | None:
+        path = self.path()
+        function = path.names[0].upper()
+        if len(path.names) != 1 or function not in AGGREGATE_FUNCTIONS or not self.at_op("("):
+            return path
+        self.advance()
+        if count_all and function == "COUNT" and self.at_op(")"):
+            self.advance()
+            return None
+        arg = self.path()
+        self.expect_op(")")
+        return Aggregate(function, arg, path.pos)
 
     def path(self) -> FieldPath:
         first = self.name()
@@ -424,7 +543,7 @@ class _Parser:
         return FieldPath(tuple(names), first.pos)
 
     def order_item(self) -> OrderItem:
-        path = self.path()
+        path = self.field_or_aggregate()
         descending = False
         if self.at_word("ASC", "DESC"):
             descending = self.advance().text.upper() == "DESC"
@@ -464,7 +583,7 @@ class _Parser:
             self.expect_op(")")
             self.nesting -= 1
             return inner
-        path = self.path()
+        path = self.field_or_aggregate()
         tok = self.tok
         if tok.kind == OP and tok.text in _COMPARISONS:
             self.advance()
@@ -484,6 +603,15 @@ class _Parser:
             raise self.unexpected()
         self.advance()
         self.expect_op("(")
+        if self.at_word("SELECT"):
+            pos = self.tok.pos
+            sub = self.select()
+            self.expect_op(")")
+            if isinstance(path, Aggregate):
+                raise SoqlError("MALFORMED_QUERY", _located(
+                    self.text, path.pos, "semi join sub-selects compare a field, not an "
+                    "aggregate function"))
+            return SemiJoin(path, op == "NOT IN", sub, pos)
         items = [self.value()]
         while self.at_op(","):
             self.advance()
@@ -549,6 +677,25 @@ class CompiledQuery:
     # Rows end with one Id per entry: () for the queried record, then the lower-cased
     # relationship path of each joined parent, e.g. ("account",), ("account", "owner").
     id_paths: list[tuple[str, ...]] = field(default_factory=list)
+    # An aggregate query's output names (alias or exprN, or the grouped field's name) and
+    # the fields that type its values; None for other queries.
+    outputs: list[Output] | None = None
+    # Parent-to-child subqueries: (relationship name, the child query, run per parent id).
+    children: list[tuple[str, CompiledQuery]] = field(default_factory=list)
+    per_parent: bool = False  # a child query: its first parameter is the parent's id
+
+    @property
+    def aggregate(self) -> bool:
+        return self.outputs is not None
+
+
+class Output(NamedTuple):
+    name: str
+    field: Field
+
+
+_RESULT_INT = Field({"name": "expr", "type": "int"})
+_RESULT_DOUBLE = Field({"name": "expr", "type": "double"})
 
 
 _NUMBER_TYPES = {"int", "long", "double", "currency", "percent"}
@@ -583,16 +730,24 @@ def _compound_sql(obj: SObject, f: Field, alias: str) -> str:
 
 
 class _Compiler:
+    """Compiles one SELECT. A semi-join's sub-select gets a compiler of its own whose table
+    aliases start with another letter (s0, s1, ...), so the SQL nested in the outer query
+    never mistakes one table for another."""
+
     def __init__(self, text: str, catalog: Catalog, obj: SObject, include_deleted: bool,
-                 today: date):
+                 today: date, prefix: str = "t"):
         self.text = text
         self.catalog = catalog
         self.obj = obj
         self.include_deleted = include_deleted
         self.today = today
-        self.joins: dict[tuple[str, ...], str] = {(): "t0"}
+        self.prefix = prefix
+        self.base = f"{prefix}0"
+        self.joins: dict[tuple[str, ...], str] = {(): self.base}
         self.join_sql: list[str] = []
         self.params: list[Any] = []
+        self.aggregates_allowed = False  # in HAVING and ORDER BY of an aggregate query
+        self.semi_joins = 0
 
     def error(self, code: str, pos: int, detail: str) -> SoqlError:
         return SoqlError(code, _located(self.text, pos, detail))
@@ -608,7 +763,7 @@ class _Compiler:
                 and names[0].lower() == obj.name.lower():
             names = names[1:]
         key: tuple[str, ...] = ()
-        alias = "t0"
+        alias = self.base
         relationships: list[str] = []
         objects = [obj.name]
         for rel in names[:-1]:
@@ -639,7 +794,7 @@ class _Compiler:
 
     def _join(self, key: tuple[str, ...], child: str, lookup: Field, parent: SObject) -> str:
         if key not in self.joins:
-            alias = f"t{len(self.joins)}"
+            alias = f"{self.prefix}{len(self.joins)}"
             self.joins[key] = alias
             visible = "" if self.include_deleted else f" AND {alias}.IsDeleted = 0"
             self.join_sql.append(f" LEFT JOIN {table_name(parent)} AS {alias} ON {alias}.Id = "
@@ -651,14 +806,36 @@ class _Compiler:
     def where(self, node: Any) -> str:
         """SQL that is true exactly when the SOQL condition holds (null counts as false)."""
         if isinstance(node, Logic):
+            if node.op == "OR" and (semi := _first_semi_join(node)) is not None:
+                # Salesforce's message, recorded from real orgs.
+                raise self.error("MALFORMED_QUERY", semi.pos, "Semi join sub-selects are not "
+                                 "allowed with the 'OR' operator")
             return _chain(node.op, [self.where(p) for p in node.parts])
         if isinstance(node, Not):
+            if (semi := _first_semi_join(node)) is not None:
+                # Salesforce documents that NOT can't be used with semi-joins (use NOT IN);
+                # the wording of its message is ours.
+                raise self.error("MALFORMED_QUERY", semi.pos, "The NOT operator cannot be "
+                                 "used with semi join sub-selects: write NOT IN instead")
             return _negate(self.where(node.part))
+        if isinstance(node, SemiJoin):
+            return self.semi_join(node)
         return self.condition(node)
 
+    def operand_of(self, path: FieldPath | Aggregate) -> tuple[Field, str]:
+        """The field (for typing values) and SQL of a condition's or ORDER BY's left side."""
+        if isinstance(path, Aggregate):
+            if not self.aggregates_allowed:
+                # The wording is ours: Salesforce's message is not recorded.
+                raise self.error("MALFORMED_QUERY", path.pos, "Aggregate functions are only "
+                                 "allowed in the SELECT list, HAVING and ORDER BY of an "
+                                 "aggregate query")
+            return self.aggregate(path)
+        column, expr = self.resolve(path)
+        return column.field, expr
+
     def condition(self, cond: Condition) -> str:
-        column, expr = self.resolve(cond.path)
-        f = column.field
+        f, expr = self.operand_of(cond.path)
         if f.is_compound:
             # Salesforce filters compound fields only inside DISTANCE(), which the local
             # org does not implement; the wording of its refusal here is ours.
@@ -756,11 +933,97 @@ class _Compiler:
                                                   f"'{f.name}' must be of type {type_name} "
                                                   f"and {quoted}")
 
+    # -- aggregates -----------------------------------------------------------------
+
+    def aggregate(self, agg: Aggregate) -> tuple[Field, str]:
+        """An aggregate call's SQL, and a field that types its value: COUNT an int, AVG a
+        double, the others the argument's type (SUM of integers stays whole: UNCONFIRMED)."""
+        column, expr = self.resolve(agg.path)
+        f = column.field
+        kind = _kind(f)
+        function = agg.function
+        allowed = {"COUNT": True, "COUNT_DISTINCT": kind != "boolean",
+                   "SUM": kind == "number", "AVG": kind == "number",
+                   "MIN": kind not in ("boolean", "id"), "MAX": kind not in ("boolean", "id")}
+        if f.is_compound or not allowed[function] or not f.describe.get("aggregatable", True):
+            # Salesforce's code and message (recorded: "field Id does not support aggregate
+            # operator COUNT", MALFORMED_QUERY with the position).
+            raise self.error("MALFORMED_QUERY", agg.pos,
+                             f"field {f.name} does not support aggregate operator {function}")
+        collate = " COLLATE NOCASE" if kind == "string" else ""
+        if function == "COUNT":
+            return _RESULT_INT, f"COUNT({expr})"
+        if function == "COUNT_DISTINCT":
+            return _RESULT_INT, f"COUNT(DISTINCT {expr}{collate})"
+        if function == "AVG":
+            return _RESULT_DOUBLE, f"AVG({expr})"
+        if function == "SUM":
+            return f, f"SUM({expr})"
+        return f, f"{function}({expr}{collate})"
+
+    # -- semi-joins and anti-joins -----------------------------------------------------
+
+    def semi_join(self, semi: SemiJoin) -> str:
+        """`field [NOT] IN (SELECT ...)` as SQL `IN (SELECT ...)`, with the restrictions
+        Salesforce documents for semi-joins and anti-joins (the messages are Salesforce's
+        where a real one was recorded, ours where marked)."""
+        if self.prefix != "t":
+            raise self.error("MALFORMED_QUERY", semi.pos,
+                             "Nesting of semi join sub-selects is not supported")
+        self.semi_joins += 1
+        if self.semi_joins > MAX_SEMI_JOINS:
+            raise self.error("MALFORMED_QUERY", semi.pos,
+                             f"Maximum {MAX_SEMI_JOINS} semi join sub-selects are allowed")
+        column, expr = self.resolve(semi.path)
+        left = column.field
+        if _kind(left) != "id":
+            # Documented: the left operand is an Id or a reference field (wording ours).
+            raise self.error("INVALID_FIELD", semi.path.pos,
+                             f"semi join sub-selects can only be compared with an Id or "
+                             f"reference field, not '{left.name}'")
+        sub = semi.select
+        if sub.items is None or sub.is_aggregate or len(sub.items) != 1 \
+                or not isinstance(sub.items[0].expr, FieldPath) or sub.items[0].alias:
+            raise self.error("MALFORMED_QUERY", semi.pos, "a semi join sub-select selects "
+                             "exactly one Id or reference field")  # wording ours
+        if sub.order_by or sub.limit is not None or sub.offset is not None:
+            # Documented: no ORDER BY or LIMIT in a semi-join sub-select (wording ours).
+            raise self.error("MALFORMED_QUERY", semi.pos, "ORDER BY, LIMIT and OFFSET are "
+                             "not allowed in semi join sub-selects")
+        obj = self.catalog.get(sub.object_name)
+        if obj is None:
+            raise self.error("INVALID_TYPE", sub.object_pos, f"sObject type "
+                             f"'{sub.object_name}' is not supported. " + _INVALID_TYPE_HINT)
+        inner = _Compiler(self.text, self.catalog, obj, self.include_deleted, self.today, "s")
+        item = sub.items[0].expr
+        sub_column, sub_expr = inner.resolve(item)
+        right = sub_column.field
+        if _kind(right) != "id" or sub_column.relationships:
+            # Documented: the sub-select's field is an Id or a reference of the queried
+            # object itself, not one reached through a relationship (wording ours).
+            raise self.error("INVALID_FIELD", item.pos, "the field of a semi join sub-select "
+                             f"must be an Id or reference field of {obj.name}, not "
+                             f"'{sub_column.path}'")
+        targets = _targets(left, column.objects[-1]) & _targets(right, obj.name)
+        if not targets:
+            raise self.error("INVALID_FIELD", item.pos,  # wording ours
+                             f"'{sub_column.path}' and '{column.path}' do not reference the "
+                             "same object")
+        conditions = [] if self.include_deleted else [f"{inner.base}.IsDeleted = 0"]
+        if sub.where is not None:
+            conditions.append(inner.where(sub.where))
+        sql = (f"SELECT {sub_expr} FROM {table_name(obj)} AS {inner.base}"
+               + "".join(inner.join_sql))
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        self.params.extend(inner.params)
+        membership = f"{expr} IN ({sql})"
+        return _negate(membership) if semi.negated else membership
+
     # -- ORDER BY -------------------------------------------------------------------
 
     def order(self, item: OrderItem) -> str:
-        column, expr = self.resolve(item.path)
-        f = column.field
+        f, expr = self.operand_of(item.path)
         if not f.describe.get("sortable", True):
             raise self.error("INVALID_FIELD", item.path.pos,
                              f"field '{f.name}' can not be sorted in a query call")
@@ -783,6 +1046,21 @@ def _negate(sql: str) -> str:
     return f"NOT IFNULL({sql}, 0)"
 
 
+def _first_semi_join(node: Any) -> SemiJoin | None:
+    if isinstance(node, SemiJoin):
+        return node
+    if isinstance(node, Logic):
+        return next((s for s in map(_first_semi_join, node.parts) if s is not None), None)
+    if isinstance(node, Not):
+        return _first_semi_join(node.part)
+    return None
+
+
+def _targets(f: Field, owner: str) -> set[str]:
+    """The objects whose ids a field holds: its own object for Id, else its referenceTo."""
+    return {owner.lower()} if f.type == "id" else {t.lower() for t in f.reference_to}
+
+
 def compile_query(text: str, catalog: Catalog, *, include_deleted: bool = False,
                   now: datetime | None = None) -> CompiledQuery:
     """Parse a SOQL query and compile it to SQLite (raises SoqlError)."""
@@ -797,19 +1075,71 @@ def compile_query(text: str, catalog: Catalog, *, include_deleted: bool = False,
     now = now or datetime.now(timezone.utc)
     today = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)) \
         .astimezone(timezone.utc).date()
-    c = _Compiler(text, catalog, obj, include_deleted, today)
+    return _compile(text, tree, catalog, obj, include_deleted, today, None)
 
+
+def _compile(text: str, tree: Select, catalog: Catalog, obj: SObject, include_deleted: bool,
+             today: date, link: Field | None) -> CompiledQuery:
+    """One SELECT on `obj`; `link` is set for a parent-to-child subquery: the child's
+    reference to its parent, compared with a parent id given when the query runs."""
+    c = _Compiler(text, catalog, obj, include_deleted, today)
+    aggregate = tree.is_aggregate
+    c.aggregates_allowed = aggregate
     columns: list[Column] = []
+    outputs: list[Output] = []
+    children: list[tuple[str, CompiledQuery]] = []
     exprs: list[str] = []
-    for path in tree.fields or ():
-        column, expr = c.resolve(path)
-        if any(col.path.lower() == column.path.lower() for col in columns):
+    groups: list[tuple[Column, str]] = [_grouped(c, path) for path in tree.group_by]
+    unnamed = 0
+    for item in tree.items or ():
+        if isinstance(item.expr, Select):
+            if aggregate or link is not None:
+                # Salesforce allows one level of parent-to-child subqueries in REST; the
+                # wording of this refusal is ours.
+                raise c.error("MALFORMED_QUERY", item.expr.pos, "a parent-to-child subquery "
+                              "can not be used here" if aggregate else "parent-to-child "
+                              "subqueries can not be nested in the local org")
+            children.append(_child(text, item.expr, catalog, obj, include_deleted, today))
+            continue
+        if item.alias and not aggregate:
+            # Salesforce's message for an alias in a query that aggregates nothing.
+            raise c.error("MALFORMED_QUERY", item.alias_pos,
+                          "Only aggregate expressions use field aliasing")
+        if isinstance(item.expr, Aggregate):
+            f, expr = c.aggregate(item.expr)
+            name = item.alias
+            if name is None:
+                # Unaliased aggregates are named expr0, expr1, ... in their order.
+                name, unnamed = f"expr{unnamed}", unnamed + 1
+            outputs.append(Output(name, f))
+            exprs.append(expr)
+            continue
+        column, expr = c.resolve(item.expr)
+        if aggregate:
+            if not any(g.path.lower() == column.path.lower() for g, _ in groups):
+                # Salesforce's message for a plain field in an aggregate query.
+                raise c.error("MALFORMED_QUERY", item.expr.pos,
+                              f"Field must be grouped or aggregated: {column.field.name}")
+            outputs.append(Output(item.alias or column.field.name, column.field))
+        elif any(col.path.lower() == column.path.lower() for col in columns):
             raise SoqlError("INVALID_FIELD", f"duplicate field selected: {column.path}")
         columns.append(column)
         exprs.append(expr)
-    conditions = [] if include_deleted else ["t0.IsDeleted = 0"]
+    names = [o.name.lower() for o in outputs]
+    if len(set(names)) < len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise SoqlError("MALFORMED_QUERY", f"duplicate alias: {duplicate}")  # wording ours
+    base = c.base
+    conditions = [] if include_deleted else [f"{base}.IsDeleted = 0"]
+    if link is not None:
+        # The parent id is the first parameter (execute() puts it there): nothing before
+        # this condition binds one.
+        conditions.append(f"{base}.{quote_name(link.name)} = ?")
     if tree.where is not None:
+        c.aggregates_allowed = False
         conditions.append(c.where(tree.where))
+        c.aggregates_allowed = aggregate
+    having = c.where(tree.having) if tree.having is not None else None
     order = [c.order(item) for item in tree.order_by]
     if tree.offset is not None and tree.offset > MAX_OFFSET:
         raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE",
@@ -817,25 +1147,63 @@ def compile_query(text: str, catalog: Catalog, *, include_deleted: bool = False,
 
     # After the selected columns, the Id of the base record and of every joined parent:
     # REST needs them for `attributes.url` and to tell a missing parent from null fields.
-    id_paths = [key for key in c.joins] if exprs else []
+    # An aggregate row has no record behind it.
+    id_paths = [key for key in c.joins] if (exprs or children) and not aggregate else []
     exprs += [f"{c.joins[key]}.Id" for key in id_paths]
-    sql = (f"SELECT {', '.join(exprs) if exprs else '1'} FROM {table_name(obj)} AS t0"
+    sql = (f"SELECT {', '.join(exprs) if exprs else '1'} FROM {table_name(obj)} AS {base}"
            + "".join(c.join_sql))
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
+    if groups:
+        sql += " GROUP BY " + ", ".join(expr for _, expr in groups)
+    if having is not None:
+        sql += " HAVING " + having
     if order:
         sql += " ORDER BY " + ", ".join(order)
     params = c.params
     if tree.limit is not None or tree.offset is not None:
         sql += " LIMIT ? OFFSET ?"
         params = [*params, -1 if tree.limit is None else tree.limit, tree.offset or 0]
-    if tree.fields is None:
+    if tree.items is None:
         sql = f"SELECT COUNT(*) FROM ({sql})"
-    return CompiledQuery(obj, columns, tree.fields is None, sql, params, tree.limit,
-                         tree.offset or 0, id_paths)
+    return CompiledQuery(obj, columns, tree.items is None, sql, params, tree.limit,
+                         tree.offset or 0, id_paths, outputs if aggregate else None, children,
+                         link is not None)
 
 
-def execute(store: Store, query: CompiledQuery, *, with_ids: bool = False) -> Iterator[tuple]:
+def _grouped(c: _Compiler, path: FieldPath) -> tuple[Column, str]:
+    column, expr = c.resolve(path)
+    f = column.field
+    if f.is_compound or not f.describe.get("groupable", True):
+        # The form of Salesforce's "can not be filtered/sorted in a query call" messages.
+        raise c.error("MALFORMED_QUERY", path.pos,
+                      f"field '{f.name}' can not be grouped in a query call")
+    return column, expr
+
+
+def _child(text: str, sub: Select, catalog: Catalog, parent: SObject, include_deleted: bool,
+           today: date) -> tuple[str, CompiledQuery]:
+    """A parent-to-child subquery: FROM names a child relationship of the parent's describe
+    (`childRelationships`), whose child object the catalog knows."""
+    wanted = sub.object_name.lower()
+    for rel in parent.describe.get("childRelationships") or ():
+        name = rel.get("relationshipName")
+        child = catalog.get(rel.get("childSObject") or "")
+        link = child.field(rel.get("field") or "") if child else None
+        if name and name.lower() == wanted and link is not None:
+            if sub.items is None or sub.is_aggregate:
+                raise SoqlError("MALFORMED_QUERY", _located(  # wording ours
+                    text, sub.pos, "a parent-to-child subquery selects fields, not "
+                    "aggregates or COUNT()"))
+            return name, _compile(text, sub, catalog, child, include_deleted, today, link)
+    # Salesforce's code and message for an unknown child relationship.
+    raise SoqlError("INVALID_TYPE", _located(
+        text, sub.object_pos, f"Didn't understand relationship '{sub.object_name}' in FROM "
+        "part of query call. " + _INVALID_RELATIONSHIP_HINT))
+
+
+def execute(store: Store, query: CompiledQuery, *, with_ids: bool = False,
+            parent_id: str | None = None) -> Iterator[tuple]:
     """The rows of a compiled query, as tuples of stored values in column order (followed
     by the ids of `query.id_paths` when `with_ids`); for COUNT() one tuple `(n,)`.
 
@@ -843,8 +1211,9 @@ def execute(store: Store, query: CompiledQuery, *, with_ids: bool = False) -> It
     streamed to a slow client does not stall the job worker. Rows written on the shared
     connection between two chunks may or may not be seen (SQLite leaves it undefined).
     """
+    params = [parent_id, *query.params] if query.per_parent else query.params
     with store.lock:
-        cursor = store.conn.execute(query.sql, query.params)
+        cursor = store.conn.execute(query.sql, params)
     try:
         while True:
             with store.lock:
