@@ -282,8 +282,12 @@ class LocalOrgApp:
 
     def on_resources(self, request: Request, version: str, **_) -> Response:
         base = f"/services/data/v{version}/"
-        return json_response({name: base + name for name in
-                              ("jobs", "limits", "query", "queryAll", "sobjects")})
+        resources = {name: base + name for name in
+                     ("jobs", "limits", "query", "queryAll", "sobjects", "tooling")}
+        # Salesforce lists the user's identity URL here, absolute (REST API guide, "List
+        # Available REST Resources"); jsforce's identity() reads it from this map.
+        resources["identity"] = request.host_url.rstrip("/") + self.identity.identity_path()
+        return json_response(resources)
 
     def on_limits(self, request: Request, **_) -> Response:
         return json_response(self.limits.report())
