@@ -284,7 +284,8 @@ class LocalOrgApp:
     def on_resources(self, request: Request, version: str, **_) -> Response:
         base = f"/services/data/v{version}/"
         resources = {name: base + name for name in
-                     ("jobs", "limits", "query", "queryAll", "sobjects", "tooling")}
+                     ("composite", "jobs", "limits", "query", "queryAll", "sobjects",
+                      "tooling")}
         # Salesforce lists the user's identity URL here, absolute (REST API guide, "List
         # Available REST Resources"); jsforce's identity() reads it from this map.
         resources["identity"] = request.host_url.rstrip("/") + self.identity.identity_path()

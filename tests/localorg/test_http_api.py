@@ -315,6 +315,7 @@ def test_resources_by_version_list_identity_and_it_answers(api, org):
     resources = r.json()
     assert resources["sobjects"] == "/services/data/v66.0/sobjects"
     assert resources["tooling"] == "/services/data/v66.0/tooling"
+    assert resources["composite"] == "/services/data/v66.0/composite"
     # Absolute, as Salesforce lists it; the identity document it names answers.
     assert resources["identity"] == f"{org.instance_url}/id/{org.org_id}/{org.user_id}"
     ident = api.request("GET", resources["identity"])
