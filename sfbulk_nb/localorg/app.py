@@ -28,7 +28,10 @@ from .faults import Fault, Faults
 from .identity import Identity
 from .limits import Limits
 from .queryjobs import QueryJobs
+from .responses import JSON_TYPE, json_response
 from .restquery import RestQueries
+from .sobjects_http import RULES as SOBJECT_RULES
+from .sobjects_http import SObjectResource
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,6 @@ RETIRED_FROM = 21
 _RELEASES = {57: "Spring '23", 58: "Summer '23", 59: "Winter '24", 60: "Spring '24",
              61: "Summer '24", 62: "Winter '25", 63: "Spring '25", 64: "Summer '25",
              65: "Winter '26", 66: "Spring '26"}
-JSON_TYPE = "application/json;charset=UTF-8"
 CSV_TYPE = "text/csv; charset=UTF-8"
 _GUNZIP_PIECE = 1024 * 1024  # a gzip upload is unpacked this much at a time
 
@@ -100,14 +102,11 @@ _URLS = Map([
     Rule("/__localorg__/expire-tokens", endpoint="expire_tokens", methods=["POST"]),
     Rule("/__localorg__/fail-next-job", endpoint="fail_next_job", methods=["POST"]),
     Rule("/__localorg__/lock-rows", endpoint="lock_rows", methods=["POST"]),
+    *SOBJECT_RULES,
 ], strict_slashes=False, merge_slashes=False)
 
 _PUBLIC = {"token", "versions", "revoke"}
 _API_PATH = re.compile(r"/services/data/v[0-9]+\.[0-9]/")
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(data), status=status, headers=headers, content_type=JSON_TYPE)
 
 
 def error_response(e: ApiError) -> Response:
@@ -129,6 +128,7 @@ class LocalOrgApp:
         self.clock = clock
         self.queries = RestQueries(store)
         self.query_jobs = QueryJobs(engine)
+        self.sobjects = SObjectResource(store, engine, clock, self._record_json)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -180,7 +180,8 @@ class LocalOrgApp:
                 user_id = self.identity.user_for(request.headers.get("Authorization"))
             if version is not None:
                 limit_header = self.limits.count_api_call()
-            handler = getattr(self, "on_" + endpoint)
+            handler = (getattr(self, "on_" + endpoint, None)
+                       or getattr(self.sobjects, "on_" + endpoint))
             response = handler(request, version=version, user_id=user_id, **args)
         except ApiError as e:
             response = error_response(e)
@@ -282,8 +283,13 @@ class LocalOrgApp:
 
     def on_resources(self, request: Request, version: str, **_) -> Response:
         base = f"/services/data/v{version}/"
-        return json_response({name: base + name for name in
-                              ("jobs", "limits", "query", "queryAll", "sobjects")})
+        resources = {name: base + name for name in
+                     ("composite", "jobs", "limits", "query", "queryAll", "sobjects",
+                      "tooling")}
+        # Salesforce lists the user's identity URL here, absolute (REST API guide, "List
+        # Available REST Resources"); jsforce's identity() reads it from this map.
+        resources["identity"] = request.host_url.rstrip("/") + self.identity.identity_path()
+        return json_response(resources)
 
     def on_limits(self, request: Request, **_) -> Response:
         return json_response(self.limits.report())

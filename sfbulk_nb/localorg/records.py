@@ -119,6 +119,12 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
 class BatchResult:
     succeeded: list[Sequence[str]] = field(default_factory=list)  # sf__Id, sf__Created, *row
     failed: list[Sequence[str]] = field(default_factory=list)     # sf__Id, sf__Error, *row
+    # The same outcomes by row index, for callers that answer per record (REST sObjects):
+    # the error of each failed row, the record id of each row that succeeded, the rows
+    # that created a record.
+    errors: dict[int, RowError] = field(default_factory=dict)
+    ids: dict[int, str] = field(default_factory=dict)
+    created: set[int] = field(default_factory=set)
 
 
 class _Folding:
@@ -521,6 +527,7 @@ class _Batch:
                 error = custom.check(i, rid, creating)
             if error is not None:
                 failed.append((rid or given_id[i] or "", error.render(), *self._row(i)))
+                result.errors[i] = error
                 continue
             if creating:
                 rid = new_ids[len(inserted)]
@@ -537,6 +544,8 @@ class _Batch:
         result.succeeded = list(zip(ok_ids, [created.get(i, "false") for i in ok],
                                     *(_pick(t, ok, n) for t in self.texts)))
         ids_of = dict(zip(ok, ok_ids))
+        result.ids = ids_of
+        result.created = set(inserted)
         with self.store.transaction() as conn:
             if inserted:
                 self._insert(conn, inserted, [ids_of[i] for i in inserted])

@@ -101,3 +101,23 @@ def test_bulk2_reports_row_failures_and_unprocessed_records(sf, org):
     with pytest.raises(simple_salesforce.exceptions.SalesforceOperationError,
                        match="InvalidBatch : simulated"):
         sf.bulk2.Account.insert(records=[{"Name": "x"}], wait=0.1)
+
+
+def test_rest_record_calls(sf, org):
+    account = sf.Account  # an SFType builds its own https:// URL, pointed at http:// here
+    account.base_url = account.base_url.replace("https://", "http://", 1)
+    created = account.create({"Name": "Rest one", "NumberOfEmployees": 5})
+    assert created["success"] is True and created["errors"] == []
+    rid = created["id"]
+    assert account.update(rid, {"BillingCity": "Paris"}) == 204
+    assert account.get(rid)["BillingCity"] == "Paris"
+    assert account.upsert("customExtIdField__c/R-1", {"Name": "Rest two"}) == 201
+    assert account.upsert("customExtIdField__c/R-1", {"Name": "Rest two b"}) == 200
+    assert account.get_by_custom_id("customExtIdField__c", "R-1")["Name"] == "Rest two b"
+    assert account.delete(rid) == 204
+    with pytest.raises(simple_salesforce.exceptions.SalesforceMalformedRequest) as bad:
+        account.create({"Industry": "Banking"})
+    assert bad.value.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    state = accounts_in_org(org)
+    assert state[rid]["IsDeleted"] == 1
+    assert sorted(r["Name"] for r in state.values() if not r["IsDeleted"]) == ["Rest two b"]

@@ -307,3 +307,16 @@ def test_finished_jobs_expire_after_seven_days(tmp_path):
         assert api.request("GET", f"/jobs/ingest/{open_job['id']}").status_code == 404
         assert api.request("GET", f"/jobs/ingest/{running['id']}").status_code == 200
         assert org.store.count_records(org.catalog.get("Account")) == 3  # records stay
+
+
+def test_resources_by_version_list_identity_and_it_answers(api, org):
+    r = api.request("GET", "")
+    assert r.status_code == 200
+    resources = r.json()
+    assert resources["sobjects"] == "/services/data/v66.0/sobjects"
+    assert resources["tooling"] == "/services/data/v66.0/tooling"
+    assert resources["composite"] == "/services/data/v66.0/composite"
+    # Absolute, as Salesforce lists it; the identity document it names answers.
+    assert resources["identity"] == f"{org.instance_url}/id/{org.org_id}/{org.user_id}"
+    ident = api.request("GET", resources["identity"])
+    assert ident.status_code == 200 and ident.json()["user_id"] == org.user_id
