@@ -44,6 +44,20 @@ _INTEGER = {"int", "long"}
 DTYPE_BACKENDS = ("numpy_nullable", "pyarrow")
 
 
+@pd.api.extensions.register_dataframe_accessor("queried_at")
+class _QueriedAt:
+    """``df.queried_at``: when the query_df that made ``df`` (or the frame it was derived
+    from: pandas carries ``attrs`` along) created its query job, UTC; so that
+    ``upsert_df(..., if_unmodified_since=df.queried_at)`` reads as it means."""
+
+    def __new__(cls, frame: pd.DataFrame):
+        found = frame.attrs.get("queried_at")
+        if found is None:
+            raise AttributeError("queried_at: this frame does not come from sfb.query_df, so "
+                                 "when its rows were read is not known")
+        return found
+
+
 def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False,
              page_size: int | None = None, progress: Any = "auto",
              timeout: float | None = None, clock: Callable[[], float] = time.monotonic,

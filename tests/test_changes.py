@@ -142,6 +142,10 @@ def test_if_unmodified_since_holds_back_rows_edited_after_the_query(client, org)
     assert sfb.upsert_df(base, "Account", KEY, progress=False).ok
     queried = query(f"SELECT Id, {KEY}, Name FROM Account ORDER BY {KEY}")
     assert queried.attrs["queried_at"].tzinfo is not None
+    assert queried.queried_at == queried.attrs["queried_at"]  # the spelling
+    assert queried[["Name"]].copy().queried_at == queried.queried_at  # carried along
+    with pytest.raises(AttributeError, match="does not come from sfb.query_df"):
+        _ = pd.DataFrame({"a": [1]}).queried_at
     # Someone else edits two records after the analyst's query.
     other = pd.DataFrame({KEY: ["K00003", "K00007"], "Name": ["Theirs 3", "Theirs 7"]})
     assert sfb.upsert_df(other, "Account", KEY, progress=False).ok
@@ -149,7 +153,8 @@ def test_if_unmodified_since_holds_back_rows_edited_after_the_query(client, org)
     mine["Name"] = mine["Name"] + " (mine)"
     preview = sfb.dry_run(mine, "Account", "upsert", KEY, lookup=True).summary(since=queried)
     assert len(preview.modified_since) == 2
-    res = sfb.upsert_df(mine, "Account", KEY, if_unmodified_since=queried, progress=False)
+    res = sfb.upsert_df(mine, "Account", KEY, if_unmodified_since=queried.queried_at,
+                        progress=False)
     assert not res.ok
     assert res.counts["conflict"] == 2 and res.counts["updated"] == 48
     conflicts = res.frame[res.frame["sf_status"] == "conflict"]
