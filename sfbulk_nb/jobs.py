@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-import requests
 
-from . import errors
+from . import download, errors
 from .org import Org
 from .retrying import Retrying, read_json
 
@@ -185,21 +184,25 @@ def get(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
 
 def results(org: Org, job_id: str, kind: str, retry: Retrying | None = None,
             parse: Callable[[bytes], Any] = bytes) -> Any:
-    """One of the result CSVs (gzip transfer is negotiated by requests), given to ``parse``
-    (bytes by default). An answer that is not CSV, or that ``parse`` cannot read (a body
+    """One of the result CSVs (gzip transfer is negotiated by requests, unpacked by
+    download.body), given to ``parse`` (bytes by default). An answer that is not CSV, or that ``parse`` cannot read (a body
     cut short), is downloaded again."""
     if kind not in RESULT_KINDS:
         raise ValueError(f"kind must be one of {RESULT_KINDS}")
     path = f"jobs/ingest/{job_id}/{kind}"
 
     def attempt(n: int) -> Any:
-        response = org.request("GET", path, headers={"Accept": "text/csv"})
+        response = org.request("GET", path, headers={"Accept": "text/csv"}, stream=True)
         kind_of = response.headers.get("Content-Type", "")
         if "html" in kind_of or "json" in kind_of:
             raise errors.BadResponseError(f"GET {path} answered {kind_of}, not CSV: "
                                           f"{response.text[:80]!r}")
         try:
-            return parse(response.content)
+            data = download.body(response)
+        except download.CutOff as e:
+            raise errors.BadResponseError(f"GET {path}: the answer was cut off ({e})") from None
+        try:
+            return parse(bytes(data) if parse is bytes else data)
         except ValueError as e:
             raise errors.BadResponseError(f"GET {path}: {e}") from None
 
@@ -321,18 +324,12 @@ def query_results_page(org: Org, job_id: str, *, locator: str | None = None,
                                stream=True)
         if "html" in response.headers.get("Content-Type", ""):
             raise errors.BadResponseError(f"GET {path} answered HTML, not CSV")
-        # One growing buffer: `response.content` would hold the body twice (its chunks,
-        # then their join) at the moment the page is largest.
-        data = bytearray()
         try:
-            for chunk in response.iter_content(1 << 20):
-                data += chunk
-        except requests.RequestException as e:  # the body was cut off: read it again
-            failure = type(e).__name__
-        else:
-            next_locator = response.headers.get("Sforce-Locator")
-            return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
-                              None if next_locator in (None, "", "null") else next_locator)
-        raise errors.BadResponseError(f"GET {path}: the answer was cut off ({failure})")
+            data = download.body(response)
+        except download.CutOff as e:  # read it again
+            raise errors.BadResponseError(f"GET {path}: the answer was cut off ({e})") from None
+        next_locator = response.headers.get("Sforce-Locator")
+        return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
+                          None if next_locator in (None, "", "null") else next_locator)
 
     return (retry or Retrying()).call(attempt)

@@ -36,7 +36,6 @@ index, so a million rows align in one to three seconds (bench/bench_align.py).
 from __future__ import annotations
 
 import functools
-import io
 import re
 from dataclasses import dataclass
 
@@ -151,7 +150,8 @@ def parse_result_csv(data: bytes, *, column_delimiter: str = "COMMA", line_endin
     eol = _setting(LINE_ENDINGS, line_ending, "line_ending")
     if isinstance(data, str):
         data = data.encode("utf-8")
-    data = bytes(data)
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)  # a memoryview, say; a download's bytearray is read as it is
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if not data.strip(b"\r\n"):
@@ -261,7 +261,7 @@ def _parse_arrow(data: bytes, header: list[str], delimiter: str) -> pd.DataFrame
     while True:
         try:
             table = pacsv.read_csv(
-                io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=block), parse_options=parse, convert_options=convert
+                pa.BufferReader(data), read_options=pacsv.ReadOptions(block_size=block), parse_options=parse, convert_options=convert
             )
             break
         except pa.ArrowInvalid as exc:
