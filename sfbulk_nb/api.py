@@ -8,6 +8,10 @@ duplicate keys before anything is sent, splits the CSV into byte-exact chunks (o
 each), and runs up to `parallel` jobs at once: create, upload, close, poll, fetch the three
 result CSVs. Results are joined back to the input by value (Bulk API 2.0 returns them in
 no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
+
+Each of them also takes a `dask.dataframe.DataFrame`: its partitions are checked and
+encoded on the Dask workers, and the call returns the status columns as a Dask DataFrame
+with the input's partitions (see sfbulk_nb.daskload).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import encode, errors, jobs, journal, results
+from . import daskload, encode, errors, jobs, journal, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, org_or_default
@@ -42,7 +46,8 @@ _RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "slee
 
 
 def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
-    """Insert or update rows matched on `external_id` (an External ID field, or Id)."""
+    """Insert or update rows matched on `external_id` (an External ID field, or Id).
+    A Dask DataFrame gives a Dask DataFrame of the status columns (sfbulk_nb.daskload)."""
     return _run(df, sobject, "upsert", external_id, **options)
 
 
@@ -63,7 +68,7 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
-    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
+    return _run(df_or_ids if daskload.is_dask(df_or_ids) else id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
                 **options)
 
 
@@ -143,6 +148,8 @@ def _check_options(options: dict[str, Any]) -> None:
 
 def _run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
          **options: Any) -> BulkResult:
+    if daskload.is_dask(df):  # a Dask frame: checked and encoded on its workers
+        return daskload.run(df, sobject, operation, external_id, **options)
     return start_run(df, sobject, operation, external_id, **options).result()
 
 
@@ -155,7 +162,13 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
     org = settings["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
-    print_ = journal.fingerprint(df)
+    return run_plan(plan, journal.fingerprint(df), settings)
+
+
+def run_plan(plan: plan_stage.LoadPlan, print_: str, settings: dict[str, Any]) -> "Run":
+    """Run a plan with the settings of _run_settings; ``print_``: the input's fingerprint
+    (journal.fingerprint), which the journal keeps."""
+    org = plan.org
     if not settings["force"]:
         _refuse_unfinished(print_, org, plan)
     # The panel only once the plan stands: a load stopped by its checks shows none.
