@@ -68,8 +68,8 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
-    return _run(df_or_ids if daskload.is_dask(df_or_ids) else id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
-                **options)
+    ids = df_or_ids if daskload.is_dask(df_or_ids) else id_frame(df_or_ids)
+    return _run(ids, sobject, "hardDelete" if hard else "delete", None, **options)
 
 
 _IDS_HOW = "give the ids as a list, a Series or a frame with an Id column"

@@ -191,7 +191,7 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
             continue
         global_positions = np.asarray(p.positions, np.int64) + start
         positions.append(global_positions)
-        texts.append(p.sent_text.set_axis(global_positions))
+        texts.append(p.sent_text.set_axis(index[global_positions]))
         chunks += [dataclasses.replace(c, positions=range(c.positions.start + sent,
                                                           c.positions.stop + sent))
                    for c in p.chunks]
@@ -200,7 +200,7 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
     sent_text = pd.concat(texts) if texts else pd.DataFrame(columns=columns)
     return plan_stage.LoadPlan(
         org, described.describe["name"], described.operation, described.key,
-        pd.DataFrame(index=pd.RangeIndex(int(starts[-1]))), options, problems,
+        pd.DataFrame(index=index), options, problems,
         np.concatenate(positions) if positions else np.zeros(0, np.int64), sent_text, chunks,
         described.key_case_insensitive, described.describe_calls,
         fields=parts[0].fields if parts else [])

@@ -185,6 +185,22 @@ def test_insert_update_and_delete_of_dask_frames(client_org):
     assert deleted["sf_status"].eq("deleted").all() and len(stored(client_org)) == 0
 
 
+def test_the_result_behind_a_dask_load_retries_its_failed_rows(client_org):
+    pdf = frame(12)  # the last two rows have no Name: the org fails them
+    ddf = dd.from_pandas(pdf, npartitions=3)
+    with dask.config.set(scheduler="threads"):
+        out = sfb.upsert_df(ddf, "Account", KEY, progress=False).compute()
+    res = sfb.last_result()
+    pd.testing.assert_frame_equal(pd.DataFrame(res.frame), out)
+    assert res.failed.index.tolist() == [1100, 1110]
+    with pytest.raises(errors.InputError, match="Dask frame"):
+        res.retry()
+    fixed = pdf.loc[res.failed.index].assign(Name="named now")
+    again = res.retry(fixed)
+    assert again.ok and again.frame.loc[[1100, 1110], "sf_status"].eq("created").all()
+    assert len(stored(client_org)) == 12
+
+
 def test_workers_never_receive_the_token(client_org, cluster, monkeypatch):
     """What goes to the workers is the tasks' payload: it holds the describe and the
     options, never the Org and its access token."""
