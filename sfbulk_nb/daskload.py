@@ -112,9 +112,6 @@ def _rechunk(sent_text: pd.DataFrame, options: plan_stage.LoadOptions) -> list[C
 def run(df: Any, sobject: str, operation: str, external_id: str | None, **options: Any):
     """upsert_df & co for a Dask frame (see the module docstring): the outcome's status
     columns as a Dask DataFrame with ``df``'s partitions, index and divisions."""
-    import dask
-    import dask.dataframe as dd
-
     from . import api
 
     api._check_options(options)
@@ -126,22 +123,52 @@ def run(df: Any, sobject: str, operation: str, external_id: str | None, **option
         raise errors.InputError("wait=False is not available for a Dask frame: the outcome "
                                 "frame needs the run; use timeout= and sfb.last_result().wait()")
     settings = api._run_settings(options)
-    org = settings["org"]
-    if isinstance(df, dd.Series):
-        df = df.to_frame(name="Id" if operation in ("delete", "hardDelete") else df.name)
     load_options = plan_stage.LoadOptions(**options)
     plan_stage.check_change_options(operation, load_options)
+    plan, parts = make_plan(settings["org"], df, sobject, operation, external_id, load_options)
+    run_ = api.run_plan(plan, _fingerprint([p.fingerprint for p in parts]), settings)
+    return outcome_frame(run_.result(), parts, df.divisions)
+
+
+def make_plan(org, df: Any, sobject: str, operation: str, external_id: str | None,
+              options: plan_stage.LoadOptions) -> tuple[plan_stage.LoadPlan, list]:
+    """The LoadPlan of a Dask frame (steps 1 to 3 of the module docstring), and the
+    partitions' plans (for `outcome_frame`)."""
+    import dask
+    import dask.dataframe as dd
+
+    if isinstance(df, dd.Series):
+        df = df.to_frame(name="Id" if operation in ("delete", "hardDelete") else df.name)
     described = plan_stage.describe_load(org, df.columns, sobject, operation, external_id,
-                                         load_options)
+                                         options)
     # One shared task for the context: each partition's task refers to it, not a copy.
-    context = dask.delayed((described, load_options), pure=True, traverse=False)
+    context = dask.delayed((described, options), pure=True, traverse=False)
     tasks = [dask.delayed(_plan_partition, pure=True)(part, context)
              for part in df.to_delayed()]
     parts: list[PartitionPlan] = list(dask.compute(*tasks))
-    plan = _combine(org, described, load_options, parts)
-    print_ = hashlib.sha256("".join(p.fingerprint for p in parts).encode()).hexdigest()[:32]
-    run_ = api.run_plan(plan, print_, settings)
-    frame = pd.DataFrame(run_.result().frame)
+    return _combine(org, described, options, parts), parts
+
+
+def fingerprint(df: Any) -> str:
+    """The journal's fingerprint of a Dask frame (its partitions', computed where they
+    are): the same frame, partitioned the same way, gives the same text."""
+    import dask
+
+    return _fingerprint(list(dask.compute(*[dask.delayed(journal.fingerprint, pure=True)(part)
+                                            for part in df.to_delayed()])))
+
+
+def _fingerprint(partitions: list[str]) -> str:
+    return hashlib.sha256(" ".join(["dask", *partitions]).encode()).hexdigest()[:32]
+
+
+def outcome_frame(result: Any, parts: list[PartitionPlan], divisions: tuple):
+    """A BulkResult's status columns as a Dask DataFrame, one partition per input
+    partition, with its index."""
+    import dask
+    import dask.dataframe as dd
+
+    frame = pd.DataFrame(result.frame)
     pieces, start = [], 0
     for p in parts:
         piece = frame.iloc[start:start + p.rows]
@@ -150,7 +177,7 @@ def run(df: Any, sobject: str, operation: str, external_id: str | None, **option
         start += p.rows
     meta = pieces[0].iloc[:0] if pieces else frame.iloc[:0]
     return dd.from_delayed([dask.delayed(piece, pure=True) for piece in pieces], meta=meta,
-                           divisions=df.divisions)
+                           divisions=divisions)
 
 
 def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptions,

@@ -14,6 +14,7 @@ import pytest
 import sfbulk_nb as sfb
 from sfbulk_nb import errors
 from sfbulk_nb import journal as run_journal
+from sfbulk_nb.localorg import LocalOrg
 from tests.conftest import BulkHttp
 
 dask = pytest.importorskip("dask")
@@ -168,6 +169,26 @@ def test_a_fault_injected_run_loses_nothing(client_org):
     assert record.data["state"] == run_journal.DONE
     assert sorted(j["job_id"] for j in record.data["jobs"]) == sorted(j["id"] for j in jobs)
     assert sfb.last_result().ok
+
+
+def test_a_dask_run_cut_short_resumes_from_its_journal(tmp_path):
+    with LocalOrg(tmp_path / "o.sqlite3", pace=3000) as local:
+        sfb.connect(local)
+        ddf = dd.from_pandas(pd.DataFrame({"Name": [f"T{i}" for i in range(1500)]}),
+                            npartitions=3)
+        with dask.config.set(scheduler="threads"):
+            first = sfb.insert_df(ddf, "Account", timeout=0.05, progress=False).compute()
+            assert (first["sf_status"] == "pending").any()
+            run_id = sfb.last_result().run_id
+            with pytest.raises(errors.RunInProgressError):  # the same frame, unfinished
+                sfb.insert_df(ddf, "Account", progress=False)
+            with pytest.raises(errors.InputError, match="not the one"):
+                sfb.resume(run_id, ddf.repartition(npartitions=2))
+            again = sfb.resume(run_id, ddf, progress=False)
+        assert again.divisions == ddf.divisions
+        out = again.compute()
+        assert (out["sf_status"] == "created").all() and len(out) == 1500
+        assert local.store.count_records(local.catalog.get("Account")) == 1500
 
 
 def test_insert_update_and_delete_of_dask_frames(client_org):
