@@ -107,11 +107,19 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
-    if operation in ("delete", "hardDelete") and not isinstance(df, pd.DataFrame):
+    dask_frame = daskload.is_dask(df)
+    if operation in ("delete", "hardDelete") and not isinstance(df, pd.DataFrame) \
+            and not dask_frame:
         df = id_frame(df)
     _check_options(options)
     org = _run_settings({**options, "org": org})["org"]
     plan_options = {k: v for k, v in options.items() if k in _PLAN_OPTIONS}
+    if dask_frame:
+        if plan_options.get("rules"):
+            raise errors.InputError("rules=True cannot be used with a Dask frame yet; "
+                                    "check df.compute() (a pandas frame) instead")
+        return daskload.problems_of(org, df, sobject, operation, external_id,
+                                    plan_stage.LoadOptions(nulls=nulls, tz=tz, **plan_options))
     found = plan_stage.inspect(org, df, sobject, operation, external_id,
                                plan_stage.LoadOptions(nulls=nulls, tz=tz, **plan_options))
     return found.checked.problems
@@ -124,13 +132,17 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     (`.jobs`: one row per job that would run; `.problems`). Raises what the real load
     would (ValidationError with on_invalid="raise"). ``lookup=True`` also asks the org
     which rows would create and which would update (`plan.existing`; a few queries)."""
-    if operation in ("delete", "hardDelete"):
+    dask_frame = daskload.is_dask(df)
+    if operation in ("delete", "hardDelete") and not dask_frame:
         df = id_frame(df)
     _check_options(options)
     # Checked as the load would check them; nothing runs, so nothing uses them but org.
     org = _run_settings(options)["org"]
-    plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
-                                plan_stage.LoadOptions(**options))
+    if dask_frame:  # checked and encoded on the workers, as the load would
+        plan = daskload.dry_run(org, df, sobject, operation, external_id, options)
+    else:
+        plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
+                                    plan_stage.LoadOptions(**options))
     if lookup and plan.existing is None:
         plan.lookup()
     return plan

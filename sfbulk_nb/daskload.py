@@ -79,8 +79,8 @@ class PartitionPlan:
     fingerprint: str
 
 
-def _plan_partition(part: pd.DataFrame, context: tuple) -> PartitionPlan:
-    """One partition through the checks and the encoder (runs on a Dask worker)."""
+def _plan_partition(part: pd.DataFrame, context: tuple, encode: bool = True) -> PartitionPlan:
+    """One partition through the checks and (``encode``) the encoder; runs on a worker."""
     described, options = context
     checked = described.check(part, options)
     n = len(part)
@@ -93,8 +93,9 @@ def _plan_partition(part: pd.DataFrame, context: tuple) -> PartitionPlan:
             key_text = checked.cells[key_order].text
     refusal, positions, sent_text, chunks = None, np.zeros(0, np.int64), None, []
     try:
-        positions, sent_text, chunks = plan_stage.rows_and_chunks(
-            checked, options, n, keyed=described.key is not None)
+        if encode:
+            positions, sent_text, chunks = plan_stage.rows_and_chunks(
+                checked, options, n, keyed=described.key is not None)
     except errors.ValidationError as e:
         refusal = e.note
     # Keys repeated within the partition are found again across all of them (step 3).
@@ -115,10 +116,7 @@ def run(df: Any, sobject: str, operation: str, external_id: str | None, **option
     from . import api
 
     api._check_options(options)
-    unsupported = [name for name in _NOT_FOR_DASK if options.get(name) not in (None, False)]
-    if unsupported:
-        raise errors.InputError(f"{', '.join(unsupported)} cannot be used with a Dask frame "
-                                "yet; load df.compute() (a pandas frame) instead")
+    _refuse_unsupported(options)
     if options.get("wait") is False:
         raise errors.InputError("wait=False is not available for a Dask frame: the outcome "
                                 "frame needs the run; use timeout= and sfb.last_result().wait()")
@@ -130,23 +128,61 @@ def run(df: Any, sobject: str, operation: str, external_id: str | None, **option
     return outcome_frame(run_.result(), parts, df.divisions)
 
 
+def dry_run(org, df: Any, sobject: str, operation: str, external_id: str | None,
+            options: dict[str, Any]) -> plan_stage.LoadPlan:
+    """dry_run for a Dask frame: the LoadPlan its load would run (nothing sent)."""
+    _refuse_unsupported(options)
+    load_options = plan_stage.LoadOptions(**options)
+    plan_stage.check_change_options(operation, load_options)
+    return make_plan(org, df, sobject, operation, external_id, load_options)[0]
+
+
+def _refuse_unsupported(options: dict[str, Any]) -> None:
+    unsupported = [name for name in _NOT_FOR_DASK if options.get(name) not in (None, False)]
+    if unsupported:
+        raise errors.InputError(f"{', '.join(unsupported)} cannot be used with a Dask frame "
+                                "yet; load df.compute() (a pandas frame) instead")
+
+
 def make_plan(org, df: Any, sobject: str, operation: str, external_id: str | None,
               options: plan_stage.LoadOptions) -> tuple[plan_stage.LoadPlan, list]:
     """The LoadPlan of a Dask frame (steps 1 to 3 of the module docstring), and the
     partitions' plans (for `outcome_frame`)."""
-    import dask
-    import dask.dataframe as dd
-
-    if isinstance(df, dd.Series):
-        df = df.to_frame(name="Id" if operation in ("delete", "hardDelete") else df.name)
+    df = _as_frame(df, operation)
     described = plan_stage.describe_load(org, df.columns, sobject, operation, external_id,
                                          options)
+    parts = _partition_plans(df, described, options, encode=True)
+    return _combine(org, described, options, parts), parts
+
+
+def problems_of(org, df: Any, sobject: str, operation: str, external_id: str | None,
+                options: plan_stage.LoadOptions) -> Problems:
+    """validate_df for a Dask frame: every problem of every partition (checked on the
+    workers, nothing encoded), keys repeated across partitions included."""
+    df = _as_frame(df, operation)
+    described = plan_stage.describe_load(org, df.columns, sobject, operation, external_id,
+                                         options)
+    parts = _partition_plans(df, described, options, encode=False)
+    return _problems(described, parts)[0]
+
+
+def _as_frame(df: Any, operation: str) -> Any:
+    import dask.dataframe as dd
+
+    if isinstance(df, dd.Series):  # ids to delete, or one column
+        return df.to_frame(name="Id" if operation in ("delete", "hardDelete") else df.name)
+    return df
+
+
+def _partition_plans(df: Any, described: plan_stage.Described,
+                     options: plan_stage.LoadOptions, encode: bool) -> list[PartitionPlan]:
+    import dask
+
     # One shared task for the context: each partition's task refers to it, not a copy.
     context = dask.delayed((described, options), pure=True, traverse=False)
-    tasks = [dask.delayed(_plan_partition, pure=True)(part, context)
+    tasks = [dask.delayed(_plan_partition, pure=True)(part, context, encode)
              for part in df.to_delayed()]
-    parts: list[PartitionPlan] = list(dask.compute(*tasks))
-    return _combine(org, described, options, parts), parts
+    return list(dask.compute(*tasks))
 
 
 def fingerprint(df: Any) -> str:
@@ -184,22 +220,7 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
              parts: list[PartitionPlan]) -> plan_stage.LoadPlan:
     """The partitions' plans as one LoadPlan (rows by position across the partitions);
     raises ValidationError when their problems stop the load."""
-    starts = np.cumsum([0] + [p.rows for p in parts])
-    index = (parts[0].index.append([p.index for p in parts[1:]]) if parts
-             else pd.RangeIndex(0))
-    blocks, seen = [], set()
-    for p, start in zip(parts, starts):
-        for b in p.blocks:
-            if b.positions is None:  # a problem of a whole column: said once
-                if (b.column, b.code) not in seen:
-                    seen.add((b.column, b.code))
-                    blocks.append(b)
-            else:
-                blocks.append(dataclasses.replace(
-                    b, positions=np.asarray(b.positions, np.int64) + start))
-    duplicates = _duplicate_keys(described, parts, starts)
-    blocks += duplicates
-    problems = Problems.from_blocks(blocks, index)
+    problems, duplicates, index, starts = _problems(described, parts)
     refused = [i for i, p in enumerate(parts) if p.refusal is not None]
     if options.on_invalid == "raise" and not problems.ok:
         refused = sorted(set(refused) | set(_partitions_of(problems, starts)))
@@ -207,9 +228,10 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
         note = parts[refused[0]].refusal if parts[refused[0]].refusal else (
             "the frame has problems (on_invalid='raise'): apply the fixes, or pass "
             "on_invalid='skip' to send only the valid rows")
+        named = ", ".join(map(str, refused[:10])) + (
+            f" and {len(refused) - 10:,} more" if len(refused) > 10 else "")
         raise errors.ValidationError(problems, note=f"{note} (partition"
-                                     f"{'s' if len(refused) > 1 else ''} "
-                                     f"{', '.join(map(str, refused))})")
+                                     f"{'s' if len(refused) > 1 else ''} {named})")
     if duplicates and options.on_invalid == "skip":
         parts = _skip_duplicates(parts, starts, duplicates, options)
     positions, texts, chunks, sent = [], [], [], 0
@@ -231,6 +253,27 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
         np.concatenate(positions) if positions else np.zeros(0, np.int64), sent_text, chunks,
         described.key_case_insensitive, described.describe_calls,
         fields=parts[0].fields if parts else [])
+
+
+def _problems(described: plan_stage.Described, parts: list[PartitionPlan]):
+    """The partitions' problems as one Problems frame (positions across the partitions,
+    a whole column's problem once), with the keys repeated across partitions; also
+    those duplicates' blocks, the index of the whole frame and the partitions' starts."""
+    starts = np.cumsum([0] + [p.rows for p in parts])
+    index = (parts[0].index.append([p.index for p in parts[1:]]) if parts
+             else pd.RangeIndex(0))
+    blocks, seen = [], set()
+    for p, start in zip(parts, starts):
+        for b in p.blocks:
+            if b.positions is None:  # a problem of a whole column: said once
+                if (b.column, b.code) not in seen:
+                    seen.add((b.column, b.code))
+                    blocks.append(b)
+            else:
+                blocks.append(dataclasses.replace(
+                    b, positions=np.asarray(b.positions, np.int64) + start))
+    duplicates = _duplicate_keys(described, parts, starts)
+    return Problems.from_blocks(blocks + duplicates, index), duplicates, index, starts
 
 
 def _duplicate_keys(described: plan_stage.Described, parts: list[PartitionPlan],

@@ -537,12 +537,12 @@ class Described:
     (no Org, no token): it can be shipped to the workers that check a Dask frame's
     partitions (sfbulk_nb.daskload)."""
 
-    describe: dict
+    describe: dict = field(repr=False)
     operation: str
     key: str | None
     key_case_insensitive: bool
-    parents: dict
-    prefixes: dict | None
+    parents: dict = field(repr=False)
+    prefixes: dict | None = field(repr=False)
     describe_calls: int = 0
 
     def check(self, df: pd.DataFrame, options: LoadOptions) -> validate.Checked:

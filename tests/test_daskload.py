@@ -138,6 +138,12 @@ def test_duplicate_keys_across_partitions_are_refused(client_org, scheduler):
     assert duplicates["row"].tolist() == [1020, 1250]
     assert "partitions 0, 2" in str(caught.value)
     assert ingest_jobs(client_org) == []
+    # validate_df and dry_run say the same of a Dask frame, without raising or sending.
+    found = sfb.validate_df(ddf, "Account", KEY)
+    pd.testing.assert_frame_equal(pd.DataFrame(found), pd.DataFrame(problems))
+    plan = sfb.dry_run(ddf, "Account", "upsert", KEY, on_invalid="skip", max_records=4)
+    assert plan.jobs["rows"].sum() == 28 and plan.invalid_positions.tolist() == [2, 25]
+    assert ingest_jobs(client_org) == []
     out = sfb.upsert_df(ddf, "Account", KEY, on_invalid="skip", progress=False).compute()
     assert out.loc[[1020, 1250], "sf_status"].tolist() == ["invalid", "invalid"]
     assert out.loc[[1020, 1250], "sf_error_code"].tolist() == ["DUPLICATE_VALUE"] * 2
