@@ -103,7 +103,8 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     ``options``: the load's other options (one set serves both calls), checked as the
     load checks them; ``column_delimiter`` and ``line_ending`` count here too.
     ``rules=True`` also checks the object's active validation rules (fetched through the
-    Tooling API, see sfbulk_nb.rules) on the rows as they would be sent."""
+    Tooling API, see sfbulk_nb.rules) on the rows as they would be sent. A Dask frame is
+    checked on its workers (sfbulk_nb.daskload), keys repeated across partitions included."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
@@ -131,7 +132,8 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     """Every check and the encoding of a load, without sending anything: the `LoadPlan`
     (`.jobs`: one row per job that would run; `.problems`). Raises what the real load
     would (ValidationError with on_invalid="raise"). ``lookup=True`` also asks the org
-    which rows would create and which would update (`plan.existing`; a few queries)."""
+    which rows would create and which would update (`plan.existing`; a few queries).
+    A Dask frame is checked and encoded on its workers, as its load would be."""
     dask_frame = daskload.is_dask(df)
     if operation in ("delete", "hardDelete") and not dask_frame:
         df = id_frame(df)
