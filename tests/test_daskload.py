@@ -150,6 +150,11 @@ def test_duplicate_keys_across_partitions_are_refused(client_org, scheduler):
     sent = out.drop(index=[1020, 1250])
     assert sent["sf_status"].isin(["created", "failed"]).all()
     assert (sent["sf_status"] == "created").sum() == len(stored(client_org))
+    # on_invalid="send" sends both, and each row gets its own outcome.
+    client_org.reset()
+    out = sfb.upsert_df(ddf, "Account", KEY, on_invalid="send", progress=False).compute()
+    assert sorted(out.loc[[1020, 1250], "sf_status"]) == ["created", "updated"]
+    assert out.loc[1020, "sf_id"] == out.loc[1250, "sf_id"]
 
 
 def test_a_fault_injected_run_loses_nothing(client_org):
@@ -246,6 +251,8 @@ def test_workers_never_receive_the_token(client_org, cluster, monkeypatch):
     assert sent and token and all(token.encode() not in payload for payload in sent)
     assert all(b"sfbulk_nb.org" not in payload and b"Secret" not in payload
                for payload in sent)
+    # What the workers need is there: the describe (fields the frame lacks) and the options.
+    assert b"Described" in sent[0] and b"LoadOptions" in sent[0] and b"BillingCity" in sent[0]
     assert pickle.loads(sent[0])  # the payload is what was shipped: plain, loadable data
 
 
