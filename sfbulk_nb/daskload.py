@@ -212,7 +212,9 @@ def outcome_frame(result: Any, parts: list[PartitionPlan], divisions: tuple):
         pieces.append(piece)
         start += p.rows
     meta = pieces[0].iloc[:0] if pieces else frame.iloc[:0]
-    return dd.from_delayed([dask.delayed(piece, pure=True) for piece in pieces], meta=meta,
+    # Keys of their own (pure=False), not a hash of each piece's data: a resumed run's
+    # frame must not share keys with the one its first call gave.
+    return dd.from_delayed([dask.delayed(piece, pure=False) for piece in pieces], meta=meta,
                            divisions=divisions)
 
 
