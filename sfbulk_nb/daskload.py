@@ -106,10 +106,6 @@ def _plan_partition(part: pd.DataFrame, context: tuple, encode: bool = True) -> 
                          journal.fingerprint(part))
 
 
-def _rechunk(sent_text: pd.DataFrame, options: plan_stage.LoadOptions) -> list[Chunk]:
-    return plan_stage._chunks_of_text(sent_text, options)
-
-
 def run(df: Any, sobject: str, operation: str, external_id: str | None, **options: Any):
     """upsert_df & co for a Dask frame (see the module docstring): the outcome's status
     columns as a Dask DataFrame with ``df``'s partitions, index and divisions."""
@@ -322,7 +318,7 @@ def _skip_duplicates(parts: list[PartitionPlan], starts: np.ndarray, duplicates:
                                        sent_text=text, chunks=[])
         if len(text):
             changed.append(i)
-            tasks.append(dask.delayed(_rechunk, pure=True)(text, options))
+            tasks.append(dask.delayed(plan_stage._chunks_of_text, pure=True)(text, options))
     for i, chunks in zip(changed, dask.compute(*tasks)):
         parts[i].chunks = chunks
     return parts

@@ -157,6 +157,27 @@ def test_duplicate_keys_across_partitions_are_refused(client_org, scheduler):
     assert out.loc[1020, "sf_id"] == out.loc[1250, "sf_id"]
 
 
+@pytest.mark.parametrize("on_invalid", ["raise", "skip"])
+def test_the_chunks_are_the_bytes_pandas_sends(client_org, scheduler, on_invalid):
+    pdf = frame(40)
+    if on_invalid == "skip":  # a bad cell, and a key in two partitions: re-encoded
+        pdf.loc[1050, "Name"] = "x" * 300
+        pdf.loc[1350, KEY] = "K002"
+    ddf = dd.from_pandas(pdf, npartitions=4)
+    options = {"on_invalid": on_invalid, "max_records": 7}
+    expected = sfb.dry_run(pdf, "Account", "upsert", KEY, **options)
+    got = sfb.dry_run(ddf, "Account", "upsert", KEY, **options)
+
+    def rows(plan):
+        return b"".join(c.data.partition(b"\n")[2] for c in plan.chunks)
+
+    assert {c.data.partition(b"\n")[0] for c in got.chunks} == {
+        expected.chunks[0].data.partition(b"\n")[0]}
+    assert rows(got) == rows(expected) and b"\r" in rows(got)
+    assert got.positions.tolist() == expected.positions.tolist()
+    assert sum(c.records for c in got.chunks) == len(expected.positions)
+
+
 def test_a_fault_injected_run_loses_nothing(client_org):
     org = client_org
     org.faults.add(after=True, drop=True, method="PATCH", path=r"/jobs/ingest/[^/]+$")
