@@ -76,7 +76,7 @@ class PartitionPlan:
     sent_text: pd.DataFrame | None
     chunks: list[Chunk]
     fields: list  # per column, the describe of the field it writes
-    fingerprint: str
+    fingerprint: str  # journal.fingerprint of the partition (not for checks alone)
 
 
 def _plan_partition(part: pd.DataFrame, context: tuple, encode: bool = True) -> PartitionPlan:
@@ -103,7 +103,7 @@ def _plan_partition(part: pd.DataFrame, context: tuple, encode: bool = True) -> 
               or b.column != checked.key_column or b.positions is None]
     return PartitionPlan(n, part.index, blocks, key_text, checked.key_column, key_order,
                          refusal, positions, sent_text, chunks, list(checked.describes),
-                         journal.fingerprint(part))
+                         journal.fingerprint(part) if encode else "")
 
 
 def run(df: Any, sobject: str, operation: str, external_id: str | None, **options: Any):
