@@ -64,7 +64,8 @@ def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
 def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str, *,
               hard: bool = False, **options: Any) -> BulkResult:
     """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
-    Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
+    Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids
+    (also a Dask frame or Series: sfbulk_nb.daskload)."""
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
