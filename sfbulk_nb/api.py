@@ -8,6 +8,10 @@ duplicate keys before anything is sent, splits the CSV into byte-exact chunks (o
 each), and runs up to `parallel` jobs at once: create, upload, close, poll, fetch the three
 result CSVs. Results are joined back to the input by value (Bulk API 2.0 returns them in
 no set order). Reaching `timeout` leaves jobs running; `res.wait()` carries on.
+
+Each of them also takes a `dask.dataframe.DataFrame`: its partitions are checked and
+encoded on the Dask workers, and the call returns the status columns as a Dask DataFrame
+with the input's partitions (see sfbulk_nb.daskload).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import encode, errors, jobs, journal, results
+from . import daskload, encode, errors, jobs, journal, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, org_or_default
@@ -42,7 +46,8 @@ _RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "slee
 
 
 def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
-    """Insert or update rows matched on `external_id` (an External ID field, or Id)."""
+    """Insert or update rows matched on `external_id` (an External ID field, or Id).
+    A Dask DataFrame gives a Dask DataFrame of the status columns (sfbulk_nb.daskload)."""
     return _run(df, sobject, "upsert", external_id, **options)
 
 
@@ -59,12 +64,13 @@ def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
 def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str, *,
               hard: bool = False, **options: Any) -> BulkResult:
     """Delete records by Id (`hard=True` skips the Recycle Bin; needs the Bulk API Hard
-    Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids."""
+    Delete permission). Accepts a frame with an `Id` column, a Series or a list of ids
+    (also a Dask frame or Series: sfbulk_nb.daskload)."""
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
-    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
-                **options)
+    ids = df_or_ids if daskload.is_dask(df_or_ids) else id_frame(df_or_ids)
+    return _run(ids, sobject, "hardDelete" if hard else "delete", None, **options)
 
 
 _IDS_HOW = "give the ids as a list, a Series or a frame with an Id column"
@@ -98,15 +104,24 @@ def validate_df(df: pd.DataFrame, sobject: str, external_id: str | None = None,
     ``options``: the load's other options (one set serves both calls), checked as the
     load checks them; ``column_delimiter`` and ``line_ending`` count here too.
     ``rules=True`` also checks the object's active validation rules (fetched through the
-    Tooling API, see sfbulk_nb.rules) on the rows as they would be sent."""
+    Tooling API, see sfbulk_nb.rules) on the rows as they would be sent. A Dask frame is
+    checked on its workers (sfbulk_nb.daskload), keys repeated across partitions included."""
     if operation == "upsert" and external_id is None:
         raise errors.InputError("validate_df for an upsert needs external_id (or pass "
                                 "operation='insert', 'update' or 'delete')")
-    if operation in ("delete", "hardDelete") and not isinstance(df, pd.DataFrame):
+    dask_frame = daskload.is_dask(df)
+    if operation in ("delete", "hardDelete") and not isinstance(df, pd.DataFrame) \
+            and not dask_frame:
         df = id_frame(df)
     _check_options(options)
     org = _run_settings({**options, "org": org})["org"]
     plan_options = {k: v for k, v in options.items() if k in _PLAN_OPTIONS}
+    if dask_frame:
+        if plan_options.get("rules"):
+            raise errors.InputError("rules=True cannot be used with a Dask frame yet; "
+                                    "check df.compute() (a pandas frame) instead")
+        return daskload.problems_of(org, df, sobject, operation, external_id,
+                                    plan_stage.LoadOptions(nulls=nulls, tz=tz, **plan_options))
     found = plan_stage.inspect(org, df, sobject, operation, external_id,
                                plan_stage.LoadOptions(nulls=nulls, tz=tz, **plan_options))
     return found.checked.problems
@@ -118,14 +133,19 @@ def dry_run(df: pd.DataFrame, sobject: str, operation: str = "upsert",
     """Every check and the encoding of a load, without sending anything: the `LoadPlan`
     (`.jobs`: one row per job that would run; `.problems`). Raises what the real load
     would (ValidationError with on_invalid="raise"). ``lookup=True`` also asks the org
-    which rows would create and which would update (`plan.existing`; a few queries)."""
-    if operation in ("delete", "hardDelete"):
+    which rows would create and which would update (`plan.existing`; a few queries).
+    A Dask frame is checked and encoded on its workers, as its load would be."""
+    dask_frame = daskload.is_dask(df)
+    if operation in ("delete", "hardDelete") and not dask_frame:
         df = id_frame(df)
     _check_options(options)
     # Checked as the load would check them; nothing runs, so nothing uses them but org.
     org = _run_settings(options)["org"]
-    plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
-                                plan_stage.LoadOptions(**options))
+    if dask_frame:  # checked and encoded on the workers, as the load would
+        plan = daskload.dry_run(org, df, sobject, operation, external_id, options)
+    else:
+        plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
+                                    plan_stage.LoadOptions(**options))
     if lookup and plan.existing is None:
         plan.lookup()
     return plan
@@ -143,6 +163,8 @@ def _check_options(options: dict[str, Any]) -> None:
 
 def _run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
          **options: Any) -> BulkResult:
+    if daskload.is_dask(df):  # a Dask frame: checked and encoded on its workers
+        return daskload.run(df, sobject, operation, external_id, **options)
     return start_run(df, sobject, operation, external_id, **options).result()
 
 
@@ -155,7 +177,13 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
     org = settings["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
-    print_ = journal.fingerprint(df)
+    return run_plan(plan, journal.fingerprint(df), settings)
+
+
+def run_plan(plan: plan_stage.LoadPlan, print_: str, settings: dict[str, Any]) -> "Run":
+    """Run a plan with the settings of _run_settings; ``print_``: the input's fingerprint
+    (journal.fingerprint), which the journal keeps."""
+    org = plan.org
     if not settings["force"]:
         _refuse_unfinished(print_, org, plan)
     # The panel only once the plan stands: a load stopped by its checks shows none.

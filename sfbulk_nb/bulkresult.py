@@ -145,6 +145,11 @@ class BulkResult:
                              "matches rows by label); use df.reset_index(drop=True) first")
         retryable = frame[frame["sf_status"].isin(_RETRYABLE)]
         if fixed is None:
+            if self._run.df.shape[1] == 0 and len(retryable):
+                # A Dask frame's load: the rows stayed on the workers (sfbulk_nb.daskload).
+                raise InputError("this load's rows are in its Dask frame: pass them as a "
+                                 "pandas frame with their index labels, e.g. "
+                                 "res.retry(ddf.compute().loc[res.failed.index])")
             fixed = retryable
         if not isinstance(fixed, pd.DataFrame):
             raise InputError(f"fixed must be a DataFrame of the rows to retry, not "

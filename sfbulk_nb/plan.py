@@ -530,32 +530,72 @@ class Inspection:
     describe_calls: int
 
 
-def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
-            external_id: str | None = None, options: LoadOptions | None = None) -> Inspection:
-    """Describe and validate: every problem of ``df`` for the load, nothing encoded."""
-    options = options or LoadOptions()
+@dataclass
+class Described:
+    """What a load's checks need from the org, fetched once: the object's describe, the
+    key, the parents' describes of relationship columns and the key prefixes. Plain data
+    (no Org, no token): it can be shipped to the workers that check a Dask frame's
+    partitions (sfbulk_nb.daskload)."""
+
+    describe: dict = field(repr=False)
+    operation: str
+    key: str | None
+    key_case_insensitive: bool
+    parents: dict = field(repr=False)
+    prefixes: dict | None = field(repr=False)
+    describe_calls: int = 0
+
+    def check(self, df: pd.DataFrame, options: LoadOptions) -> validate.Checked:
+        """Every problem of ``df`` (no I/O; the org's validation rules are not checked)."""
+        return validate.check(df, self.describe, self.operation, self.key, nulls=options.nulls,
+                              tz=options.tz, column_delimiter=options.column_delimiter,
+                              parents=self.parents,
+                              key_case_insensitive=self.key_case_insensitive,
+                              key_prefixes=self.prefixes)
+
+
+def check_arguments(operation: str, options: LoadOptions) -> None:
     if operation not in OPERATIONS:
         raise errors.InputError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
     if options.on_invalid not in ON_INVALID:
         raise errors.InputError(f"on_invalid must be one of {', '.join(map(repr, ON_INVALID))}; "
                                 f"got {options.on_invalid!r}")
-    if not isinstance(df, pd.DataFrame):
-        raise errors.InputError(encode.not_a_frame(df))
+
+
+def describe_load(org: Org, columns, sobject: str, operation: str,
+                  external_id: str | None = None,
+                  options: LoadOptions | None = None) -> Described:
+    """Check the load's arguments and fetch the describes its checks need for a frame
+    with ``columns``."""
+    options = options or LoadOptions()
+    check_arguments(operation, options)
     encode._option(options.line_ending, encode.LINE_ENDINGS, "line_ending")
     encode._check_limits(options.max_bytes, options.max_records)
     key = _key_for(operation, external_id)
     calls = org.api_calls
     describe = describe_object(org, sobject)
     key = _check_key_field(describe, operation, key)
-    parents = _parents(org, describe, df.columns)
+    parents = _parents(org, describe, columns)
     case_insensitive = _key_ignores_case(describe, key)
-    prefixes = _key_prefixes(org, describe, operation, df.columns)
-    checked = validate.check(df, describe, operation, key, nulls=options.nulls, tz=options.tz,
-                             column_delimiter=options.column_delimiter, parents=parents,
-                             key_case_insensitive=case_insensitive, key_prefixes=prefixes)
+    prefixes = _key_prefixes(org, describe, operation, columns)
+    return Described(describe, operation, key, case_insensitive, parents, prefixes,
+                     org.api_calls - calls)
+
+
+def inspect(org: Org, df: pd.DataFrame, sobject: str, operation: str,
+            external_id: str | None = None, options: LoadOptions | None = None) -> Inspection:
+    """Describe and validate: every problem of ``df`` for the load, nothing encoded."""
+    options = options or LoadOptions()
+    check_arguments(operation, options)
+    if not isinstance(df, pd.DataFrame):
+        raise errors.InputError(encode.not_a_frame(df))
+    calls = org.api_calls
+    described = describe_load(org, df.columns, sobject, operation, external_id, options)
+    checked = described.check(df, options)
     if options.rules:
-        checked = rules.add_rule_problems(org, describe, operation, checked)
-    return Inspection(describe, key, case_insensitive, checked, org.api_calls - calls)
+        checked = rules.add_rule_problems(org, described.describe, operation, checked)
+    return Inspection(described.describe, described.key, described.key_case_insensitive,
+                      checked, org.api_calls - calls)
 
 
 def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
@@ -567,12 +607,28 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
     found = inspect(org, df, sobject, operation, external_id, options)
     checked = found.checked
     problems = checked.problems
-    positions = np.arange(len(df))
+    positions, sent_text, chunks = rows_and_chunks(checked, options, len(df),
+                                                   keyed=found.key is not None)
+    plan = LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
+                    positions, sent_text, chunks, found.key_case_insensitive,
+                    found.describe_calls, fields=list(checked.describes))
+    if plan.looks_up_before_sending:
+        plan.lookup()
+        plan.hold_back(plan.changes)
+    return plan
+
+
+def rows_and_chunks(checked: validate.Checked, options: LoadOptions, n: int,
+                    keyed: bool) -> tuple[np.ndarray, pd.DataFrame, list[Chunk]]:
+    """The rows of a checked frame of ``n`` rows that ``options.on_invalid`` lets through
+    (positions), their texts as sent, and their CSV chunks. Raises ValidationError when
+    the problems stop the load."""
+    problems = checked.problems
+    positions = np.arange(n)
     if not problems.ok:
-        positions = _rows_to_send(problems, checked, options.on_invalid, len(df),
-                                  keyed=found.key is not None)
+        positions = _rows_to_send(problems, checked, options.on_invalid, n, keyed=keyed)
     encoding = checked.encoding
-    if len(positions) < len(df):
+    if len(positions) < n:
         encoding = encoding.select(positions)
         sent_text = checked.text_frame(positions)
     else:
@@ -583,13 +639,7 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
                                       max_records=options.max_records)) if len(positions) else []
     except encode.EncodeError as e:  # a header name no CSV can carry (on_invalid="send")
         raise errors.ValidationError(problems, note=f"the frame cannot be written as CSV: {e}") from None
-    plan = LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
-                    positions, sent_text, chunks, found.key_case_insensitive,
-                    found.describe_calls, fields=list(checked.describes))
-    if plan.looks_up_before_sending:
-        plan.lookup()
-        plan.hold_back(plan.changes)
-    return plan
+    return positions, sent_text, chunks
 
 
 def check_change_options(operation: str, options: LoadOptions) -> None:

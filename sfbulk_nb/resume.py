@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import errors, jobs, journal
+from . import daskload, errors, jobs, journal
 from . import plan as plan_stage
 from .api import Run
 from .bulkresult import BulkResult
@@ -52,12 +52,17 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
            progress: Any = "auto") -> BulkResult:
     """Re-attach to a journalled run and rebuild its aligned result from the org (see the
     module docstring). ``df``: the frame the run sent (the journal keeps no data, only a
-    fingerprint to check it by). Without ``run_id``, the latest run of ``df``."""
-    if not isinstance(df, pd.DataFrame):
+    fingerprint to check it by). Without ``run_id``, the latest run of ``df``. A run of a
+    Dask frame is resumed with that Dask frame (partitioned the same way) and gives its
+    outcome as a Dask frame, as the load did (sfbulk_nb.daskload)."""
+    dask_frame = daskload.is_dask(df)
+    if not isinstance(df, pd.DataFrame) and not dask_frame:
         raise errors.InputError(
             "resume needs the frame the run sent (the journal keeps no data): "
             "sfb.resume(run_id, df), or sfb.resume(df=df) for the latest run of df")
-    print_ = journal.fingerprint(df)
+    if dask_frame and not wait:
+        raise errors.InputError("wait=False is not available for a Dask frame's run")
+    print_ = daskload.fingerprint(df) if dask_frame else journal.fingerprint(df)
     record = _find(run_id, print_)
     d = record.data
     if d["fingerprint"] != print_:
@@ -74,9 +79,13 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
     only_changed = options.pop("only_changed", False)
     undoable = options.pop("undoable", False)
     since = options.pop("if_unmodified_since", None)
-    plan = plan_stage.make_plan(org, df, d["sobject"], d["operation"],
-                                d["key"] if d["operation"] == "upsert" else None,
-                                plan_stage.LoadOptions(**options))
+    external_id = d["key"] if d["operation"] == "upsert" else None
+    if dask_frame:
+        plan, parts = daskload.make_plan(org, df, d["sobject"], d["operation"], external_id,
+                                         plan_stage.LoadOptions(**options))
+    else:
+        plan = plan_stage.make_plan(org, df, d["sobject"], d["operation"], external_id,
+                                    plan_stage.LoadOptions(**options))
     plan.options.only_changed = only_changed
     plan.options.undoable = undoable
     plan.options.if_unmodified_since = (None if since is None
@@ -108,6 +117,8 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
         run.wait(timeout)
     else:
         run.start_waiting_in_background()
+    if dask_frame:
+        return daskload.outcome_frame(run.result(), parts, df.divisions)
     return run.result()
 
 

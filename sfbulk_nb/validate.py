@@ -938,30 +938,40 @@ class _Validator:
 
     def _check_keys(self, column, order, name, cells_of):
         cells = cells_of[order]
-        positions, _, _, reasons = results.duplicate_keys(cells.text, self.op, self.key,
-                                                          self.key_case_insensitive)
-        if not len(positions):
-            return
-        f = self.fields.get(self.key.lower())
-        blank = np.array(reasons) == "blank"
-        if blank.any():
+        for positions, code, reason, hint in key_problems(cells.text, self.op, self.key,
+                                                          self.key_case_insensitive, name):
             mask = np.zeros(len(cells), bool)
-            mask[positions[blank]] = True
-            self._add(column, order, name, f, mask, cells, "MISSING_ARGUMENT",
-                      f"is blank: every row needs its {self.key} (the key it is matched on)",
-                      f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string').str.strip() != '')]")
-        if (~blank).any():
-            mask = np.zeros(len(cells), bool)
-            mask[positions[~blank]] = True
-            folded = self.key_case_insensitive and self.key.lower() != "id"
-            if folded:
-                hint = f"df = df[~df[{name!r}].str.lower().duplicated(keep='last')]"
-            else:
-                hint = f"df = df.drop_duplicates(subset={_py([name])}, keep='last')"
-            self._add(column, order, name, f, mask, cells, "DUPLICATE_VALUE",
-                      f"appears in more than one row: each {self.key} may be sent once "
-                      f"(keep='last' keeps the last row of each)" + (
-                          " (matched ignoring case)" if folded else ""), hint)
+            mask[positions] = True
+            self._add(column, order, name, self.fields.get(self.key.lower()), mask, cells,
+                      code, reason, hint)
+
+
+def key_problems(text: pa.Array, operation: str, key: str, key_case_insensitive: bool,
+                 name: Any) -> list[tuple[np.ndarray, str, str, str]]:
+    """Blank and repeated keys among a key column's texts (large_string), as (positions,
+    code, reason, hint); ``name`` is the column as hints spell it."""
+    positions, _, _, reasons = results.duplicate_keys(text, operation, key, key_case_insensitive)
+    if not len(positions):
+        return []
+    found = []
+    blank = np.array(reasons) == "blank"
+    if blank.any():
+        found.append((
+            positions[blank], "MISSING_ARGUMENT",
+            f"is blank: every row needs its {key} (the key it is matched on)",
+            f"df = df[df[{name!r}].notna() & (df[{name!r}].astype('string').str.strip() != '')]"))
+    if (~blank).any():
+        folded = key_case_insensitive and key.lower() != "id"
+        if folded:
+            hint = f"df = df[~df[{name!r}].str.lower().duplicated(keep='last')]"
+        else:
+            hint = f"df = df.drop_duplicates(subset={_py([name])}, keep='last')"
+        found.append((
+            positions[~blank], "DUPLICATE_VALUE",
+            f"appears in more than one row: each {key} may be sent once "
+            f"(keep='last' keeps the last row of each)" + (
+                " (matched ignoring case)" if folded else ""), hint))
+    return found
 
 
 # -- helpers ---------------------------------------------------------------------------
