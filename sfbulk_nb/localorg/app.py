@@ -21,7 +21,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import ids, tooling, values
-from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, JobFault, check_upload_size,
+from .engine import (MAX_UPLOAD_BASE64, RESULT_KINDS, Engine, check_upload_size,
                      upload_too_large)
 from .errors import ApiError, not_found
 from .faults import Fault, Faults
@@ -30,6 +30,7 @@ from .limits import Limits
 from .queryjobs import QueryJobs
 from .responses import JSON_TYPE, json_response
 from .restquery import RestQueries
+from .runner import JobFault
 from .sobjects_http import RULES as SOBJECT_RULES
 from .sobjects_http import SObjectResource
 from .store import Store
