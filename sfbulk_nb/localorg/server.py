@@ -32,6 +32,7 @@ from .identity import Identity
 from .rules import RuleError, ValidationRule
 from .runner import JobFault, Runner
 from .limits import API_REQUESTS, Limits, check_limits
+from .queryjobs import QueryJobs
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -128,8 +129,9 @@ class LocalOrg:
         self.engine = Engine(self.store, self.catalog, self.runner, result_order=result_order,
                              seed=seed, faults=self.faults, limits=self.limits,
                              contention=self.contention)
-        self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
-                               self.limits, clock=clock)
+        self.query_jobs = QueryJobs(self.engine)
+        self.app = LocalOrgApp(self.store, self.engine, self.query_jobs, self.identity,
+                               self.faults, self.limits, clock=clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None

@@ -1,11 +1,13 @@
 """The local org's module layout holds: jobs are written only by the store (so progress is
-recorded in one place), and the HTTP layer stays split by resource."""
+recorded in one place), one runner processes every kind of job, and the HTTP layer stays
+split by resource."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 import sfbulk_nb.localorg as localorg
+from sfbulk_nb.localorg import app
 
 PACKAGE = Path(localorg.__file__).parent
 # SQL that writes a jobs table: the job rows, their uploads and their results.
@@ -42,4 +44,15 @@ def test_one_worker_thread_runs_jobs():
 def test_ingest_and_query_jobs_share_the_runner():
     with localorg.LocalOrg() as org:
         assert set(org.runner._kinds) == {"ingest", "query"}
-        assert org.engine.runner is org.app.query_jobs.runner is org.runner
+        assert org.engine.runner is org.query_jobs.runner is org.runner
+
+
+def test_app_only_assembles_the_resources():
+    source = (PACKAGE / "app.py").read_text(encoding="utf-8")
+    assert "def on_" not in source and "Rule(" not in source
+    with localorg.LocalOrg() as org:
+        owners = {getattr(org.app, "on_" + rule.endpoint).__self__.__class__.__module__
+                  for rule in app._URLS.iter_rules()}
+    assert owners == {f"sfbulk_nb.localorg.{name}" for name in (
+        "http_auth", "http_rest", "http_query", "http_ingest", "http_query_jobs",
+        "http_control", "sobjects_http")}
