@@ -108,7 +108,7 @@ class QueryJobs:
         query = self._compile(text or "", operation, self._now())
         self.engine.limits.take_query_job()  # a query that does not compile uses none
         job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
-        now = sf_datetime(self.engine.clock())
+        now = sf_datetime(self.runner.clock())
         self.store.insert_job({
             "id": job_id, "kind": KIND, "operation": operation, "object": query.object.name,
             "createdById": user_id, "createdDate": now, "systemModstamp": now,
@@ -137,7 +137,7 @@ class QueryJobs:
                            f"Invalid value: '{state}' supplied for property: 'state'; only "
                            "Aborted can be set on a query job")
         if not self.store.set_job_state(job_id, "Aborted", ABORTABLE,
-                                        systemModstamp=sf_datetime(self.engine.clock())):
+                                        systemModstamp=sf_datetime(self.runner.clock())):
             raise invalid_state("Aborting already Completed Job not allowed")
         return self.get(job_id)
 
@@ -226,7 +226,7 @@ class QueryJobs:
     # -- helpers ------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.engine.clock(), timezone.utc)
+        return datetime.fromtimestamp(self.runner.clock(), timezone.utc)
 
     def _compile(self, text: str, operation: str, now: datetime) -> soql.CompiledQuery:
         try:
