@@ -1,31 +1,22 @@
-"""Ingest jobs: the state machine, the one upload, and processing off the request thread.
+"""Ingest jobs: the state machine, the one upload, and their processing (by the runner).
 
     create -> Open --PUT once--> Open --PATCH UploadComplete--> UploadComplete
-           -> (worker) InProgress -> JobComplete | Failed          PATCH Aborted from any
+           -> (runner) InProgress -> JobComplete | Failed          PATCH Aborted from any
                                                                    unfinished state
 
-A worker thread takes closed jobs from a queue and processes them in internal batches of
-10,000 rows (200 when paced, so progress moves smoothly). Every batch commits its record
-changes, its result rows and the job's counters in one transaction, so a job survives a
-restart of the server: unfinished jobs are queued again on start and resume after the last
-committed batch.
-
-The same worker runs every kind of job: each queue entry names its kind (`jobs.kind`), and
-a kind's processor is registered with `register` (query jobs: `queryjobs.py`).
+The runner's worker (runner.py) takes closed jobs from its queue and hands them to
+`Engine.process`, which works in internal batches of 10,000 rows (200 when paced, so
+progress moves smoothly). Every batch commits its record changes, its result rows and the
+job's counters in one transaction, so a job survives a restart of the server: unfinished
+jobs are queued again on start and resume after the last committed batch.
 """
 from __future__ import annotations
 
 import json
-import logging
-import queue
 import random
 import re
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from . import csvfmt, ids
 from .catalog import Catalog
@@ -35,29 +26,17 @@ from .faults import Faults
 from .limits import BATCHES_EXCEEDED, BULK_BATCHES, Limits
 from .records import Header, JobFailure, apply_batch
 from .rules import RuleBook
+from .runner import Run, Runner, sf_datetime
 from .store import Store
 
-log = logging.getLogger(__name__)
-
+KIND = "ingest"
 BATCH_SIZE = 10_000
-PACED_STEP = 200
 LIST_PAGE_SIZE = 1000
-# Salesforce deletes Bulk API jobs, their data and results, seven days after they were
-# created (documented for Bulk API jobs and batches; our guess for 2.0 is the same). Without
-# it, a long-lived org file grows by every upload and query result it ever held.
-JOB_LIFESPAN = 7 * 24 * 3600
-EXPIRY_SWEEP_EVERY = 3600
 # Salesforce refuses uploads over 150 MB once base64 encoded (the protocol notes, 4.6).
 MAX_UPLOAD_BASE64 = 150 * 1024 * 1024
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 UNFINISHED = ("Open", "UploadComplete", "InProgress")
 RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
-
-
-def sf_datetime(ts: float) -> str:
-    """JobInfo dates: `2022-01-02T21:33:43.000+0000`."""
-    dt = datetime.fromtimestamp(ts, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
 
 
 def record_datetime(ts: float) -> str:
@@ -66,25 +45,10 @@ def record_datetime(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-@dataclass
-class JobFault:
-    """Make the next processed job end Failed once it has processed `after_records` rows
-    (all of its rows, if it has fewer: the job still ends Failed, with nothing
-    unprocessed, so a client always sees the failure it asked for)."""
-
-    message: str = "InternalServerError : the local org was told to fail this job"
-    after_records: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.message, str):
-            raise ValueError("message must be a string")
-        if not isinstance(self.after_records, int) or self.after_records < 0:
-            raise ValueError("after_records must be a whole number of at least 0")
-
-
 class Engine:
-    def __init__(self, store: Store, catalog: Catalog, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, pace: float | None = None,
+    """Ingest jobs: their API operations, and `process`, the runner's processor for them."""
+
+    def __init__(self, store: Store, catalog: Catalog, runner: Runner, *,
                  result_order: str = "shuffled", seed: int | None = None,
                  faults: Faults | None = None, limits: Limits | None = None,
                  contention: Contention | None = None):
@@ -92,89 +56,29 @@ class Engine:
             raise ValueError("result_order must be 'shuffled' or 'input'")
         self.store = store
         self.catalog = catalog
+        self.runner = runner
         self.rules = RuleBook(store)
-        self.clock = clock
-        self.sleep = sleep
-        self.pace = pace
+        self.clock = runner.clock
         self.result_order = result_order
         self.random = random.Random(seed)
-        self.job_faults: deque[JobFault] = deque()
+        self.job_faults = runner.job_faults  # the runner's: for a job of any kind
         self.faults = faults or Faults()  # for its row locks
-        self.limits = limits or Limits(store, clock=clock)
+        self.limits = limits or Limits(store, clock=self.clock)
         self.contention = contention or Contention()
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._processors: dict[str, Callable[[str], None]] = {"ingest": self._process}
-        self._worker: threading.Thread | None = None
-        self.idle = threading.Event()
-        self.idle.set()
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._last_sweep: float | None = None
+        runner.register(KIND, self.process)
 
-    # -- worker -----------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.expire_old_jobs()
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="localorg-jobs", daemon=True)
-            self._worker.start()
-            for kind, job_id in self.store.unfinished_jobs():
-                self.enqueue(job_id, kind)
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=30)
-            self._worker = None
-
-    def expire_old_jobs(self) -> None:
-        """Delete jobs past their lifespan (not those the worker may be running); runs at
-        most once an hour, on start and when jobs are created."""
-        now = self.clock()
-        if self._last_sweep is not None and now - self._last_sweep < EXPIRY_SWEEP_EVERY:
-            return
-        self._last_sweep = now
-        self.store.delete_jobs_created_before(sf_datetime(now - JOB_LIFESPAN))
-
-    def register(self, kind: str, processor: Callable[[str], None]) -> None:
-        """Have the worker run `processor(job_id)` for queued jobs of this kind."""
-        self._processors[kind] = processor
-
-    def enqueue(self, job_id: str, kind: str = "ingest") -> None:
-        with self._pending_lock:
-            self._pending += 1
-            self.idle.clear()
-        self._queue.put((kind, job_id))
+    @property
+    def pace(self) -> float | None:
+        return self.runner.pace
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every queued job has been processed (handy in tests)."""
-        return self.idle.wait(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            kind, job_id = item
-            try:
-                self._processors[kind](job_id)
-            except Exception:
-                # A bug must not kill the worker. The job shows that it failed, the server's
-                # log shows why (Python's error text is no message for a client).
-                log.exception("job %s failed", job_id)
-                self.store.update_job(job_id, state="Failed", errorMessage="InternalServerError "
-                                      ": An unexpected error occurred while processing the job")
-            finally:
-                # Counted under a lock: a job enqueued while this one ran keeps idle clear.
-                with self._pending_lock:
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self.idle.set()
+        """Block until the runner has processed every queued job (of any kind)."""
+        return self.runner.wait_idle(timeout)
 
     # -- API operations -----------------------------------------------------------------
 
     def create_job(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
-        self.expire_old_jobs()
+        self.runner.expire_old_jobs()
         operation = job_operation(body, OPERATIONS)
         obj = self.catalog.get(str(body.get("object") or ""))
         if obj is None:
@@ -193,7 +97,7 @@ class Engine:
         job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
         now = sf_datetime(self.clock())
         job = {
-            "id": job_id, "kind": "ingest", "operation": operation, "object": obj.name,
+            "id": job_id, "kind": KIND, "operation": operation, "object": obj.name,
             "createdById": user_id, "createdDate": now, "systemModstamp": now, "state": "Open",
             "externalIdFieldName": external_id, "concurrencyMode": "Parallel",
             "contentType": "CSV", "apiVersion": api_version, "jobType": "V2Ingest",
@@ -204,7 +108,7 @@ class Engine:
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        job = self.store.get_job(job_id, "ingest")
+        job = self.store.get_job(job_id, KIND)
         if job is None:
             raise not_found()
         return job
@@ -221,20 +125,19 @@ class Engine:
             raise invalid_state(f"Job {job_id} is not in the Open state; data can only be "
                                 "uploaded to an Open job")
         check_upload_size(len(data))
-        self.store.save_upload(job_id, data, uploaded=1, systemModstamp=sf_datetime(self.clock()))
+        self.store.save_upload(job_id, data, sf_datetime(self.clock()))
 
     def set_state(self, job_id: str, state: Any) -> dict[str, Any]:
         job = self.get_job(job_id)
         now = sf_datetime(self.clock())
         if state == "UploadComplete":
-            if not self.store.set_job_state_if(job_id, ["Open"], state="UploadComplete",
-                                               systemModstamp=now):
+            if not self.store.set_job_state(job_id, "UploadComplete", ["Open"],
+                                            systemModstamp=now):
                 raise invalid_state(f"Invalid state transition from {job['state']} to "
                                     "UploadComplete")
-            self.enqueue(job_id)
+            self.runner.enqueue(job_id, KIND)
         elif state == "Aborted":
-            if not self.store.set_job_state_if(job_id, list(UNFINISHED), state="Aborted",
-                                               systemModstamp=now):
+            if not self.store.set_job_state(job_id, "Aborted", UNFINISHED, systemModstamp=now):
                 raise invalid_state("Aborting already Completed Job not allowed")
         else:
             raise ApiError(400, "INVALIDJOBSTATE" if isinstance(state, str) else "API_ERROR",
@@ -250,7 +153,7 @@ class Engine:
         self.store.delete_job(job_id)
 
     def list_jobs(self, locator: str | None, filters: dict[str, Any],
-                  kind: str = "ingest") -> tuple[list[dict], str | None]:
+                  kind: str = KIND) -> tuple[list[dict], str | None]:
         after = 0
         if locator:
             # Ours look like Salesforce's `01gR0000000opRTIAY-2000`; the number after the
@@ -292,17 +195,10 @@ class Engine:
 
     # -- processing -------------------------------------------------------------------
 
-    def _process(self, job_id: str) -> None:
-        job = self.store.get_job(job_id, "ingest")
-        if job is None or job["state"] not in ("UploadComplete", "InProgress"):
-            return
-        if job["state"] == "UploadComplete":
-            self.show_upload_complete()
-        started = self.clock()
-        if not self.store.set_job_state_if(job_id, ["UploadComplete", "InProgress"],
-                                           state="InProgress",
-                                           systemModstamp=sf_datetime(self.clock())):
-            return
+    def process(self, run: Run) -> None:
+        """Process an ingest job the runner has put InProgress, after its last committed
+        batch."""
+        job, job_id, started = run.job, run.id, run.started
         try:
             if not job["uploaded"]:
                 # Our guess at the wording: closing a job without data fails it.
@@ -316,18 +212,18 @@ class Engine:
             header = Header.parse(self.catalog, obj, job["operation"], names,
                                   job["externalIdFieldName"])
         except (csvfmt.CsvFormatError, JobFailure) as e:
-            self.finish(job_id, started, "Failed", str(e))
+            self._finish(run, "Failed", str(e))
             return
-        self.store.update_job(job_id, resultHeader=json.dumps(names))
-        step = PACED_STEP if self.pace else BATCH_SIZE
-        fault = self.job_faults.popleft() if self.job_faults else None
+        self.store.set_result_header(job_id, names)
+        step = run.step(BATCH_SIZE)
+        fault = run.take_fault()
         position = job["rowsProcessedUpTo"]
         processed, failed = job["numberRecordsProcessed"], job["numberRecordsFailed"]
         # A job fault stops processing at its row count, within a batch if need be.
         stop = None if fault is None else position + max(0, fault.after_records - processed)
         retries = job["retries"] or 0
         for batch in upload.column_batches(step, start=position):
-            if self.store.get_job(job_id, "ingest")["state"] != "InProgress":
+            if self.store.get_job(job_id, KIND)["state"] != "InProgress":
                 return  # aborted (or deleted) while running
             if stop is not None:
                 if position >= stop:
@@ -337,7 +233,7 @@ class Engine:
             # starts (a paced step is a part of one); none left fails the job, the rest
             # of its rows unprocessed (see limits.py).
             if position % BATCH_SIZE == 0 and not self.limits.take(BULK_BATCHES):
-                self.finish(job_id, started, "Failed", BATCHES_EXCEEDED)
+                self._finish(run, "Failed", BATCHES_EXCEEDED)
                 return
             batch_started = self.clock()
             now = self.clock()
@@ -362,14 +258,10 @@ class Engine:
                 processed += size
                 failed += len(outcome.failed)
                 elapsed = int((self.clock() - started) * 1000)
-                conn.execute(
-                    "UPDATE jobs SET numberRecordsProcessed = ?, numberRecordsFailed = ?, "
-                    "rowsProcessedUpTo = ?, totalProcessingTime = ?, "
-                    "apiActiveProcessingTime = apiActiveProcessingTime + ?, systemModstamp = ? "
-                    "WHERE id = ?",
-                    (processed, failed, end, elapsed,
-                     int((self.clock() - batch_started) * 1000), sf_datetime(self.clock()),
-                     job_id))
+                active = int((self.clock() - batch_started) * 1000)
+                self.store.record_progress(conn, job_id, processed=processed, failed=failed,
+                                           rows_up_to=end, total_ms=elapsed, active_ms=active,
+                                           stamp=sf_datetime(self.clock()))
 
             locked = self.faults.locked_rows(size)
             if self.contention.on:
@@ -378,27 +270,31 @@ class Engine:
                 if contended:
                     locked |= contended
                     retries += 1
-                    self.store.update_job(job_id, retries=retries)
+                    self.store.set_job_retries(job_id, retries)
             apply_batch(self.store, header, batch, external_id=job["externalIdFieldName"],
                         user_id=job["createdById"], now=record_datetime(now),
                         locked=locked, on_commit=save_results,
                         validation=self.rules.active(obj))
             position += size
-            self.keep_pace(started, processed)
+            run.keep_pace(processed)
         if fault is not None:
-            self.finish(job_id, started, "Failed", fault.message)
+            self._finish(run, "Failed", fault.message)
             return
-        self.finish(job_id, started, "JobComplete", None)
+        self._finish(run, "JobComplete", None)
+
+    def _finish(self, run: Run, state: str, message: str | None) -> None:
+        self.contention.forget(run.id)
+        run.finish(state, message)
 
     def _other_jobs_parents(self, job_id: str) -> list[frozenset[str]]:
         """The parent keys of the other ingest jobs waiting to be processed (contention)."""
         found = []
         for kind, other in self.store.unfinished_jobs():
-            if kind != "ingest" or other == job_id:
+            if kind != KIND or other == job_id:
                 continue
 
             def read(other: str = other):
-                job = self.store.get_job(other, "ingest")
+                job = self.store.get_job(other, KIND)
                 data = self.store.job_data(other) or b""
                 names = csvfmt.open_upload(data, job["columnDelimiter"], job["lineEnding"]).header
                 header = Header.parse(self.catalog, self.catalog.get(job["object"]),
@@ -410,30 +306,6 @@ class Engine:
             except Exception:  # noqa: BLE001 - a job whose upload fails parsing fails on its own
                 continue
         return found
-
-    def show_upload_complete(self) -> None:
-        """When paced, leave a job in UploadComplete for a moment so watchers see it."""
-        if self.pace:
-            self.sleep(min(1.0, PACED_STEP / self.pace))
-
-    def keep_pace(self, started: float, processed: int) -> None:
-        """When paced, sleep until `processed` records fit the pace since `started`."""
-        if self.pace:
-            behind = (processed / self.pace) - (self.clock() - started)
-            if behind > 0:
-                self.sleep(behind)
-
-    def finish(self, job_id: str, started: float, state: str, message: str | None) -> None:
-        self.contention.forget(job_id)
-        now = self.clock()
-        done = self.store.set_job_state_if(job_id, ["InProgress"], state=state,
-                                           errorMessage=message,
-                                           totalProcessingTime=int((now - started) * 1000),
-                                           systemModstamp=sf_datetime(now))
-        if done and state == "JobComplete":
-            # Every row has its result now; only Failed and Aborted jobs serve their upload
-            # again (as unprocessed records), so a completed job's CSV is dead weight.
-            self.store.drop_upload(job_id)
 
 
 def job_operation(body: Any, allowed: tuple[str, ...]) -> str:

@@ -3,7 +3,8 @@
     create -> UploadComplete -> (worker) InProgress -> JobComplete | Failed
     PATCH Aborted from UploadComplete or InProgress; DELETE once JobComplete, Failed or Aborted
 
-The engine's worker runs the job (`QueryJobs.process`, registered for the kind "query"). It
+The runner's worker (runner.py) runs the job (`QueryJobs.process`, registered for the kind
+"query", from the start again after a restart). It
 reads the query's rows in chunks of CHUNK_ROWS (PACED_STEP when the org is paced), renders
 each chunk to CSV and commits it together with the job's counter, so neither the job nor a
 million-row result is ever held in memory whole. A stored chunk (job_results kind
@@ -57,7 +58,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import csvfmt, ids, soql
 from .catalog import Field
-from .engine import PACED_STEP, Engine, csv_options, job_operation, sf_datetime
+from .engine import Engine, csv_options, job_operation
+from .runner import Run, sf_datetime
 from .errors import ApiError, invalid_state, not_found
 
 OPERATIONS = ("query", "queryAll")
@@ -90,12 +92,13 @@ class QueryJobs:
         self.engine = engine
         self.store = engine.store
         self.catalog = engine.catalog
-        engine.register(KIND, self.process)
+        self.runner = engine.runner
+        self.runner.register(KIND, self.process, restart=True)
 
     # -- API operations -----------------------------------------------------------------
 
     def create(self, body: Any, api_version: float, user_id: str) -> dict[str, Any]:
-        self.engine.expire_old_jobs()
+        self.runner.expire_old_jobs()
         operation = job_operation(body, OPERATIONS)
         delimiter, line_ending = csv_options(body)
         text = body.get("query")
@@ -105,7 +108,7 @@ class QueryJobs:
         query = self._compile(text or "", operation, self._now())
         self.engine.limits.take_query_job()  # a query that does not compile uses none
         job_id = self.store.allocate_ids(ids.JOB_PREFIX, 1)[0]
-        now = sf_datetime(self.engine.clock())
+        now = sf_datetime(self.runner.clock())
         self.store.insert_job({
             "id": job_id, "kind": KIND, "operation": operation, "object": query.object.name,
             "createdById": user_id, "createdDate": now, "systemModstamp": now,
@@ -113,7 +116,7 @@ class QueryJobs:
             "apiVersion": api_version, "jobType": "V2Query", "lineEnding": line_ending,
             "columnDelimiter": delimiter, "query": text,
         })
-        self.engine.enqueue(job_id, KIND)
+        self.runner.enqueue(job_id, KIND)
         return self.get(job_id)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -133,8 +136,8 @@ class QueryJobs:
             raise ApiError(400, "INVALIDJOBSTATE" if isinstance(state, str) else "API_ERROR",
                            f"Invalid value: '{state}' supplied for property: 'state'; only "
                            "Aborted can be set on a query job")
-        if not self.store.set_job_state_if(job_id, list(ABORTABLE), state="Aborted",
-                                           systemModstamp=sf_datetime(self.engine.clock())):
+        if not self.store.set_job_state(job_id, "Aborted", ABORTABLE,
+                                        systemModstamp=sf_datetime(self.runner.clock())):
             raise invalid_state("Aborting already Completed Job not allowed")
         return self.get(job_id)
 
@@ -179,30 +182,20 @@ class QueryJobs:
         stop = starts[len(pages)] if len(starts) > len(pages) else total
         return [encode_locator(s) for s in pages], encode_locator(stop) if stop < total else None
 
-    # -- processing (the engine's worker) -------------------------------------------------
+    # -- processing (the runner's worker) -------------------------------------------------
 
-    def process(self, job_id: str) -> None:
-        engine, store = self.engine, self.store
-        job = store.get_job(job_id, KIND)
-        if job is None or job["state"] not in ABORTABLE:
-            return
-        if job["state"] == "UploadComplete":
-            engine.show_upload_complete()
-        started = engine.clock()  # the pace and totalProcessingTime count from here
-        store.clear_results(job_id)  # a job resumed after a restart runs again from the start
-        if not store.set_job_state_if(job_id, list(ABORTABLE), state="InProgress",
-                                      numberRecordsProcessed=0,
-                                      systemModstamp=sf_datetime(engine.clock())):
-            return
+    def process(self, run: Run) -> None:
+        """Run a query job the runner has put InProgress (with its results cleared)."""
+        store, job, job_id, started = self.store, run.job, run.id, run.started
         try:
             query = self._compile(job["query"], job["operation"], self._now())
         except ApiError as e:  # the schema changed since the job was created
-            engine.finish(job_id, started, "Failed", f"InvalidBatch : {e.message}")
+            run.finish("Failed", f"InvalidBatch : {e.message}")
             return
         renderer = _Renderer(query.columns, job)
-        store.update_job(job_id, resultHeader=json.dumps(renderer.names))
-        fault = engine.job_faults.popleft() if engine.job_faults else None
-        step = PACED_STEP if engine.pace else CHUNK_ROWS
+        store.set_result_header(job_id, renderer.names)
+        fault = run.take_fault()
+        step = run.step(CHUNK_ROWS)
         processed = 0
         with contextlib.closing(soql.execute(store, query)) as rows:
             while True:
@@ -212,29 +205,28 @@ class QueryJobs:
                 if not batch:
                     break
                 body, index = renderer.chunk(batch)
-                now = engine.clock()
+                now = self.runner.clock()
                 with store.transaction() as conn:
-                    live = conn.execute(
-                        "UPDATE jobs SET numberRecordsProcessed = ?, totalProcessingTime = ?, "
-                        "systemModstamp = ? WHERE id = ? AND state = 'InProgress'",
-                        (processed + len(batch), int((now - started) * 1000), sf_datetime(now),
-                         job_id)).rowcount
+                    live = store.record_progress(
+                        conn, job_id, processed=processed + len(batch),
+                        total_ms=int((now - started) * 1000), stamp=sf_datetime(now),
+                        only_in_progress=True)
                     if live:
                         store.add_results(conn, job_id, _RESULTS, processed, body)
                         store.add_results(conn, job_id, _INDEX, processed, index)
                 if not live:
                     return  # aborted (or deleted) while running
                 processed += len(batch)
-                engine.keep_pace(started, processed)
+                run.keep_pace(processed)
         if fault is not None:
-            engine.finish(job_id, started, "Failed", fault.message)
+            run.finish("Failed", fault.message)
             return
-        engine.finish(job_id, started, "JobComplete", None)
+        run.finish("JobComplete", None)
 
     # -- helpers ------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.engine.clock(), timezone.utc)
+        return datetime.fromtimestamp(self.runner.clock(), timezone.utc)
 
     def _compile(self, text: str, operation: str, now: datetime) -> soql.CompiledQuery:
         try:

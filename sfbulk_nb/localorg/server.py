@@ -25,12 +25,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from .app import LocalOrgApp
 from .catalog import (Catalog, SchemaError, SchemaImport, SObject, describe_files,
                       limitations)
-from .engine import Engine, JobFault
+from .engine import Engine
 from .contention import Contention
 from .faults import Faults
 from .identity import Identity
 from .rules import RuleError, ValidationRule
+from .runner import JobFault, Runner
 from .limits import API_REQUESTS, Limits, check_limits
+from .queryjobs import QueryJobs
 from .store import PRIVATE_DIR, Store, make_private
 
 
@@ -122,11 +124,14 @@ class LocalOrg:
         self.limits = Limits(self.store, limits, clock=clock)
         # Checked before the worker starts: a bad share is an argument error.
         self.contention = Contention(contention, seed)
-        self.engine = Engine(self.store, self.catalog, clock=clock, pace=pace,
-                             result_order=result_order, seed=seed, faults=self.faults,
-                             limits=self.limits, contention=self.contention)
-        self.app = LocalOrgApp(self.store, self.engine, self.identity, self.faults,
-                               self.limits, clock=clock)
+        # One worker processes the jobs of every kind (see runner.py).
+        self.runner = Runner(self.store, clock=clock, pace=pace)
+        self.engine = Engine(self.store, self.catalog, self.runner, result_order=result_order,
+                             seed=seed, faults=self.faults, limits=self.limits,
+                             contention=self.contention)
+        self.query_jobs = QueryJobs(self.engine)
+        self.app = LocalOrgApp(self.store, self.engine, self.query_jobs, self.identity,
+                               self.faults, self.limits, clock=clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._token: str | None = None
@@ -156,7 +161,7 @@ class LocalOrg:
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             name="localorg-http", daemon=True)
             self._thread.start()
-            self.engine.start()
+            self.runner.start()
         return self
 
     def stop(self) -> None:
@@ -165,7 +170,7 @@ class LocalOrg:
             self._server.server_close()
             self._thread.join(timeout=10)
             self._server = None
-        self.engine.stop()
+        self.runner.stop()
         if self._tempdir is not None:
             self.store.close()
             self._tempdir.cleanup()
@@ -185,9 +190,9 @@ class LocalOrg:
         picks up the new token by itself, other clients log in again). Objects added with
         add_object() stay, empty, and so do validation rules. Ids start over, so the same loads give the same ids.
         Jobs being processed are waited for first (up to a minute)."""
-        self.engine.wait_idle(timeout=60)
+        self.runner.wait_idle(timeout=60)
         self.faults.clear()
-        self.engine.job_faults.clear()
+        self.runner.job_faults.clear()
         self.store.wipe()
         self.identity = Identity(self.store, self.identity.clock)
         self.app.identity = self.identity
@@ -354,7 +359,7 @@ class LocalOrg:
         fault = JobFault(after_records=after_records)
         if message:
             fault.message = message
-        self.engine.job_faults.append(fault)
+        self.runner.job_faults.append(fault)
 
     def issue_refresh_token(self) -> str:
         """A refresh token for the org's user, as Salesforce's web-server flow gives one once
@@ -375,4 +380,4 @@ class LocalOrg:
 
     def wait_idle(self, timeout: float | None = 60) -> bool:
         """Wait until every closed job has been processed."""
-        return self.engine.wait_idle(timeout)
+        return self.runner.wait_idle(timeout)

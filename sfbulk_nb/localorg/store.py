@@ -10,6 +10,7 @@ serialises writers anyway, and a single connection keeps transactions simple.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -331,24 +332,66 @@ class Store:
         return dict(rows[0]) if rows else None
 
     def update_job(self, job_id: str, **changes: Any) -> None:
+        """Set columns of a job's row as they are (tests stage a job's state with it)."""
         sets = ",".join(f"{quote_name(k)} = ?" for k in changes)
         self.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*changes.values(), job_id])
 
-    def set_job_state_if(self, job_id: str, allowed: Sequence[str], **changes: Any) -> bool:
-        """Apply `changes` only while the job is in one of the `allowed` states (atomic)."""
+    def set_job_state(self, job_id: str, state: str, from_states: Sequence[str],
+                      **changes: Any) -> bool:
+        """Move a job to `state` (with `changes` to its other columns) only while it is in
+        one of `from_states`, atomically; False when it was not."""
+        changes = {"state": state, **changes}
         sets = ",".join(f"{quote_name(k)} = ?" for k in changes)
         return self.execute(
-            f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({','.join('?' * len(allowed))})",
-            [*changes.values(), job_id, *allowed]) == 1
+            f"UPDATE jobs SET {sets} WHERE id = ? AND state IN "
+            f"({','.join('?' * len(from_states))})",
+            [*changes.values(), job_id, *from_states]) == 1
 
-    def save_upload(self, job_id: str, data: bytes, **changes: Any) -> None:
-        """Keep a job's uploaded data and apply `changes` to its row, in one transaction."""
-        sets = ",".join(f"{quote_name(k)} = ?" for k in changes)
+    def fail_job(self, job_id: str, message: str) -> None:
+        """A job ends Failed whatever its state (the worker met a bug while running it)."""
+        self.execute("UPDATE jobs SET state = 'Failed', errorMessage = ? WHERE id = ?",
+                     (message, job_id))
+
+    def set_result_header(self, job_id: str, names: Sequence[str]) -> None:
+        self.execute("UPDATE jobs SET resultHeader = ? WHERE id = ?",
+                     (json.dumps(list(names)), job_id))
+
+    def set_job_retries(self, job_id: str, retries: int) -> None:
+        self.execute("UPDATE jobs SET retries = ? WHERE id = ?", (retries, job_id))
+
+    def record_progress(self, conn: sqlite3.Connection, job_id: str, *, processed: int,
+                        total_ms: int, stamp: str, failed: int | None = None,
+                        rows_up_to: int | None = None, active_ms: int | None = None,
+                        only_in_progress: bool = False) -> bool:
+        """A job's counters after a batch, in the caller's transaction (the one committing
+        the batch's results): `processed` and `failed` rows, the upload's rows done
+        (`rows_up_to`, where a resumed job starts again), its processing time and
+        `active_ms` more of API-active time. With `only_in_progress`, only while the job is
+        InProgress: False when it was aborted (or deleted) meanwhile."""
+        changes: dict[str, Any] = {"numberRecordsProcessed": processed}
+        if failed is not None:
+            changes["numberRecordsFailed"] = failed
+        if rows_up_to is not None:
+            changes["rowsProcessedUpTo"] = rows_up_to
+        changes["totalProcessingTime"] = total_ms
+        sets = [f"{k} = ?" for k in changes]
+        params = list(changes.values())
+        if active_ms is not None:
+            sets.append("apiActiveProcessingTime = apiActiveProcessingTime + ?")
+            params.append(active_ms)
+        sets.append("systemModstamp = ?")
+        params += [stamp, job_id]
+        where = " AND state = 'InProgress'" if only_in_progress else ""
+        return conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{where}",
+                            params).rowcount == 1
+
+    def save_upload(self, job_id: str, data: bytes, stamp: str) -> None:
+        """Keep a job's uploaded data and mark the job uploaded, in one transaction."""
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO job_uploads (job_id, data) VALUES (?, ?)",
                          (job_id, data))
-            if changes:
-                conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*changes.values(), job_id])
+            conn.execute("UPDATE jobs SET uploaded = 1, systemModstamp = ? WHERE id = ?",
+                         (stamp, job_id))
 
     def drop_upload(self, job_id: str) -> None:
         with self.transaction() as conn:
