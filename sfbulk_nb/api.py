@@ -551,8 +551,11 @@ class Run:
             self._not_sent(i, errors.SFBulkError("the run was aborted or interrupted before "
                                                  "this job was closed"), abort=True)
             return
-        # The bytes are Salesforce's now: keep only their size (for res.jobs).
+        # The bytes are Salesforce's now: keep only their size (for res.jobs), here and in
+        # the plan, which is this run's alone (holding them doubled a load's peak memory).
         self.chunks[i] = dataclasses.replace(chunk, data=b"")
+        if i < len(self.plan.chunks) and self.plan.chunks[i] is chunk:
+            self.plan.chunks[i] = self.chunks[i]
         self.emit(JOB_UPLOADED, chunk=i, job_id=outcome.job_id, records=chunk.records)
         self._journal(i, stage="uploaded")
         # From here the rows may be written: they are never marked not sent again.
@@ -618,8 +621,9 @@ class Run:
             with_rows = _result_kinds_with_rows(info)
 
             def parse(data: bytes) -> pd.DataFrame:
-                return self._keep_needed(results.parse_result_csv(
-                    data, column_delimiter=self.column_delimiter, line_ending=self.line_ending))
+                return results.parse_result_csv(
+                    data, column_delimiter=self.column_delimiter, line_ending=self.line_ending,
+                    keep=self._needed)
 
             fetched = {kind: jobs.results(self.org, outcome.job_id, kind, self.retry, parse)
                        if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
@@ -639,12 +643,12 @@ class Run:
                   records=chunk.records, processed=info.processed, failed=info.failed,
                   message=info.error_message)
 
-    def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Only the columns alignment reads: the key and the sf__ columns (an insert matches
-        on every column, and so do rows sharing a key: then it keeps them all)."""
-        if self.operation == "insert" or self._keep_all_columns:
-            return frame
-        return frame[[c for c in frame.columns if c.startswith("sf__") or c == self.key_column]]
+    def _needed(self, column: str) -> bool:
+        """Whether alignment reads a result column: the key and the sf__ columns (an insert
+        matches on every column, and so do rows sharing a key: then it reads them all).
+        The others are never parsed."""
+        return (self.operation == "insert" or self._keep_all_columns
+                or column.startswith("sf__") or column == self.key_column)
 
     def _record(self, e: BaseException, i: int) -> None:
         with self._lock:

@@ -36,6 +36,7 @@ index, so a million rows align in one to three seconds (bench/bench_align.py).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 import re
 from dataclasses import dataclass
 
@@ -131,7 +132,8 @@ class JobOutcome:
 # ----------------------------------------------------------------- result CSV parsing
 
 
-def parse_result_csv(data: bytes, *, column_delimiter: str = "COMMA", line_ending: str = "LF") -> pd.DataFrame:
+def parse_result_csv(data: bytes, *, column_delimiter: str = "COMMA", line_ending: str = "LF",
+                     keep: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """A result CSV as a frame of text: every value a string ('' for blanks, never NaN,
     never a number), header names as sent.
 
@@ -145,6 +147,9 @@ def parse_result_csv(data: bytes, *, column_delimiter: str = "COMMA", line_endin
     an unquoted line break that is data for the job's line ending goes through an exact
     field scanner instead. Salesforce quotes every value, so that only happens with
     unusual input.
+
+    ``keep``: which columns to read, by header name (all when None): a result file echoes
+    every column sent, and alignment reads only a few; the others are never parsed.
     """
     delimiter = _setting(COLUMN_DELIMITERS, column_delimiter, "column_delimiter")
     eol = _setting(LINE_ENDINGS, line_ending, "line_ending")
@@ -160,11 +165,16 @@ def parse_result_csv(data: bytes, *, column_delimiter: str = "COMMA", line_endin
         # Arrow would take an unclosed quote as running to the end: a cut-off download.
         raise ValueError("result CSV is malformed: a quoted value is never closed (was the download cut off?)")
     header, body_start = _first_record(data, delimiter, eol)
-    if not data[body_start:].strip(b"\r\n"):
-        return _text_frame({i: [] for i in range(len(header))}, header)
+    wanted = [i for i, name in enumerate(header) if keep is None or keep(name)]
+    if not _ANYTHING.search(data, body_start):  # (no copy of the body to find out)
+        return _text_frame({i: [] for i in wanted}, [header[i] for i in wanted])
     if _stray_line_breaks(data, eol):
-        return _parse_exact(data, header, body_start, delimiter, eol)
-    return _parse_arrow(data, header, delimiter)
+        frame = _parse_exact(data, header, body_start, delimiter, eol)
+        return frame.iloc[:, wanted] if len(wanted) < len(header) else frame
+    return _parse_arrow(data, header, delimiter, wanted)
+
+
+_ANYTHING = re.compile(rb"[^\r\n]")
 
 
 def _setting(table: dict[str, str], name: str, what: str) -> str:
@@ -250,9 +260,14 @@ def _stray_line_breaks(data: bytes, eol: str) -> bool:
     return bool((np.searchsorted(quotes, candidates) % 2 == 0).any())
 
 
-def _parse_arrow(data: bytes, header: list[str], delimiter: str) -> pd.DataFrame:
+def _parse_arrow(data: bytes, header: list[str], delimiter: str,
+                 wanted: list[int] | None = None) -> pd.DataFrame:
+    # Columns named by position: header names may repeat, and only the wanted are read.
+    wanted = list(range(len(header))) if wanted is None else wanted
+    positional = [f"c{i}" for i in range(len(header))]
     convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in header},
+        column_types={name: pa.string() for name in positional},
+        include_columns=[positional[i] for i in wanted],
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -261,7 +276,10 @@ def _parse_arrow(data: bytes, header: list[str], delimiter: str) -> pd.DataFrame
     while True:
         try:
             table = pacsv.read_csv(
-                pa.BufferReader(data), read_options=pacsv.ReadOptions(block_size=block), parse_options=parse, convert_options=convert
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(block_size=block, column_names=positional,
+                                               skip_rows=1),
+                parse_options=parse, convert_options=convert
             )
             break
         except pa.ArrowInvalid as exc:
@@ -271,7 +289,7 @@ def _parse_arrow(data: bytes, header: list[str], delimiter: str) -> pd.DataFrame
                 continue
             raise ValueError(f"result CSV could not be parsed: {exc}") from None
     frame = table.to_pandas()
-    frame.columns = header
+    frame.columns = [header[i] for i in wanted]
     return frame
 
 

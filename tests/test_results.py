@@ -151,6 +151,27 @@ def test_parse_arrow_and_exact_paths_agree(eol, setting):
     assert_frame_equal(R._parse_arrow(data, header, ","), R._parse_exact(data, header, start, ",", eol))
 
 
+@pytest.mark.parametrize("eol, setting", [("\n", "LF"), ("\r\n", "CRLF")])
+@pytest.mark.parametrize("stray", [False, True])
+def test_parse_keeps_only_the_columns_asked_for(eol, setting, stray):
+    # stray: a lone line break that is data for the job's line ending (the exact scanner)
+    odd = ("x\ry" if eol == "\n" else "x\ny") if stray else "plain"
+    header = ["sf__Id", "sf__Created", "Name", "Name", "Key__c"]
+    rows = [["001A", "true", 'a,"b"', "dup", "K1"], ["001B", "false", odd, "dup2", "K2"]]
+    data = result_csv(header, rows, ",", eol)
+    if stray:  # unquoted, as some tools write it
+        data = data.replace(f'"{odd}"'.encode(), odd.encode())
+    keep = {"sf__Id", "Key__c"}.__contains__
+    frame = parse_result_csv(data, line_ending=setting, keep=keep)
+    assert list(frame.columns) == ["sf__Id", "Key__c"]
+    assert frame.values.tolist() == [["001A", "K1"], ["001B", "K2"]]
+    both = parse_result_csv(data, line_ending=setting, keep=lambda c: c == "Name")
+    assert list(both.columns) == ["Name", "Name"]
+    assert both.iloc[:, 0].tolist() == ['a,"b"', odd] and both.iloc[:, 1].tolist() == ["dup", "dup2"]
+    empty = parse_result_csv(result_csv(header, [], ",", eol), line_ending=setting, keep=keep)
+    assert list(empty.columns) == ["sf__Id", "Key__c"] and len(empty) == 0
+
+
 def test_parse_header_only_gives_empty_frame_with_columns():
     frame = parse_result_csv(b'"sf__Id","sf__Error",Name,Description\n')
     assert list(frame.columns) == ["sf__Id", "sf__Error", "Name", "Description"]
