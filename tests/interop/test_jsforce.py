@@ -77,12 +77,14 @@ def test_jsforce_rest_and_bulk2_calls(node_bin, org):
     assert out["bulkDelete"] == [ids["c"]]
     assert out["bulkQuery"] == [["Bulk A upserted", "B-A"], ["Bulk B", "B-B"],
                                 ["Bulk Z", "B-Z"]]
+    assert out["bulkHardDelete"]["ok"] == [out["bulkHardDelete"]["z"]]
+    assert out["bulkHardDelete"]["failed"] == 0
 
     # What the org holds after it all.
     state = accounts(org)
     live = {r["Name"]: r for r in state.values() if not r["IsDeleted"]}
-    assert set(live) == {"JS One upserted", "JS Upserted", "Bulk A upserted", "Bulk B",
-                         "Bulk Z"}
+    assert set(live) == {"JS One upserted", "JS Upserted", "Bulk A upserted", "Bulk B"}
+    assert out["bulkHardDelete"]["z"] not in state  # gone, not in the Recycle Bin
     assert live["JS One upserted"]["Id"] == ids["one"]
     assert live["JS One upserted"]["customExtIdField__c"] == "JS-1"
     assert live["Bulk B"]["Industry"] == "Banking"

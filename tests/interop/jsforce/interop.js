@@ -78,6 +78,10 @@ async function main() {
   const rows = await collect(await conn.bulk2.query(
     "SELECT Id, Name, customExtIdField__c FROM Account WHERE Name LIKE 'Bulk%' ORDER BY Name"));
   out.bulkQuery = rows.map((r) => [r.Name, r.customExtIdField__c]);
+  // hardDelete too (the last of the ingest operations): no Recycle Bin.
+  const z = upserted.successfulResults.find((r) => r.customExtIdField__c === 'B-Z').sf__Id;
+  const hard = await load('hardDelete', [{ Id: z }]);
+  out.bulkHardDelete = { z, ok: ids(hard.successfulResults), failed: hard.failedResults.length };
   out.ids = { one, two, three, a, b, c };
   process.stdout.write(JSON.stringify(out));
 }
