@@ -615,7 +615,7 @@ class Run:
             info = jobs.wait(self.org, outcome.job_id, timeout=remaining, clock=self.clock,
                              sleep=self.sleep, on_update=update, just_closed=just_closed,
                              poll=lambda org, job_id: jobs.get(org, job_id, self.retry),
-                             stop=self._stop)
+                             stop=self._stop, records=chunk.records)
             if not info.done:
                 return
             with_rows = _result_kinds_with_rows(info)

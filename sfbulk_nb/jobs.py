@@ -256,32 +256,56 @@ def wait(org: Org, job_id: str, *, timeout: float | None = None,
          sleep: Callable[[float], None] = time.sleep,
          on_update: Callable[[JobInfo], None] | None = None,
          poll: Callable[[Org, str], JobInfo] | None = None,
-         just_closed: bool = False, stop: Any = None) -> JobInfo:
+         just_closed: bool = False, stop: Any = None, records: int | None = None) -> JobInfo:
     """Poll until the job is terminal or `timeout` seconds pass; returns the last JobInfo
     (check `.done`). `on_update` sees every JobInfo polled; `poll` is the GET to use
     (ingest jobs by default, `get_query_job` for queries). `just_closed`: the job was
     closed a moment ago, so the first poll waits one interval (at once it would only
     find the state the close call returned). ``stop`` (a threading.Event): once set, the
-    next poll is the last."""
+    next poll is the last. ``records``: the rows uploaded to the job; once it reports
+    progress, the next poll is when its pace says it will be done (see _next_delay)."""
+    backoff = backoff or Backoff()
     deadline = None if timeout is None else clock() + timeout
-    delays = (backoff or Backoff()).intervals()
+    delays = backoff.intervals()
     poll = poll or get
     if just_closed:
         first = next(delays)
         sleep(first if deadline is None else max(0.0, min(first, deadline - clock())))
+    seen: tuple[float, int] | None = None  # (when, processed) of the first poll with progress
     while True:
         info = poll(org, job_id)
+        now = clock()
         if on_update is not None:
             on_update(info)
         if info.done or (stop is not None and stop.is_set()):
             return info
         delay = next(delays)
+        if records and info.processed:
+            if seen is None or info.processed < seen[1]:
+                seen = (now, info.processed)
+            else:
+                delay = _next_delay(backoff, delay, records, seen, now, info.processed)
         if deadline is not None:
             remaining = deadline - clock()
             if remaining <= 0:
                 return info
             delay = min(delay, remaining)
         sleep(delay)
+
+
+def _next_delay(backoff: Backoff, planned: float, records: int, seen: tuple[float, int],
+                now: float, processed: int) -> float:
+    """When to poll a job that reports progress: when its pace since ``seen`` says the last
+    record will be done (plus 5%), between the backoff's start and its cap. A job of a
+    million rows at 90,000 rows/s is polled about 3 times instead of 6, and still seen
+    done within about 5% of its end. No measurable pace yet (no progress since ``seen``):
+    the planned backoff interval."""
+    since, done_then = seen
+    if processed <= done_then or now <= since:
+        return planned
+    rate = (processed - done_then) / (now - since)
+    left = max(0, records - processed) / rate
+    return min(backoff.cap, max(backoff.start, 1.05 * left))
 
 
 # -- query jobs ------------------------------------------------------------------------
