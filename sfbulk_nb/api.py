@@ -41,18 +41,28 @@ _RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "slee
                 "lock_retries", "force")
 
 
-def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
-    """Insert or update rows matched on `external_id` (an External ID field, or Id)."""
+# An iterable of DataFrames (a generator, pd.read_csv(chunksize=)) instead of a frame is
+# streamed (sfbulk_nb.stream): the load returns a StreamResult whose rows are in a results
+# file (`results=`, default <run id>.results.csv here), not an aligned BulkResult.
+
+
+def upsert_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, external_id: str,
+              **options: Any) -> BulkResult:
+    """Insert or update rows matched on `external_id` (an External ID field, or Id). An
+    iterable of frames is streamed: a StreamResult (see sfbulk_nb.stream)."""
     return _run(df, sobject, "upsert", external_id, **options)
 
 
-def insert_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
-    """Create one record per row."""
+def insert_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str,
+              **options: Any) -> BulkResult:
+    """Create one record per row (an iterable of frames: streamed, see upsert_df)."""
     return _run(df, sobject, "insert", None, **options)
 
 
-def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
-    """Update records by their `Id` column; blank cells leave fields unchanged."""
+def update_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str,
+              **options: Any) -> BulkResult:
+    """Update records by their `Id` column; blank cells leave fields unchanged (an
+    iterable of frames: streamed, see upsert_df)."""
     return _run(df, sobject, "update", None, **options)
 
 
@@ -63,8 +73,13 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
-    return _run(id_frame(df_or_ids), sobject, "hardDelete" if hard else "delete", None,
-                **options)
+    from .stream import frames_of
+
+    frames, df_or_ids = frames_of(df_or_ids)
+    operation = "hardDelete" if hard else "delete"
+    if frames is not None:
+        return _run(frames, sobject, operation, None, **options)
+    return _run(id_frame(df_or_ids), sobject, operation, None, **options)
 
 
 _IDS_HOW = "give the ids as a list, a Series or a frame with an Id column"
@@ -141,8 +156,17 @@ def _check_options(options: dict[str, Any]) -> None:
                                 f"{', '.join(sorted(_PLAN_OPTIONS + _RUN_OPTIONS))}")
 
 
-def _run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
-         **options: Any) -> BulkResult:
+def _run(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, operation: str,
+         external_id: str | None, **options: Any) -> BulkResult:
+    from .stream import frames_of, load_frames
+
+    frames, df = frames_of(df)
+    if frames is not None:
+        return load_frames(frames, sobject, operation, external_id, **options)
+    if "results" in options:
+        raise errors.InputError("results= is for a streamed load (an iterable of frames, or "
+                                "upsert_csv & co); a frame's result is returned: "
+                                "res.frame.to_csv(path)")
     return start_run(df, sobject, operation, external_id, **options).result()
 
 
