@@ -90,7 +90,9 @@ def upsert_csv(path: str | Path, sobject: str, external_id: str, **options: Any)
     sf_attempts. ``encoding``: the file's (default UTF-8, with or without a byte order
     mark; UTF-16 by its mark); a file that is not UTF-8 is refused naming the first bad
     byte and its line (an Excel export: pass ``encoding="cp1252"``). ``block_size``:
-    bytes read at a time (4 MB). The other options are upsert_df's (nulls, tz,
+    bytes read at a time (4 MB). ``start_line``: send only the rows from that line on
+    (carrying on after a run that stopped part way: its ``stop_text()`` names the line).
+    The other options are upsert_df's (nulls, tz,
     on_invalid, max_bytes, max_records, parallel, org, progress, ...). Returns a
     `StreamResult` (counts, errors, jobs; ``.frame(limit=)`` reads the results file)."""
     return load_csv(path, sobject, "upsert", external_id, **options)
@@ -118,15 +120,30 @@ def delete_csv(path: str | Path, sobject: str, *, hard: bool = False,
 
 def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | None, *,
              results: str | Path | None = None, encoding: str | None = None,
-             block_size: int = BLOCK_SIZE, **options: Any) -> "StreamResult":
-    """What upsert_csv & co do, for any operation."""
+             block_size: int = BLOCK_SIZE, start_line: int | None = None,
+             **options: Any) -> "StreamResult":
+    """What upsert_csv & co do, for any operation. ``start_line``: send only the rows
+    that start on that line or later (to carry on after a run stopped part way; keys of
+    the lines before it are not checked for repeats)."""
+    if start_line is not None and (not isinstance(start_line, (int, np.integer))
+                                   or isinstance(start_line, bool) or start_line < 2):
+        raise errors.InputError(f"start_line must be a line number from 2 (the first after "
+                                f"the header), not {start_line!r}")
     source = CsvSource(path, encoding=encoding, block_size=block_size)
     target = Path(results) if results is not None else source.default_results()
     load = _StreamLoad(sobject, operation, external_id, target, label=_LINE,
                        fingerprint=source.fingerprint(), source=str(source.path), **options)
+
+    def blocks() -> Iterator[pd.DataFrame]:
+        for block in source.blocks():
+            if start_line is not None and block.index[0] < start_line:
+                block = block[block.index >= start_line]
+            if len(block):
+                yield block
+
     if load.options.on_invalid == "raise":
-        load.check_all(source.blocks())  # nothing is sent unless every row passes
-    return load.run(source.blocks())
+        load.check_all(blocks())  # nothing is sent unless every row passes
+    return load.run(blocks())
 
 
 def load_frames(frames: Iterable[pd.DataFrame], sobject: str, operation: str,
@@ -997,9 +1014,11 @@ class StreamResult:
             return ""
         where = (f"{self.label} {self.stopped_at}" if self.stopped_at is not None
                  else "the rows after the last one in the results file")
+        again = (f"; carry on with start_line={self.stopped_at}" if self.label == _LINE
+                 and self.stopped_at is not None else "")
         return (f"stopped: {self.stop_reason}. Rows up to {where} are in {self.path} with "
                 f"their status ({self.rows_sent:,} sent, {self.not_sent_rows:,} read but not "
-                f"sent); from {where} on nothing was sent or read")
+                f"sent); from {where} on nothing was sent{again}")
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in self._counts.items() if n)

@@ -234,6 +234,34 @@ def test_nothing_is_lost_when_jobs_fail_or_cannot_be_created(client, org, tmp_pa
     assert len(accounts(org)) == 0
 
 
+def test_a_run_stopped_part_way_says_which_lines_were_sent_and_carries_on(client, org,
+                                                                          tmp_path):
+    path = tmp_path / "a.csv"
+    bad = write_csv(path, 60)["K30"]
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"\nK30,Name 30,plain,30\n", b"\nK30,Name 30,plain,30,x\n"))
+    with pytest.raises(errors.InputError, match=f"line {bad}: 5 field") as caught:
+        sfb.upsert_csv(path, "Account", KEY, block_size=300, max_records=10,
+                       on_invalid="skip", **QUIET)
+    res = caught.value.result
+    frame = res.frame()
+    sent = frame[frame["sf_status"] == "created"]
+    unsent = frame[frame["sf_status"] == "not_sent"]
+    assert res.stopped_at == (unsent["line"].min() if len(unsent) else sent["line"].max() + 1)
+    assert len(sent) == res.rows_sent == len(accounts(org)) and len(sent) >= 20
+    assert frame["line"].max() < bad and f"start_line={res.stopped_at}" in res.stop_text()
+    runs = sfb.runs()
+    assert runs.loc[runs["run_id"] == res.run_id, "state"].item() == "running"
+    with pytest.raises(errors.InputError, match="streamed load"):
+        sfb.resume(res.run_id, pd.DataFrame())
+    # Fixed, the rest goes from the line it names: every row once.
+    path.write_bytes(good)
+    again = sfb.upsert_csv(path, "Account", KEY, start_line=res.stopped_at,
+                           results=tmp_path / "rest.csv", **QUIET)
+    assert again.ok and again.counts["created"] == 60 - len(sent)
+    assert len(accounts(org)) == 60
+
+
 def test_options_that_need_the_whole_input_are_refused(client, tmp_path):
     path = tmp_path / "a.csv"
     write_csv(path, 3)
