@@ -793,10 +793,7 @@ class Run:
     def add_round(self, rows: np.ndarray) -> list[int]:
         """A follow-up round of jobs for the sent rows at ``rows``: their texts encoded
         again (the same bytes as first sent). Returns the new jobs' indexes."""
-        chunks = list(encode.iter_chunks(
-            self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
-            line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
-            max_records=self.plan.options.max_records))
+        chunks = self._round_chunks(rows)
         with self._lock:
             first = len(self.chunks)
             self.chunks += chunks
@@ -807,6 +804,13 @@ class Run:
             self.rounds.append((rows, list(range(first, len(self.chunks)))))
             self._aligned = None
         return list(range(first, len(self.chunks)))
+
+    def _round_chunks(self, rows: np.ndarray) -> list[encode.Chunk]:
+        """The chunks of a follow-up round's rows (positions index into ``rows``)."""
+        return list(encode.iter_chunks(
+            self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
+            line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
+            max_records=self.plan.options.max_records))
 
     @property
     def api_calls(self) -> int:

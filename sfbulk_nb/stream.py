@@ -65,6 +65,8 @@ import pyarrow.compute as pc
 
 from . import encode, errors, journal, results
 from . import plan as plan_stage
+from . import api
+from .api import Run
 from .encode import Chunk
 from .problems import Problems
 
@@ -410,6 +412,7 @@ class _Job:
 
     texts: list[pd.DataFrame] = dataclasses.field(default_factory=list)
     data: list[bytes] = dataclasses.field(default_factory=list)
+    sizes: list[np.ndarray] = dataclasses.field(default_factory=list)  # bytes per row
     unsent: list[pd.DataFrame] = dataclasses.field(default_factory=list)
     records: int = 0
     size: int = 0
@@ -433,6 +436,26 @@ class _JobJournal:
 
     def finish(self) -> None:
         pass
+
+
+class _JobRun(Run):
+    """One job of a stream, run as upsert_df runs a frame's; its follow-up rounds resend
+    rows cut from the job's own CSV bytes (the stream keeps no other copy of the rows'
+    texts)."""
+
+    data: bytes
+    offsets: np.ndarray  # row i's line: data[offsets[i]:offsets[i + 1]]
+    header: bytes
+
+    def _round_chunks(self, rows: np.ndarray) -> list[Chunk]:
+        lines = [self.data[self.offsets[r]:self.offsets[r + 1]] for r in rows]
+        return [Chunk(range(0, len(rows)), self.header + b"".join(lines))]
+
+    def release(self) -> None:
+        """Drops the rows and results once written: a run sits in reference cycles (its
+        threads), which only the garbage collector frees, at a time of its own."""
+        self.plan = self.df = self.sent_text = self._aligned = None
+        self.data, self.chunks, self.outcomes, self.rounds = b"", [], [], []
 
 
 class _StreamLoad:
@@ -531,8 +554,13 @@ class _StreamLoad:
         for block in blocks:
             found = self._inspect(block)
             if not found.checked.problems.ok:
-                plan_stage._rows_to_send(found.checked.problems, found.checked, "raise",
-                                         len(block), keyed=found.key is not None)
+                try:
+                    plan_stage._rows_to_send(found.checked.problems, found.checked, "raise",
+                                             len(block), keyed=found.key is not None)
+                except errors.ValidationError as e:
+                    e.args = (f"{e.args[0]}\n(Rows are named by the {self.label} they start "
+                              "on; the file was checked block by block up to this one.)",)
+                    raise
             rows = np.arange(len(block))
             repeat, earlier, hashes, labels = self._repeats(block, found.checked, rows)
             if len(repeat):
@@ -607,6 +635,7 @@ class _StreamLoad:
         self.calls_before = self.org.api_calls
         self.stop = threading.Event()
         self._current_block: Any = None
+        last_run = api._last_run  # each job's Run takes its place; a stream is no BulkResult
         error: BaseException | None = None
         try:
             try:
@@ -627,6 +656,7 @@ class _StreamLoad:
             self._drain()
         finally:
             self.pool.shutdown(wait=True)
+            api.set_last_run(last_run)
             self.out.close()
             self.result.finished_at = time.time()
             self.result.api_calls = self.org.api_calls - self.calls_before
@@ -639,6 +669,10 @@ class _StreamLoad:
         if error is not None:
             if isinstance(error, KeyboardInterrupt):
                 raise KeyboardInterrupt(f"Interrupted: {self.result.stop_text()}") from None
+            if self.result.jobs_run:  # not "nothing was sent": say what was
+                body = (error.problems.summary_text()
+                        if isinstance(error, errors.ValidationError) else str(error))
+                error.args = (f"{self.result.stop_text()}.\n{body}",)
             if self.result.rows_sent == 0 and not self.result.jobs_run:
                 self.out.remove_if_empty()
             error.result = self.result  # type: ignore[attr-defined]
@@ -683,6 +717,9 @@ class _StreamLoad:
         if rows is None:
             return
         text, data, starts = rows
+        # A job keeps the texts results are matched on (the key; an insert: every column)
+        # and its CSV bytes (lock-contention follow-ups resend rows from those).
+        kept = text if self.key_column is None else text[[self.key_column]]
         budget = int(self.options.max_bytes) - len(self.header)
         most = self.options.max_records or 150_000_000  # Bulk API 2.0: 150 M records a job
         start, n = 0, len(text)
@@ -693,8 +730,9 @@ class _StreamLoad:
             if stop <= start:  # the job is full
                 self._flush()
                 continue
-            self.job.texts.append(text.iloc[start:stop])
+            self.job.texts.append(kept.iloc[start:stop])
             self.job.data.append(data[int(starts[start]):int(starts[stop])])
+            self.job.sizes.append(np.diff(starts[start:stop + 1]))
             self.job.records += stop - start
             self.job.size += int(starts[stop] - starts[start])
             start = stop
@@ -712,8 +750,10 @@ class _StreamLoad:
             self._finish_oldest()
         text = pd.concat(job.texts) if len(job.texts) > 1 else job.texts[0]
         data = self.header + b"".join(job.data)
+        offsets = np.concatenate([[len(self.header)], len(self.header)
+                                  + np.cumsum(np.concatenate(job.sizes))])
         job.texts = [text]
-        job.data = []
+        job.data, job.sizes = [], []
         index = len(self.record.data["jobs"])
         labels = text.index
         self.record.data["jobs"].append({"job_id": None, "stage": None,
@@ -723,20 +763,19 @@ class _StreamLoad:
         self.result.job_rows.append({"job_id": None, "first": _plain(labels[0]),
                                      "last": _plain(labels[-1]), "rows": len(text),
                                      "bytes": len(data), "state": None})
-        future = self.pool.submit(self._run_job, text, data, index)
+        future = self.pool.submit(self._run_job, text, data, offsets, index)
         self.inflight.append((future, job, index))
 
-    def _run_job(self, text: pd.DataFrame, data: bytes, index: int):
-        from . import api
-
+    def _run_job(self, text: pd.DataFrame, data: bytes, offsets: np.ndarray, index: int):
         n = len(text)
         plan = plan_stage.LoadPlan(
             self.org, self.sobject, self.operation, self.key, text, self.options,
             Problems.from_blocks([], text.index[:0]), np.arange(n), text,
             [Chunk(range(0, n), data)], self.key_case_insensitive, 0, fields=self.fields)
-        run = api.Run(plan, parallel=1, reporter=None, clock=self.settings["clock"],
+        run = _JobRun(plan, parallel=1, reporter=None, clock=self.settings["clock"],
                       sleep=self.settings["sleep"], lock_retries=self.settings["lock_retries"],
                       run_id=self.run_id)
+        run.data, run.offsets, run.header = data, offsets, self.header
         run.record = _JobJournal(self.record, index)  # type: ignore[assignment]
         if self.stop.is_set():
             run._no_new_jobs.set()
@@ -750,6 +789,7 @@ class _StreamLoad:
         future, job, index = self.inflight.pop(0)
         run = future.result()
         self._write(job, run, index)
+        run.release()
 
     def _drain(self) -> None:
         while self.inflight:
