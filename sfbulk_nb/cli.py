@@ -590,8 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default for files over {STREAM_ABOVE >> 20} MB); results go to "
                         "--results, default <name>.results.csv beside the file, with each "
                         "row's line; the file must be UTF-8 unless --encoding says otherwise")
-    upsert.add_argument("--block-size", type=int, default=4 << 20, metavar="BYTES",
-                        help="with --stream: bytes read at a time (default 4 MB)")
+    upsert.add_argument("--block-size", type=int, default=1 << 20, metavar="BYTES",
+                        help="with --stream: bytes read at a time (default 1 MB)")
     upsert.set_defaults(func=_upsert)
     return parser
 

@@ -73,7 +73,7 @@ from .problems import Problems
 __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv",
            "load_csv", "load_frames", "frames_of"]
 
-BLOCK_SIZE = 4 << 20  # bytes of the file read at a time
+BLOCK_SIZE = 1 << 20  # bytes of the file read at a time (a block's checks peak at ~10x)
 # Options a streamed load cannot honour: they compare or keep the whole input.
 _WHOLE_INPUT_ONLY = ("only_changed", "if_unmodified_since", "undoable")
 _LINE, _ROW = "line", "row"
@@ -92,7 +92,7 @@ def upsert_csv(path: str | Path, sobject: str, external_id: str, **options: Any)
     sf_attempts. ``encoding``: the file's (default UTF-8, with or without a byte order
     mark; UTF-16 by its mark); a file that is not UTF-8 is refused naming the first bad
     byte and its line (an Excel export: pass ``encoding="cp1252"``). ``block_size``:
-    bytes read at a time (4 MB). ``start_line``: send only the rows from that line on
+    bytes read at a time (1 MB). ``start_line``: send only the rows from that line on
     (carrying on after a run that stopped part way: its ``stop_text()`` names the line).
     The other options are upsert_df's (nulls, tz,
     on_invalid, max_bytes, max_records, parallel, org, progress, ...). Returns a
@@ -330,7 +330,8 @@ class CsvSource:
                 return
             line += int(spans.sum())
             rows += n
-            frame = batch.to_pandas()
+            # Arrow-backed strings: a block's cells stay in Arrow buffers, not Python objects.
+            frame = batch.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
             frame.index = pd.Index(starts, name=_LINE)
             filled = frame.notna().any(axis=1).to_numpy()
             if not filled.all():
@@ -598,8 +599,16 @@ class _StreamLoad:
         if not len(rows):
             return None, unsent
         encoding = checked.encoding if len(rows) == len(block) else checked.encoding.select(rows)
-        text = checked.text_frame(None if len(rows) == len(block) else rows)
         self.key_column = checked.key_column
+        every = None if len(rows) == len(block) else rows
+        if self.key_column is None:  # an insert is matched to its results on every column
+            text = checked.text_frame(every)
+        else:  # the others on their key: only its texts are kept
+            cells = checked.cells[list(checked.encoding.df.columns).index(self.key_column)]
+            text = pd.DataFrame({self.key_column: (cells.text if every is None
+                                                   else cells.at(every)).to_numpy(
+                                                       zero_copy_only=False)},
+                                index=block.index if every is None else block.index[every])
         self.fields = list(checked.describes)
         try:
             header, data, starts = encoding.csv_rows(
@@ -717,9 +726,6 @@ class _StreamLoad:
         if rows is None:
             return
         text, data, starts = rows
-        # A job keeps the texts results are matched on (the key; an insert: every column)
-        # and its CSV bytes (lock-contention follow-ups resend rows from those).
-        kept = text if self.key_column is None else text[[self.key_column]]
         budget = int(self.options.max_bytes) - len(self.header)
         most = self.options.max_records or 150_000_000  # Bulk API 2.0: 150 M records a job
         start, n = 0, len(text)
@@ -730,7 +736,7 @@ class _StreamLoad:
             if stop <= start:  # the job is full
                 self._flush()
                 continue
-            self.job.texts.append(kept.iloc[start:stop])
+            self.job.texts.append(text.iloc[start:stop])
             self.job.data.append(data[int(starts[start]):int(starts[stop])])
             self.job.sizes.append(np.diff(starts[start:stop + 1]))
             self.job.records += stop - start
@@ -907,13 +913,11 @@ class _ResultsFile:
     def write(self, frame: pd.DataFrame) -> None:
         columns = [pa.array(np.asarray(frame.index, np.int64), pa.int64())]
         if self.key is not None:
-            key = frame["_key"] if "_key" in frame.columns else pd.Series(
-                [None] * len(frame), dtype=object)
-            columns.append(pa.array(key.astype(object).where(key.notna(), None).to_numpy(),
-                                    pa.large_string()))
+            key = frame["_key"] if "_key" in frame.columns else pd.Series([None] * len(frame))
+            columns.append(pa.array(key.to_numpy(object), pa.large_string(), from_pandas=True))
         for c in results.STATUS_COLUMNS:
-            values = frame[c].astype(object).where(frame[c].notna(), None).to_numpy()
-            columns.append(pa.array(values, pa.int64() if c == "sf_attempts" else pa.large_string()))
+            columns.append(pa.array(frame[c].array, pa.int64() if c == "sf_attempts"
+                                    else pa.large_string(), from_pandas=True))
         self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
         self.rows += len(frame)
 
