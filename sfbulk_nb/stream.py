@@ -643,6 +643,7 @@ class _StreamLoad:
         self.job = _Job()
         self.calls_before = self.org.api_calls
         self.stop = threading.Event()
+        self.live: dict[int, Run] = {}  # the runs of the jobs in flight
         self._current_block: Any = None
         last_run = api._last_run  # each job's Run takes its place; a stream is no BulkResult
         error: BaseException | None = None
@@ -655,13 +656,15 @@ class _StreamLoad:
                 error = e
                 self._stopped(f"{type(e).__name__}: {e}")
             except KeyboardInterrupt as e:
-                self.stop.set()
+                self._interrupt()
                 error = e
                 self._stopped("interrupted (Ctrl-C)")
             self._drain()
-        except KeyboardInterrupt as e:  # a second Ctrl-C while the jobs in flight finish
-            self.stop.set()
+        except KeyboardInterrupt as e:  # Ctrl-C while the jobs in flight finish
+            self._interrupt()
             error = e
+            if self.result.stop_reason is None:
+                self._stopped("interrupted (Ctrl-C)")
             self._drain()
         finally:
             self.pool.shutdown(wait=True)
@@ -719,17 +722,18 @@ class _StreamLoad:
         self.result.rows += len(block)
         self._current_block = block.index[0]
         rows, unsent = self._plan_block(block)
-        self._current_block = None
         if unsent is not None:
             self.job.unsent.append(unsent)
             self.result.invalid_rows += len(unsent)
         if rows is None:
+            self._current_block = None
             return
         text, data, starts = rows
         budget = int(self.options.max_bytes) - len(self.header)
         most = self.options.max_records or 150_000_000  # Bulk API 2.0: 150 M records a job
         start, n = 0, len(text)
         while start < n:
+            self._current_block = text.index[start]  # the first row not in a job yet
             stop = int(np.searchsorted(starts, starts[start] + budget - self.job.size,
                                        side="right")) - 1
             stop = min(stop, start + most - self.job.records)
@@ -744,16 +748,19 @@ class _StreamLoad:
             start = stop
             if self.job.records >= most or self.job.size >= budget:
                 self._flush()
+        self._current_block = None
 
     def _flush(self) -> None:
-        job, self.job = self.job, _Job()
-        if not job.texts:
-            if job.unsent:
+        if not self.job.texts:
+            if self.job.unsent:
                 self._drain()  # the jobs before these rows first: the file stays in order
+                job, self.job = self.job, _Job()
                 self._write(job, None)
             return
+        # Room first: the job's rows stay the load's (not_sent if it stops) until sent.
         while len(self.inflight) >= self.settings["parallel"]:
             self._finish_oldest()
+        job, self.job = self.job, _Job()
         text = pd.concat(job.texts) if len(job.texts) > 1 else job.texts[0]
         data = self.header + b"".join(job.data)
         offsets = np.concatenate([[len(self.header)], len(self.header)
@@ -783,13 +790,24 @@ class _StreamLoad:
                       run_id=self.run_id)
         run.data, run.offsets, run.header = data, offsets, self.header
         run.record = _JobJournal(self.record, index)  # type: ignore[assignment]
+        self.live[index] = run
         if self.stop.is_set():
             run._no_new_jobs.set()
         try:
             run.start(self.settings["timeout"])
         except errors.SFBulkError:
             pass  # no job could be created: its rows come back not_sent, the error kept
+        finally:
+            self.live.pop(index, None)
         return run
+
+    def _interrupt(self) -> None:
+        """Ctrl-C, as for a frame: no job is created or closed any more and polling stops;
+        jobs already closed keep running in the org (their rows come back pending)."""
+        self.stop.set()
+        for run in list(self.live.values()):
+            run._no_new_jobs.set()
+            run._stop.set()
 
     def _finish_oldest(self) -> None:
         future, job, index = self.inflight.pop(0)
@@ -1056,13 +1074,15 @@ class StreamResult:
     def stop_text(self) -> str:
         if self.stopped_at is None and not self.stop_reason:
             return ""
-        where = (f"{self.label} {self.stopped_at}" if self.stopped_at is not None
-                 else "the rows after the last one in the results file")
-        again = (f"; carry on with start_line={self.stopped_at}" if self.label == _LINE
-                 and self.stopped_at is not None else "")
-        return (f"stopped: {self.stop_reason}. Rows up to {where} are in {self.path} with "
-                f"their status ({self.rows_sent:,} sent, {self.not_sent_rows:,} read but not "
-                f"sent); from {where} on nothing was sent{again}")
+        counts = (f"{self.rows_sent:,} sent, {self.not_sent_rows:,} read but not sent, "
+                  f"{self.invalid_rows:,} invalid")
+        if self.stopped_at is None:
+            return (f"stopped: {self.stop_reason}. Every row read is in {self.path} with its "
+                    f"status ({counts})")
+        where = f"{self.label} {self.stopped_at}"
+        again = f"; carry on with start_line={self.stopped_at}" if self.label == _LINE else ""
+        return (f"stopped: {self.stop_reason}. The rows before {where} are in {self.path} "
+                f"with their status ({counts}); from {where} on nothing was sent{again}")
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in self._counts.items() if n)

@@ -280,6 +280,28 @@ def test_a_run_stopped_part_way_says_which_lines_were_sent_and_carries_on(client
     assert len(accounts(org)) == 60
 
 
+def test_ctrl_c_stops_the_run_and_the_results_file_keeps_every_row_read(client, org,
+                                                                        tmp_path):
+    path = tmp_path / "a.csv"
+    write_csv(path, 200)
+    seen = []
+
+    def interrupt(message: str) -> None:  # Ctrl-C lands in the main thread, here
+        seen.append(message)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match="Interrupted: stopped") as caught:
+        sfb.upsert_csv(path, "Account", KEY, block_size=300, max_records=10, parallel=2,
+                       progress=interrupt, sleep=lambda s: None)
+    assert "start_line=" in str(caught.value) and seen
+    frame = pd.read_csv(tmp_path / "a.results.csv")
+    assert frame["line"].is_unique and len(frame) >= 10
+    assert set(frame["sf_status"]) <= {"created", "pending", "not_sent"}
+    assert (frame["sf_status"] == "created").sum() == len(accounts(org))
+    first_unsent = int(str(caught.value).split("start_line=")[1].split()[0].rstrip(".;,"))
+    assert frame.loc[frame["line"] >= first_unsent, "sf_status"].eq("not_sent").all()
+
+
 def test_options_that_need_the_whole_input_are_refused(client, tmp_path):
     path = tmp_path / "a.csv"
     write_csv(path, 3)
