@@ -19,9 +19,9 @@ client, in its own fresh subprocess, against its own fresh local org (run by
 
     python bench/bench_upsert_csv.py [--rows 1000000] [--sf-wait 5] [--max-mb 100]
 
-`--max-mb` is upsert_csv's job size (max_bytes, in MB; default 100, the Bulk API 2.0 upload
-limit): its peak memory is about (parallel + 1) jobs' worth of rows whatever the file's
-size, so a smaller job holds less (and makes more jobs).
+`--max-mb` sets upsert_csv's job size (max_bytes, in MB; default: its own, 10 MB; 100 is
+the Bulk API 2.0 upload limit): its peak memory is about (parallel + 1) jobs' bytes and
+keys plus one job's results being matched, whatever the file's size.
 """
 from __future__ import annotations
 
@@ -75,8 +75,9 @@ def path_sfbulk(path: str, url: str, token: str, out: Path, max_mb: int) -> dict
 
     org = sfb.connect(instance_url=url, access_token=token, api_version=API_VERSION,
                       quiet=True)
+    size = {"max_bytes": max_mb * 1_000_000} if max_mb else {}
     res = sfb.upsert_csv(path, "Account", KEY, org=org, progress=False,
-                         results=out / "results.csv", max_bytes=max_mb * 1_000_000)
+                         results=out / "results.csv", **size)
     return {"created": int(res.counts["created"]), "rows": res.rows, "jobs": len(res.jobs)}
 
 
@@ -138,7 +139,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="ignored: one run per client")
     parser.add_argument("--sf-wait", type=float, default=5)
-    parser.add_argument("--max-mb", type=int, default=100)
+    parser.add_argument("--max-mb", type=int, default=0, help="job size in MB (0: default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -12,12 +12,14 @@ How it works. The file is read with pyarrow's streaming CSV reader (``pyarrow.cs
 in blocks of ``block_size`` bytes, every cell as text (an empty cell is a null: the
 ``nulls`` policy says what it sends). Each block goes through the same plan stage as a
 frame (`plan.inspect`: describe, validate, format), and its rows' CSV bytes fill the
-current job byte-exact up to ``max_bytes`` (100 MB, the upload limit) and ``max_records``;
+current job byte-exact up to ``max_bytes`` (10 MB by default, see STREAM_MAX_BYTES; up to
+100 MB, the upload limit) and ``max_records`` (150 M, the job limit);
 a full job is sent by the same runner as upsert_df (`api.Run`: create, upload, close,
 poll, results, lock-contention follow-ups, every fault rule of the nothing-lost work).
 At most ``parallel`` jobs are in flight: reading waits for the oldest to finish, so memory
-holds about ``parallel + 1`` jobs' worth of rows whatever the file's size (lower
-``max_bytes`` to hold less). Results are written to the results file as each job ends, in
+holds about ``parallel + 1`` jobs' CSV bytes and key texts, plus one job's results being
+matched, whatever the file's size (lower ``max_bytes`` to hold less), and 16 bytes per
+key sent (duplicates, below). Results are written to the results file as each job ends, in
 job order, and never held.
 
 Rules that differ from a frame:
@@ -74,6 +76,12 @@ __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv
            "load_csv", "load_frames", "frames_of"]
 
 BLOCK_SIZE = 1 << 20  # bytes of the file read at a time (a block's checks peak at ~10x)
+# A streamed job's default size. Salesforce takes up to 100 MB an upload (max_bytes= says
+# so), but matching a job's results to its rows costs a few hundred bytes a row at its
+# peak (1M rows upserted in 100 MB jobs: ~1 GB; in 10 MB jobs: ~0.5 GB, as fast); a
+# smaller job costs only its ~6 API calls (Bulk API 2.0 counts records in batches of
+# 10,000 whatever the job's size).
+STREAM_MAX_BYTES = 10_000_000
 # Options a streamed load cannot honour: they compare or keep the whole input.
 _WHOLE_INPUT_ONLY = ("only_changed", "if_unmodified_since", "undoable")
 _LINE, _ROW = "line", "row"
@@ -92,7 +100,8 @@ def upsert_csv(path: str | Path, sobject: str, external_id: str, **options: Any)
     sf_attempts. ``encoding``: the file's (default UTF-8, with or without a byte order
     mark; UTF-16 by its mark); a file that is not UTF-8 is refused naming the first bad
     byte and its line (an Excel export: pass ``encoding="cp1252"``). ``block_size``:
-    bytes read at a time (1 MB). ``start_line``: send only the rows from that line on
+    bytes read at a time (1 MB). ``max_bytes``: a job's size (10 MB, see
+    STREAM_MAX_BYTES; Salesforce takes up to 100,000,000). ``start_line``: send only the rows from that line on
     (carrying on after a run that stopped part way: its ``stop_text()`` names the line).
     The other options are upsert_df's (nulls, tz,
     on_invalid, max_bytes, max_records, parallel, org, progress, ...). Returns a
@@ -474,6 +483,7 @@ class _StreamLoad:
                                     "DataFrame for that)")
         options.pop("wait", None)
         options.pop("force", None)  # no frame to find an unfinished run of
+        options.setdefault("max_bytes", STREAM_MAX_BYTES)
         api._check_options(options)
         settings = api._run_settings(options)
         self.org = settings["org"]
