@@ -461,11 +461,22 @@ class _JobRun(Run):
         lines = [self.data[self.offsets[r]:self.offsets[r + 1]] for r in rows]
         return [Chunk(range(0, len(rows)), self.header + b"".join(lines))]
 
+    def _align_round(self, k: int) -> pd.DataFrame:
+        # A finished round is matched once: the follow-up check and the result both ask.
+        cache = self.__dict__.setdefault("_rounds_aligned", {})
+        if k not in cache:
+            aligned = super()._align_round(k)
+            if not all(self.outcomes[j].finished for j in self.rounds[k][1]):
+                return aligned
+            cache[k] = aligned
+        return cache[k].copy()
+
     def release(self) -> None:
         """Drops the rows and results once written: a run sits in reference cycles (its
         threads), which only the garbage collector frees, at a time of its own."""
         self.plan = self.df = self.sent_text = self._aligned = None
         self.data, self.chunks, self.outcomes, self.rounds = b"", [], [], []
+        self.__dict__.pop("_rounds_aligned", None)
 
 
 class _StreamLoad:
