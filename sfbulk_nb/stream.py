@@ -626,10 +626,10 @@ class _StreamLoad:
             text = checked.text_frame(every)
         else:  # the others on their key: only its texts are kept
             cells = checked.cells[list(checked.encoding.df.columns).index(self.key_column)]
-            text = pd.DataFrame({self.key_column: (cells.text if every is None
-                                                   else cells.at(every)).to_numpy(
-                                                       zero_copy_only=False)},
-                                index=block.index if every is None else block.index[every])
+            keys = cells.text if every is None else cells.at(every)
+            # Arrow-backed: a job's keys held as one buffer, not a Python string each.
+            text = pd.DataFrame({self.key_column: pd.array(keys, dtype=pd.ArrowDtype(
+                pa.large_string()))}, index=block.index if every is None else block.index[every])
         self.fields = list(checked.describes)
         try:
             header, data, starts = encoding.csv_rows(
