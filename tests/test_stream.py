@@ -89,6 +89,23 @@ def test_crlf_line_endings_and_a_byte_order_mark(client, org, tmp_path):
     assert dict(zip(frame[KEY], frame["line"])) == lines_of
 
 
+def test_update_csv_and_delete_csv_by_id(client, org, tmp_path):
+    path = tmp_path / "a.csv"
+    write_csv(path, 30)
+    ids = sfb.upsert_csv(path, "Account", KEY, **QUIET).frame()["sf_id"]
+    changes = tmp_path / "changes.csv"
+    pd.DataFrame({"Id": ids, "Name": [f"Renamed {i}" for i in range(30)]}).to_csv(
+        changes, index=False)
+    res = sfb.update_csv(changes, "Account", block_size=200, max_records=8, **QUIET)
+    assert res.ok and res.counts["updated"] == 30
+    assert res.frame()["Id"].tolist() == ids.tolist()
+    assert accounts(org)["Name"].str.startswith("Renamed").all()
+    res = sfb.delete_csv(changes, "Account", block_size=200, **QUIET)  # Name is left out
+    assert res.ok and res.counts["deleted"] == 30 and len(accounts(org)) == 0
+    with pytest.raises(errors.InputError, match="hard must be"):
+        sfb.delete_csv(changes, "Account", hard="no", **QUIET)
+
+
 def test_a_bad_row_in_the_third_block_names_its_line_and_nothing_is_sent(client, org, tmp_path):
     path = tmp_path / "bad.csv"
     lines_of = write_csv(path, 60)
