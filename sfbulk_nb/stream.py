@@ -180,14 +180,14 @@ def frames_of(value: Any) -> tuple[Iterator[pd.DataFrame] | None, Any]:
         frames = bool(value) and all(isinstance(v, pd.DataFrame) for v in value)
         return (iter(value), None) if frames else (None, value)
     it = iter(value)
-    if it is not value:  # a re-iterable container (a set, an index): not a stream of frames
-        return None, value
+    again = it is not value  # a container, iterated afresh (a set, an index): given back
     try:
         first = next(it)
     except StopIteration:
-        return None, []
-    rest = itertools.chain([first], it)
-    return (rest, None) if isinstance(first, pd.DataFrame) else (None, rest)
+        return None, value if again else []
+    if isinstance(first, pd.DataFrame):
+        return itertools.chain([first], it), None
+    return None, value if again else itertools.chain([first], it)
 
 
 def _positioned(frames: Iterable[pd.DataFrame], operation: str) -> Iterator[pd.DataFrame]:
@@ -389,7 +389,10 @@ def _check_utf8(path: Path, size: int = 1 << 20) -> None:
 
 class _SeenKeys:
     """Hashes of the keys sent so far with their rows' labels, in sorted runs merged like a
-    binary counter: a lookup is a binary search per run, memory 16 bytes per key."""
+    binary counter up to CAP keys a run: a lookup is a binary search per run, memory 16
+    bytes per key (a merge needs about twice its run's for a moment: the cap bounds it)."""
+
+    CAP = 1 << 20
 
     def __init__(self):
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -407,7 +410,8 @@ class _SeenKeys:
     def add(self, hashes: np.ndarray, labels: np.ndarray) -> None:
         order = np.argsort(hashes, kind="stable")
         run = (hashes[order], np.asarray(labels, np.int64)[order])
-        while self.runs and len(self.runs[-1][0]) <= len(run[0]):
+        while (self.runs and len(self.runs[-1][0]) <= len(run[0])
+               and len(self.runs[-1][0]) + len(run[0]) <= self.CAP):
             keys, labels_ = self.runs.pop()
             both = np.concatenate([keys, run[0]])
             order = np.argsort(both, kind="stable")
