@@ -40,6 +40,8 @@ Rules that differ from a frame:
   "send" that row is not sent (status invalid), since two jobs holding one key race.
 - Not supported: only_changed, if_unmodified_since, undoable, wait=False (they need the
   whole input).
+- The file is read up to three times (a UTF-8 check, the checks of on_invalid="raise",
+  the load), never held.
 - If the run stops part way (a bad block of an iterable, an unreadable line, Ctrl-C),
   the results file holds every row read until then with its status (not_sent for rows
   read but not sent) and ``res.stopped_at`` / ``res.stop_reason`` say where and why;
@@ -704,6 +706,8 @@ class _StreamLoad:
             else:
                 self.record.save()
         if error is not None:
+            if not self.result.job_rows:  # no job was made: a run that never was
+                self.record.path.unlink(missing_ok=True)
             if isinstance(error, KeyboardInterrupt):
                 raise KeyboardInterrupt(f"Interrupted: {self.result.stop_text()}") from None
             if self.result.jobs_run:  # not "nothing was sent": say what was

@@ -319,6 +319,17 @@ def test_ctrl_c_stops_the_run_and_the_results_file_keeps_every_row_read(client, 
     assert frame.loc[frame["line"] >= first_unsent, "sf_status"].eq("not_sent").all()
 
 
+def test_a_file_without_its_key_column_sends_nothing_and_leaves_no_run(client, org,
+                                                                       tmp_path):
+    path = tmp_path / "nokey.csv"
+    path.write_text("Name\na\nb\n")
+    for on_invalid in ("raise", "skip"):
+        with pytest.raises(errors.ValidationError, match=KEY):
+            sfb.upsert_csv(path, "Account", KEY, on_invalid=on_invalid, **QUIET)
+    assert not (tmp_path / "nokey.results.csv").exists()
+    assert len(sfb.runs()) == 0 and len(accounts(org)) == 0
+
+
 def test_options_that_need_the_whole_input_are_refused(client, tmp_path):
     path = tmp_path / "a.csv"
     write_csv(path, 3)
