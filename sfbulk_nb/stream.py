@@ -283,12 +283,16 @@ class CsvSource:
                                   convert_options=convert)
         except pa.ArrowInvalid as e:
             if "Empty CSV file" in str(e):
-                raise errors.InputError(f"{self.path} is empty: a CSV file starts with a header "
+                raise errors.InputError(_no_rows(self.path) if self.path.stat().st_size else
+                                        f"{self.path} is empty: a CSV file starts with a header "
                                         "line of field names (e.g. customExtIdField__c,Name)") from None
             raise errors.InputError(f"{self.path} cannot be read as CSV: {e}") from None
 
     def names(self) -> list[str]:
+        """The header's names, without the empty ones a trailing comma leaves."""
         names = self._open(on_ragged=lambda row: "skip").schema.names
+        while len(names) > 1 and not names[-1].strip():
+            names = names[:-1]
         unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()]
         if unnamed:
             raise errors.InputError(f"{self.path}, line 1: column(s) {unnamed} of the header have "
@@ -305,13 +309,14 @@ class CsvSource:
 
     def blocks(self) -> Iterator[pd.DataFrame]:
         names = self.names()
+        every = self._open(on_ragged=lambda row: "skip").schema.names  # trailing commas too
         ragged: list[tuple[int, int, str]] = []
 
         def on_ragged(row) -> str:
             ragged.append((row.number, row.actual_columns, row.text))
             return "skip"
 
-        reader = self._open({n: pa.string() for n in names}, on_ragged)
+        reader = self._open({n: pa.string() for n in every}, on_ragged)
         line = 2 + sum(n.count("\n") for n in names)  # the line the next row starts on
         rows = 0  # rows read so far, blank ones included
         while True:
@@ -338,7 +343,21 @@ class CsvSource:
                         f"{len(names)} ({text[:80]!r}). Fix that line (a value holding a comma "
                         "goes in double quotes), or the header if it lacks a column")
             if batch is None:
+                if not rows:
+                    raise errors.InputError(_no_rows(self.path))
                 return
+            past = [batch.column(i) for i in range(len(names), len(every))]
+            if past:  # columns a trailing comma made: empty, or a row with a value too many
+                filled = np.zeros(n, bool)
+                for column in past:
+                    filled |= column.is_valid().to_numpy(zero_copy_only=False)
+                if filled.any():
+                    at = int(starts[np.flatnonzero(filled)[0]])
+                    raise errors.InputError(
+                        f"{self.path}, line {at}: a value past the header's {len(names)} "
+                        "columns. Fix that line (a value holding a comma goes in double "
+                        "quotes), or name the column in the header")
+                batch = batch.select(range(len(names)))
             line += int(spans.sum())
             rows += n
             # Arrow-backed strings: a block's cells stay in Arrow buffers, not Python objects.
@@ -349,6 +368,10 @@ class CsvSource:
                 frame = frame[filled]
             if len(frame):
                 yield frame
+
+
+def _no_rows(path: Path) -> str:
+    return f"{path} has a header line but no data rows: nothing to send"
 
 
 def _line_breaks(column: pa.Array) -> np.ndarray:

@@ -134,6 +134,26 @@ def test_a_ragged_line_is_named(client, org, tmp_path):
     assert len(accounts(org)) == 0
 
 
+@pytest.mark.parametrize("text,error", [
+    (f"{KEY},Name,\nA,a,\nB,b,\n", None),  # trailing commas: an unnamed empty column
+    (f"{KEY},Name\rA,a\rB,b\r", None),  # old Mac line endings
+    (f'"{KEY}","Name"\nA,a\nB,b', None),  # quoted header, no newline at the end
+    (f"{KEY},Name,\nA,a,\nB,b,x\n", "line 3: a value past the header's 2 columns"),
+    (f"{KEY},Name\n", "a header line but no data rows"),
+    ("", "is empty"),
+    (f"{KEY};Name\nA;a\n", "separated by something other than commas"),
+])
+def test_csv_shapes(client, org, tmp_path, text, error):
+    path = tmp_path / "shape.csv"
+    path.write_bytes(text.encode())
+    if error is None:
+        res = sfb.upsert_csv(path, "Account", KEY, **QUIET)
+        assert res.ok and res.frame()["line"].tolist() == [2, 3]
+    else:
+        with pytest.raises(errors.InputError, match=error):
+            sfb.upsert_csv(path, "Account", KEY, **QUIET)
+
+
 def test_a_cp1252_file_is_refused_naming_the_byte_and_line_then_read_with_its_encoding(
         client, org, tmp_path):
     path = tmp_path / "excel.csv"
