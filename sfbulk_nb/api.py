@@ -611,14 +611,7 @@ class Run:
                              stop=self._stop)
             if not info.done:
                 return
-            with_rows = _result_kinds_with_rows(info)
-
-            def parse(data: bytes) -> pd.DataFrame:
-                return self._keep_needed(results.parse_result_csv(
-                    data, column_delimiter=self.column_delimiter, line_ending=self.line_ending))
-
-            fetched = {kind: jobs.results(self.org, outcome.job_id, kind, self.retry, parse)
-                       if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
+            fetched = self._fetch_results(outcome.job_id, info)
         except errors.SFBulkError as e:
             self._pending(i, e)
             return
@@ -634,6 +627,17 @@ class Run:
         self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
                   records=chunk.records, processed=info.processed, failed=info.failed,
                   message=info.error_message)
+
+    def _fetch_results(self, job_id: str, info: jobs.JobInfo) -> dict[str, pd.DataFrame]:
+        """A finished job's three result files, parsed (the empty ones not downloaded)."""
+        with_rows = _result_kinds_with_rows(info)
+
+        def parse(data: bytes) -> pd.DataFrame:
+            return self._keep_needed(results.parse_result_csv(
+                data, column_delimiter=self.column_delimiter, line_ending=self.line_ending))
+
+        return {kind: jobs.results(self.org, job_id, kind, self.retry, parse)
+                if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
 
     def _keep_needed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Only the columns alignment reads: the key and the sf__ columns (an insert matches

@@ -485,6 +485,17 @@ class _JobRun(Run):
     data: bytes
     offsets: np.ndarray  # row i's line: data[offsets[i]:offsets[i + 1]]
     header: bytes
+    # Shared by the stream's jobs: one at a time reads and matches its results (jobs of one
+    # size finish together; each at once would hold them all).
+    results_lock: Any  # an RLock
+
+    def _fetch_results(self, job_id: str, info: Any) -> dict[str, pd.DataFrame]:
+        with self.results_lock:
+            return super()._fetch_results(job_id, info)
+
+    def _follow_ups(self, deadline: float | None) -> None:
+        with self.results_lock:
+            super()._follow_ups(deadline)
 
     def _round_chunks(self, rows: np.ndarray) -> list[Chunk]:
         lines = [self.data[self.offsets[r]:self.offsets[r + 1]] for r in rows]
@@ -694,6 +705,7 @@ class _StreamLoad:
         self.calls_before = self.org.api_calls
         self.stop = threading.Event()
         self.live: dict[int, Run] = {}  # the runs of the jobs in flight
+        self.results_lock = threading.RLock()  # a follow-up round fetches under it
         self._current_block: Any = None
         last_run = api._last_run  # each job's Run takes its place; a stream is no BulkResult
         error: BaseException | None = None
@@ -841,6 +853,7 @@ class _StreamLoad:
                       sleep=self.settings["sleep"], lock_retries=self.settings["lock_retries"],
                       run_id=self.run_id)
         run.data, run.offsets, run.header = data, offsets, self.header
+        run.results_lock = self.results_lock
         run.record = _JobJournal(self.record, index)  # type: ignore[assignment]
         self.live[index] = run
         if self.stop.is_set():
@@ -874,7 +887,8 @@ class _StreamLoad:
     def _write(self, job: _Job, run: Any, index: int | None = None) -> None:
         frames = list(job.unsent)
         if run is not None:
-            aligned = run.aligned()
+            with self.results_lock:
+                aligned = run.aligned()
             text = job.texts[0]
             if self.key_column is not None and self._key_label() is not None:
                 aligned = aligned.assign(_key=text[self.key_column].to_numpy())
