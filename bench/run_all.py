@@ -31,6 +31,7 @@ BENCHES = [
     ("bench_csvparse", []),
     ("bench_localorg_upsert", []),
     ("bench_e2e_upsert", []),
+    ("bench_upsert_csv", []),
     ("bench_query", ["--pyarrow"]),
     ("bench_preview", []),
 ]

@@ -45,19 +45,30 @@ _RUN_OPTIONS = ("org", "parallel", "progress", "wait", "timeout", "clock", "slee
                 "lock_retries", "force")
 
 
-def upsert_df(df: pd.DataFrame, sobject: str, external_id: str, **options: Any) -> BulkResult:
-    """Insert or update rows matched on `external_id` (an External ID field, or Id).
-    A Dask DataFrame gives a Dask DataFrame of the status columns (sfbulk_nb.daskload)."""
+# An iterable of DataFrames (a generator, pd.read_csv(chunksize=)) instead of a frame is
+# streamed (sfbulk_nb.stream): the load returns a StreamResult whose rows are in a results
+# file (`results=`, default <run id>.results.csv here), not an aligned BulkResult. A Dask
+# DataFrame gives a Dask DataFrame of the status columns (sfbulk_nb.daskload).
+
+
+def upsert_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, external_id: str,
+              **options: Any) -> BulkResult:
+    """Insert or update rows matched on `external_id` (an External ID field, or Id). An
+    iterable of frames is streamed: a StreamResult (see sfbulk_nb.stream). A Dask
+    DataFrame gives a Dask DataFrame of the status columns (sfbulk_nb.daskload)."""
     return _run(df, sobject, "upsert", external_id, **options)
 
 
-def insert_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
-    """Create one record per row."""
+def insert_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str,
+              **options: Any) -> BulkResult:
+    """Create one record per row (an iterable of frames: streamed, see upsert_df)."""
     return _run(df, sobject, "insert", None, **options)
 
 
-def update_df(df: pd.DataFrame, sobject: str, **options: Any) -> BulkResult:
-    """Update records by their `Id` column; blank cells leave fields unchanged."""
+def update_df(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str,
+              **options: Any) -> BulkResult:
+    """Update records by their `Id` column; blank cells leave fields unchanged (an
+    iterable of frames: streamed, see upsert_df)."""
     return _run(df, sobject, "update", None, **options)
 
 
@@ -69,8 +80,15 @@ def delete_df(df_or_ids: pd.DataFrame | pd.Series | Iterable[str], sobject: str,
     if not isinstance(hard, (bool, np.bool_)):
         # hard="no" is truthy: a typo here must not turn into a delete that skips the bin.
         raise errors.InputError(f"hard must be True or False, not {hard!r}")
-    ids = df_or_ids if daskload.is_dask(df_or_ids) else id_frame(df_or_ids)
-    return _run(ids, sobject, "hardDelete" if hard else "delete", None, **options)
+    operation = "hardDelete" if hard else "delete"
+    if daskload.is_dask(df_or_ids):
+        return _run(df_or_ids, sobject, operation, None, **options)
+    from .stream import frames_of
+
+    frames, df_or_ids = frames_of(df_or_ids)
+    if frames is not None:
+        return _run(frames, sobject, operation, None, **options)
+    return _run(id_frame(df_or_ids), sobject, operation, None, **options)
 
 
 _IDS_HOW = "give the ids as a list, a Series or a frame with an Id column"
@@ -161,10 +179,19 @@ def _check_options(options: dict[str, Any]) -> None:
                                 f"{', '.join(sorted(_PLAN_OPTIONS + _RUN_OPTIONS))}")
 
 
-def _run(df: pd.DataFrame, sobject: str, operation: str, external_id: str | None,
-         **options: Any) -> BulkResult:
+def _run(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, operation: str,
+         external_id: str | None, **options: Any) -> BulkResult:
     if daskload.is_dask(df):  # a Dask frame: checked and encoded on its workers
         return daskload.run(df, sobject, operation, external_id, **options)
+    from .stream import frames_of, load_frames
+
+    frames, df = frames_of(df)
+    if frames is not None:
+        return load_frames(frames, sobject, operation, external_id, **options)
+    if "results" in options:
+        raise errors.InputError("results= is for a streamed load (an iterable of frames, or "
+                                "upsert_csv & co); a frame's result is returned: "
+                                "res.frame.to_csv(path)")
     return start_run(df, sobject, operation, external_id, **options).result()
 
 
@@ -618,15 +645,7 @@ class Run:
                              stop=self._stop, records=chunk.records)
             if not info.done:
                 return
-            with_rows = _result_kinds_with_rows(info)
-
-            def parse(data: bytes) -> pd.DataFrame:
-                return results.parse_result_csv(
-                    data, column_delimiter=self.column_delimiter, line_ending=self.line_ending,
-                    keep=self._needed)
-
-            fetched = {kind: jobs.results(self.org, outcome.job_id, kind, self.retry, parse)
-                       if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
+            fetched = self._fetch_results(outcome.job_id, info)
         except errors.SFBulkError as e:
             self._pending(i, e)
             return
@@ -642,6 +661,18 @@ class Run:
         self.emit(JOB_FINISHED, chunk=i, job_id=outcome.job_id, state=info.state,
                   records=chunk.records, processed=info.processed, failed=info.failed,
                   message=info.error_message)
+
+    def _fetch_results(self, job_id: str, info: jobs.JobInfo) -> dict[str, pd.DataFrame]:
+        """A finished job's three result files, parsed (the empty ones not downloaded)."""
+        with_rows = _result_kinds_with_rows(info)
+
+        def parse(data: bytes) -> pd.DataFrame:
+            return results.parse_result_csv(
+                data, column_delimiter=self.column_delimiter, line_ending=self.line_ending,
+                keep=self._needed)
+
+        return {kind: jobs.results(self.org, job_id, kind, self.retry, parse)
+                if kind in with_rows else pd.DataFrame() for kind in jobs.RESULT_KINDS}
 
     def _needed(self, column: str) -> bool:
         """Whether alignment reads a result column: the key and the sf__ columns (an insert
@@ -801,10 +832,7 @@ class Run:
     def add_round(self, rows: np.ndarray) -> list[int]:
         """A follow-up round of jobs for the sent rows at ``rows``: their texts encoded
         again (the same bytes as first sent). Returns the new jobs' indexes."""
-        chunks = list(encode.iter_chunks(
-            self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
-            line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
-            max_records=self.plan.options.max_records))
+        chunks = self._round_chunks(rows)
         with self._lock:
             first = len(self.chunks)
             self.chunks += chunks
@@ -815,6 +843,13 @@ class Run:
             self.rounds.append((rows, list(range(first, len(self.chunks)))))
             self._aligned = None
         return list(range(first, len(self.chunks)))
+
+    def _round_chunks(self, rows: np.ndarray) -> list[encode.Chunk]:
+        """The chunks of a follow-up round's rows (positions index into ``rows``)."""
+        return list(encode.iter_chunks(
+            self.sent_text.iloc[rows], column_delimiter=self.column_delimiter,
+            line_ending=self.line_ending, max_bytes=self.plan.options.max_bytes,
+            max_records=self.plan.options.max_records))
 
     @property
     def api_calls(self) -> int:

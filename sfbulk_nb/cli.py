@@ -365,9 +365,62 @@ def _read_bytes(path: str) -> bytes:
                          "somewhere you can read it") from None
 
 
+# Files bigger than this are streamed (sfbulk_nb.stream) unless an option needs them whole.
+STREAM_ABOVE = 64 << 20
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    whole = args.dry_run or args.only_changed or args.if_unmodified_since
+    if args.stream and whole:
+        from .errors import InputError
+
+        raise InputError("--stream reads the file a block at a time; --dry-run, "
+                         "--only-changed and --if-unmodified-since need it whole")
+    if args.stream:
+        return True
+    try:
+        return not whole and Path(args.file).stat().st_size > STREAM_ABOVE
+    except OSError:
+        return False  # the reading says what is wrong with the path
+
+
+def _upsert_streamed(args: argparse.Namespace) -> int:
+    """The file read and sent a block at a time; results streamed to --results (default
+    <name>.results.csv beside it)."""
+    from . import errors, org as orgs, stream
+
+    try:
+        target = orgs.connect(args.org) if args.org else orgs.connect()
+        res = stream.upsert_csv(args.file, args.object, args.external_id, org=target,
+                                nulls=args.nulls, on_invalid=args.on_invalid,
+                                results=args.results, encoding=args.encoding,
+                                block_size=args.block_size, progress="text")
+    except errors.ValidationError as e:
+        note = re.sub(r"on_invalid='(\w+)'", r"--on-invalid \1", e.note)
+        result = getattr(e, "result", None)
+        print(f"sfbulk-nb: {result.stop_text() if result else 'nothing was sent'}: {note}.",
+              file=sys.stderr)
+        print(e.problems.summary_text(rows_word="lines"), file=sys.stderr)
+        return 2
+    except (OSError, ValueError, errors.SFBulkError) as e:
+        result = getattr(e, "result", None)
+        print(f"sfbulk-nb: {e}" + (f"\n{result.stop_text()}" if result else ""),
+              file=sys.stderr)
+        return 2
+    print(repr(res))
+    print(f"Results (line, key, sf_id, sf_status, sf_error_*) written to {res.path}")
+    return 0 if res.ok else 1
+
+
 def _upsert(args: argparse.Namespace) -> int:
     from . import api, errors, org as orgs
 
+    try:
+        if _streams(args):
+            return _upsert_streamed(args)
+    except errors.InputError as e:
+        print(f"sfbulk-nb: {e}", file=sys.stderr)
+        return 2
     try:
         if args.results:
             _check_writable(args.results)  # before sending: a load is not undone
@@ -532,6 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     upsert.add_argument("--if-unmodified-since", metavar="TIME",
                         help="do not overwrite records modified after TIME (ISO 8601 with its "
                         "zone, e.g. 2026-12-01T09:00:00Z): their rows are held back as conflicts")
+    upsert.add_argument("--stream", action="store_true",
+                        help="read and send the file a block at a time, never whole (the "
+                        f"default for files over {STREAM_ABOVE >> 20} MB); results go to "
+                        "--results, default <name>.results.csv beside the file, with each "
+                        "row's line; the file must be UTF-8 unless --encoding says otherwise")
+    upsert.add_argument("--block-size", type=int, default=1 << 20, metavar="BYTES",
+                        help="with --stream: bytes read at a time (default 1 MB)")
     upsert.set_defaults(func=_upsert)
     return parser
 

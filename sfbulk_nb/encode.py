@@ -180,6 +180,14 @@ class Encoding:
                        columns=self.columns)
         return _chunks(enc, self.df.index, max_bytes, max_records)
 
+    def csv_rows(self, *, column_delimiter="COMMA", line_ending="LF") -> tuple[bytes, bytes, np.ndarray]:
+        """The header line, the rows' CSV without it, and the offset each row starts at in
+        that (one more: its size), for filling jobs across frames (sfbulk_nb.stream)."""
+        enc = _Encoder(self.df, None, None, None, column_delimiter, line_ending,
+                       columns=self.columns)
+        segments, starts = _segments(enc)
+        return enc.header, b"".join(segments), starts
+
 
 def format_frame(df, *, nulls="keep", tz=None, field_types=None) -> pd.DataFrame:
     """Every cell as the exact text that goes into the CSV (before CSV quoting).
@@ -247,9 +255,10 @@ def _check_limits(max_bytes, max_records) -> None:
         raise EncodeError(f"max_records must be a positive integer or None, got {max_records!r}")
 
 
-def _chunks(enc: "_Encoder", index, max_bytes, max_records) -> Iterator[Chunk]:
+def _segments(enc: "_Encoder") -> tuple[list[memoryview | None], np.ndarray]:
+    """The rows' CSV in segments, and row_starts: [i] the byte offset of row i in the data
+    after the header, [n] the data's size."""
     segments: list[memoryview | None] = []
-    # row_starts[i]: byte offset of row i in the data after the header; [n]: data size
     row_starts = [np.zeros(1, np.int64)]
     size = 0
     for lines in enc.batches():
@@ -257,7 +266,11 @@ def _chunks(enc: "_Encoder", index, max_bytes, max_records) -> Iterator[Chunk]:
         segments.append(data)
         row_starts.append(ends + size)
         size += len(data)
-    starts = np.concatenate(row_starts)
+    return segments, np.concatenate(row_starts)
+
+
+def _chunks(enc: "_Encoder", index, max_bytes, max_records) -> Iterator[Chunk]:
+    segments, starts = _segments(enc)
     bounds = _plan_chunks(starts, len(enc.header), index, int(max_bytes), max_records)
     return _emit_chunks(enc.header, segments, starts, bounds)
 

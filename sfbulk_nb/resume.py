@@ -65,6 +65,13 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
     print_ = daskload.fingerprint(df) if dask_frame else journal.fingerprint(df)
     record = _find(run_id, print_)
     d = record.data
+    if d.get("stream"):
+        source = d["stream"].get("source") or "an iterable of frames"
+        raise errors.InputError(
+            f"run {record.run_id} was a streamed load ({source}): its rows' results are in "
+            f"{d['stream'].get('results')}, "
+            "and it cannot be resumed from a frame; send the rows it did not send again "
+            "(upsert_csv(..., start_line=N) for a file)")
     if d["fingerprint"] != print_:
         raise errors.InputError(f"this frame is not the one run {record.run_id} sent (its "
                                 "values, index or columns differ); give that frame")

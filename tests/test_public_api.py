@@ -20,3 +20,8 @@ def test_every_error_is_an_sfbulkerror():
         value = getattr(sfbulk_nb, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, sfbulk_nb.SFBulkError), name
+
+
+def test_the_streamed_loads_are_public():
+    for name in ("upsert_csv", "insert_csv", "update_csv", "delete_csv", "StreamResult"):
+        assert name in sfbulk_nb.__all__
