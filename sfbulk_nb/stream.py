@@ -101,7 +101,8 @@ def upsert_csv(path: str | Path, sobject: str, external_id: str, **options: Any)
     sf_id, sf_status, sf_error_code, sf_error_message, sf_error_fields, sf_job_id,
     sf_attempts. ``encoding``: the file's (default UTF-8, with or without a byte order
     mark; UTF-16 by its mark); a file that is not UTF-8 is refused naming the first bad
-    byte and its line (an Excel export: pass ``encoding="cp1252"``). ``block_size``:
+    byte and its line (an Excel export: pass ``encoding="cp1252"``). ``sep``: the
+    character between fields (default ","; a European Excel export: ";"). ``block_size``:
     bytes read at a time (1 MB). ``max_bytes``: a job's size (10 MB, see
     STREAM_MAX_BYTES; Salesforce takes up to 100,000,000). ``start_line``: send only the rows from that line on
     (carrying on after a run that stopped part way: its ``stop_text()`` names the line).
@@ -133,7 +134,7 @@ def delete_csv(path: str | Path, sobject: str, *, hard: bool = False,
 
 def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | None, *,
              results: str | Path | None = None, encoding: str | None = None,
-             block_size: int = BLOCK_SIZE, start_line: int | None = None,
+             sep: str = ",", block_size: int = BLOCK_SIZE, start_line: int | None = None,
              **options: Any) -> "StreamResult":
     """What upsert_csv & co do, for any operation. ``start_line``: send only the rows
     that start on that line or later (to carry on after a run stopped part way; keys of
@@ -142,7 +143,7 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
                                    or isinstance(start_line, bool) or start_line < 2):
         raise errors.InputError(f"start_line must be a line number from 2 (the first after "
                                 f"the header), not {start_line!r}")
-    source = CsvSource(path, encoding=encoding, block_size=block_size)
+    source = CsvSource(path, encoding=encoding, sep=sep, block_size=block_size)
     target = Path(results) if results is not None else source.default_results()
     load = _StreamLoad(sobject, operation, external_id, target, label=_LINE,
                        fingerprint=source.fingerprint(), source=str(source.path), **options)
@@ -223,9 +224,14 @@ class CsvSource:
     """A CSV file read in blocks of text cells, each block's index the file lines its rows
     start on. Reading it twice gives the same blocks."""
 
-    def __init__(self, path: str | Path, *, encoding: str | None = None,
+    def __init__(self, path: str | Path, *, encoding: str | None = None, sep: str = ",",
                  block_size: int = BLOCK_SIZE):
         self.path = Path(path)
+        # pandas' name for it: a European Excel export is separated by ";".
+        if not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n':
+            raise errors.InputError(f"sep must be the one character that separates the file's "
+                                    f"fields, e.g. ',' or ';' or '\\t', not {sep!r}")
+        self.sep = sep
         if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) \
                 or block_size < 1:
             raise errors.InputError(f"block_size must be a positive number of bytes, not "
@@ -274,8 +280,8 @@ class CsvSource:
                                  encoding=self.encoding or "utf8")
         # Blank lines are read as rows (all cells null) so that line numbers stay exact;
         # they are dropped after counting.
-        parse = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False,
-                                   invalid_row_handler=on_ragged)
+        parse = pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=True,
+                                   ignore_empty_lines=False, invalid_row_handler=on_ragged)
         convert = pacsv.ConvertOptions(column_types=column_types, null_values=[""],
                                        strings_can_be_null=True)
         try:
@@ -301,10 +307,11 @@ class CsvSource:
             twice = sorted({n for n in names if names.count(n) > 1})
             raise errors.InputError(f"{self.path}, line 1: the header names {twice} more than "
                                     "once; keep one column per field")
-        if len(names) == 1 and any(d in names[0] for d in ";\t|"):
-            raise errors.InputError(f"{self.path} looks separated by something other than "
-                                    f"commas (its header is {names[0]!r}); save it as CSV with "
-                                    "commas")
+        other = [d for d in ",;\t|" if d != self.sep and d in names[0]]
+        if len(names) == 1 and other:
+            raise errors.InputError(f"{self.path} looks separated by {other[0]!r}, not "
+                                    f"{self.sep!r} (its header is {names[0]!r}): pass "
+                                    f"sep={other[0]!r}")
         return names
 
     def blocks(self) -> Iterator[pd.DataFrame]:
@@ -620,7 +627,11 @@ class _StreamLoad:
                     plan_stage._rows_to_send(found.checked.problems, found.checked, "raise",
                                              len(block), keyed=found.key is not None)
                 except errors.ValidationError as e:
-                    e.args = (f"{e.args[0]}\n(Rows are named by the {self.label} they start "
+                    text = e.args[0]
+                    if self.label == _LINE:  # a file: say so, and name lines as lines
+                        text = text.replace("the frame has problems", "the file has problems",
+                                            1).replace(" at rows ", " at lines ")
+                    e.args = (f"{text}\n(Rows are named by the {self.label} they start "
                               "on; the file was checked block by block up to this one.)",)
                     raise
             rows = np.arange(len(block))

@@ -167,6 +167,19 @@ def test_a_cp1252_file_is_refused_naming_the_byte_and_line_then_read_with_its_en
     assert "café crème" in accounts(org)["Name"].tolist()
 
 
+def test_a_semicolon_export_says_which_sep_to_pass_and_loads_with_it(client, org, tmp_path):
+    # Excel in a European locale: ";" between fields, "," in the numbers' text, cp1252.
+    path = tmp_path / "export.csv"
+    path.write_bytes(f'{KEY};Name\r\nA;"Müller; Söhne"\r\nB;1,5 Straße\r\n'.encode("cp1252"))
+    with pytest.raises(errors.InputError, match=r"looks separated by ';', not ',' .*pass sep=';'"):
+        sfb.upsert_csv(path, "Account", KEY, encoding="cp1252", **QUIET)
+    res = sfb.upsert_csv(path, "Account", KEY, encoding="cp1252", sep=";", **QUIET)
+    assert res.ok and res.counts["created"] == 2
+    assert sorted(accounts(org)["Name"]) == ["1,5 Straße", "Müller; Söhne"]
+    with pytest.raises(errors.InputError, match="sep must be the one character"):
+        sfb.upsert_csv(path, "Account", KEY, encoding="cp1252", sep=";;", **QUIET)
+
+
 def test_parquet_results_and_frame_with_a_limit(client, org, tmp_path):
     path = tmp_path / "a.csv"
     write_csv(path, 40)
