@@ -141,7 +141,7 @@ def test_a_ragged_line_is_named(client, org, tmp_path):
     (f"{KEY},Name,\nA,a,\nB,b,x\n", "line 3: a value past the header's 2 columns"),
     (f"{KEY},Name\n", "a header line but no data rows"),
     ("", "is empty"),
-    (f"{KEY};Name\nA;a\n", "separated by something other than commas"),
+    (f"{KEY};Name\nA;a\n", "looks separated by ';', not ','"),
 ])
 def test_csv_shapes(client, org, tmp_path, text, error):
     path = tmp_path / "shape.csv"
@@ -347,7 +347,10 @@ def test_ctrl_c_stops_the_run_and_the_results_file_keeps_every_row_read(client, 
     frame = pd.read_csv(tmp_path / "a.results.csv")
     assert frame["line"].is_unique and len(frame) >= 10
     assert set(frame["sf_status"]) <= {"created", "pending", "not_sent"}
-    assert (frame["sf_status"] == "created").sum() == len(accounts(org))
+    # Jobs closed before the stop go on in the org: their rows are "pending" in the file
+    # and may be written by now; nothing else is.
+    created, pending = (frame["sf_status"] == "created").sum(), (frame["sf_status"] == "pending").sum()
+    assert created <= len(accounts(org)) <= created + pending
     first_unsent = int(str(caught.value).split("start_line=")[1].split()[0].rstrip(".;,"))
     assert frame.loc[frame["line"] >= first_unsent, "sf_status"].eq("not_sent").all()
 
