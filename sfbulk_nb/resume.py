@@ -28,14 +28,17 @@ from .progress import reporter_for
 
 
 def runs(limit: int = 20) -> pd.DataFrame:
-    """The journal's recent runs, newest first: run_id, created, state (running / done),
-    org, object, operation, rows, jobs, and how many jobs reached each stage."""
+    """The journal's recent runs, newest first: run_id, created, state (running / done /
+    stopped: a streamed load that stopped part way, its stop_text() says where), org,
+    object, operation, rows, jobs, and how many jobs reached each stage."""
     rows = []
     for record in journal.records()[:limit or None]:
         d = record.data
         stages = pd.Series([j.get("stage") for j in d.get("jobs", [])], dtype=object)
+        # A stopped stream is over (its jobs in flight were seen to their end), not running.
+        state = "stopped" if d.get("stream") and d.get("stop_reason") else d.get("state")
         rows.append({
-            "run_id": record.run_id, "created": d.get("created"), "state": d.get("state"),
+            "run_id": record.run_id, "created": d.get("created"), "state": state,
             "org": d.get("org", {}).get("label"), "object": d.get("sobject"),
             "operation": d.get("operation"), "rows": d.get("rows"), "jobs": len(stages),
             "finished_jobs": int((stages == "finished").sum()),

@@ -319,7 +319,7 @@ def test_a_run_stopped_part_way_says_which_lines_were_sent_and_carries_on(client
     assert len(sent) == res.rows_sent == len(accounts(org)) and len(sent) >= 20
     assert frame["line"].max() < bad and f"start_line={res.stopped_at}" in res.stop_text()
     runs = sfb.runs()
-    assert runs.loc[runs["run_id"] == res.run_id, "state"].item() == "running"
+    assert runs.loc[runs["run_id"] == res.run_id, "state"].item() == "stopped"  # over: its stop_text() says where to carry on
     with pytest.raises(errors.InputError, match="streamed load"):
         sfb.resume(res.run_id, pd.DataFrame())
     # Fixed, the rest goes from the line it names: every row once.
@@ -351,6 +351,7 @@ def test_ctrl_c_stops_the_run_and_the_results_file_keeps_every_row_read(client, 
     # and may be written by now; nothing else is.
     created, pending = (frame["sf_status"] == "created").sum(), (frame["sf_status"] == "pending").sum()
     assert created <= len(accounts(org)) <= created + pending
+    assert sfb.runs()["state"].tolist()[:1] == ["stopped"]  # not "running"
     first_unsent = int(str(caught.value).split("start_line=")[1].split()[0].rstrip(".;,"))
     assert frame.loc[frame["line"] >= first_unsent, "sf_status"].eq("not_sent").all()
 
