@@ -18,6 +18,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
@@ -247,8 +249,8 @@ class Engine:
                              batch_started=batch_started):
                 nonlocal processed, failed
                 if self.result_order == "shuffled":
-                    self.random.shuffle(outcome.succeeded)
-                    self.random.shuffle(outcome.failed)
+                    self._shuffle(outcome.succeeded)
+                    self._shuffle(outcome.failed)
                 opts = {"line_ending": job["lineEnding"],
                         "column_delimiter": job["columnDelimiter"]}
                 self.store.add_results(conn, job_id, "successfulResults", seq,
@@ -281,6 +283,13 @@ class Engine:
             self._finish(run, "Failed", fault.message)
             return
         self._finish(run, "JobComplete", None)
+
+    def _shuffle(self, rows: list) -> None:
+        """Shuffle result rows in place, reproducibly for a seeded org. NumPy's permutation:
+        random.shuffle draws one Python-level random number per row (0.1 s per 100,000)."""
+        if len(rows) > 1:
+            order = np.random.default_rng(self.random.getrandbits(64)).permutation(len(rows))
+            rows[:] = map(rows.__getitem__, order.tolist())
 
     def _finish(self, run: Run, state: str, message: str | None) -> None:
         self.contention.forget(run.id)

@@ -505,7 +505,14 @@ class _Batch:
         updated: list[int] = []
         ok: list[int] = []
         ok_ids: list[str] = []
-        for i in range(n):
+        plain = None
+        if not locked and errors.count(None) == n and not (writes and rules.active) and (
+                custom is None):
+            plain = self._all_succeed(upsert_by_key, key_index, keys, new_ids)
+        if plain is not None:
+            inserted, updated, ok_ids = plain
+            ok = list(range(n))
+        for i in range(n if plain is None else 0):
             error = errors[i]
             rid = target[i]
             if error is None and upsert_by_key:
@@ -558,6 +565,31 @@ class _Batch:
             if on_commit is not None:
                 on_commit(conn, result)
         return result
+
+    def _all_succeed(self, by_key: bool, key_index: dict[str, list[str]],
+                     keys: list[str | None], new_ids: list[str]
+                     ) -> tuple[list[int], list[int], list[str]] | None:
+        """The common batch, decided a column at a time: no row failed a check so far and
+        none can fail the per-row ones (no locks, rules or validation: the caller checked),
+        and for an upsert by key, every key names at most one record and none repeats in
+        the batch (a repeat must see the record its earlier row inserted). Returns the
+        inserted and updated rows and every row's record id, in input order; None when
+        the rows must be judged one by one, as the loop in decide_and_write does."""
+        op, n = self.op, self.n
+        rids = self.target
+        if by_key:
+            matches = list(map(key_index.get, keys))
+            if len(set(keys)) != n or max(map(len, filter(None, matches)), default=1) > 1:
+                return None
+            rids = [m[0] if m else None for m in matches]
+        if op == "insert":
+            return list(range(n)), [], new_ids[:n]
+        if op != "upsert":  # update, delete: every row names its record
+            return [], list(range(n)) if op == "update" else [], list(rids)
+        inserted = [i for i, rid in enumerate(rids) if rid is None]
+        updated = [i for i, rid in enumerate(rids) if rid is not None]
+        fresh = iter(new_ids)
+        return inserted, updated, [rid if rid is not None else next(fresh) for rid in rids]
 
     def _custom_rules(self, key_index: dict[str, list[str]]) -> RowRules:
         """The validation rules' row checker, with the records this batch may update."""
