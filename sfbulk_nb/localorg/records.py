@@ -117,11 +117,11 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
 
 @dataclass
 class BatchResult:
-    succeeded: list[Sequence[str]] = field(default_factory=list)  # sf__Id, sf__Created, *row
     failed: list[Sequence[str]] = field(default_factory=list)     # sf__Id, sf__Error, *row
-    # The same outcomes by row index, for callers that answer per record (REST sObjects):
-    # the error of each failed row, the record id of each row that succeeded, the rows
-    # that created a record.
+    # The outcomes by row index: the error of each failed row, the record id of each row
+    # that succeeded (in input order), the rows that created a record. A successful row's
+    # result line is its id, whether it created the record and its cells: rendered by the
+    # caller, a column at a time, only if it needs them (REST sObjects answers per record).
     errors: dict[int, RowError] = field(default_factory=dict)
     ids: dict[int, str] = field(default_factory=dict)
     created: set[int] = field(default_factory=set)
@@ -547,9 +547,6 @@ class _Batch:
             ok_ids.append(rid)
             if rules.uniques is not None:
                 rules.uniques.commit(i, rid)
-        created = {i: "true" for i in inserted}
-        result.succeeded = list(zip(ok_ids, [created.get(i, "false") for i in ok],
-                                    *(_pick(t, ok, n) for t in self.texts)))
         ids_of = dict(zip(ok, ok_ids))
         result.ids = ids_of
         result.created = set(inserted)
