@@ -446,10 +446,10 @@ class _Batch:
                     continue
                 keys[i] = fold(text)
         self.values[key.name] = values
-        found = self.store.lookup(self.obj, key.name, [k for k in keys if k is not None])
         # Rows are judged in order: a key inserted by an earlier chunk is updated by a
         # later one, as successive DML chunks do in Salesforce.
-        self._key_index = {k: [m[0] for m in v] for k, v in found.items()}
+        self._key_index = self.store.record_ids(self.obj, key.name,
+                                                [k for k in keys if k is not None])
         self._keys = keys
         self._key_field = key
         self._chunk_duplicates(keys, self.h.key_column,
