@@ -116,7 +116,7 @@ class Engine:
             raise not_found()
         return job
 
-    def upload(self, job_id: str, data: bytes) -> None:
+    def upload(self, job_id: str, data: bytes | bytearray) -> None:
         job = self.get_job(job_id)
         if job["uploaded"]:
             # The real message, typo and 15-character id included (protocol notes 2.5).
