@@ -11,6 +11,7 @@ DML chunk size, which is where duplicate keys in one upload collide.
 from __future__ import annotations
 
 import itertools
+from operator import itemgetter
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Sequence
@@ -575,14 +576,19 @@ class _Batch:
         op, n = self.op, self.n
         rids = self.target
         if by_key:
-            matches = list(map(key_index.get, keys))
-            if len(set(keys)) != n or max(map(len, filter(None, matches)), default=1) > 1:
+            if len(set(keys)) != n:
                 return None
-            rids = [m[0] if m else None for m in matches]
+            if not key_index:  # no key names a record: every row inserts
+                return list(range(n)), [], new_ids[:n]
+            matches = list(map(key_index.get, keys))
+            if max(map(len, filter(None, matches)), default=1) > 1:
+                return None
+            rids = (list(map(itemgetter(0), matches)) if None not in matches
+                    else [m[0] if m else None for m in matches])
         if op == "insert":
             return list(range(n)), [], new_ids[:n]
-        if op != "upsert":  # update, delete: every row names its record
-            return [], list(range(n)) if op == "update" else [], list(rids)
+        if None not in rids:  # update, delete, or an upsert of existing records only
+            return [], list(range(n)) if op in ("update", "upsert") else [], list(rids)
         inserted = [i for i, rid in enumerate(rids) if rid is None]
         updated = [i for i, rid in enumerate(rids) if rid is not None]
         fresh = iter(new_ids)
