@@ -18,13 +18,16 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from . import csvfmt, ids
 from .catalog import Catalog
 from .errors import ApiError, invalid_state, not_found
 from .contention import Contention
 from .faults import Faults
 from .limits import BATCHES_EXCEEDED, BULK_BATCHES, Limits
-from .records import Header, JobFailure, apply_batch
+from .records import BatchResult, Header, JobFailure, apply_batch
 from .rules import RuleBook
 from .runner import Run, Runner, sf_datetime
 from .store import Store
@@ -113,7 +116,7 @@ class Engine:
             raise not_found()
         return job
 
-    def upload(self, job_id: str, data: bytes) -> None:
+    def upload(self, job_id: str, data: bytes | bytearray) -> None:
         job = self.get_job(job_id)
         if job["uploaded"]:
             # The real message, typo and 15-character id included (protocol notes 2.5).
@@ -244,15 +247,14 @@ class Engine:
             # Called within this iteration (apply_batch's transaction): the defaults pin
             # this batch's values all the same.
             def save_results(conn, outcome, end=position + size, seq=seq, size=size,
-                             batch_started=batch_started):
+                             batch_started=batch_started, texts=batch):
                 nonlocal processed, failed
                 if self.result_order == "shuffled":
-                    self.random.shuffle(outcome.succeeded)
-                    self.random.shuffle(outcome.failed)
+                    self._shuffle(outcome.failed)
                 opts = {"line_ending": job["lineEnding"],
                         "column_delimiter": job["columnDelimiter"]}
                 self.store.add_results(conn, job_id, "successfulResults", seq,
-                                       csvfmt.render_rows(outcome.succeeded, **opts))
+                                       self._successful_results(outcome, texts, opts))
                 self.store.add_results(conn, job_id, "failedResults", seq,
                                        csvfmt.render_rows(outcome.failed, **opts))
                 processed += size
@@ -281,6 +283,34 @@ class Engine:
             self._finish(run, "Failed", fault.message)
             return
         self._finish(run, "JobComplete", None)
+
+    def _successful_results(self, outcome: BatchResult, texts: list[list[str]],
+                            opts: dict[str, str]) -> bytes:
+        """The successful rows' result lines (sf__Id, sf__Created, the row's cells), picked
+        and shuffled by Arrow a column at a time."""
+        rows = list(outcome.ids)
+        if not rows:
+            return b""
+        created = outcome.created
+        if len(created) in (0, len(rows)):  # all updated, or all inserted: one flag
+            flags = pa.repeat(pa.scalar("true" if created else "false"), len(rows))
+        else:
+            flags = pa.array(["true" if i in created else "false" for i in rows], pa.string())
+        columns = [pa.array(list(outcome.ids.values()), pa.string()), flags]
+        picked: Any = rows
+        if self.result_order == "shuffled":
+            order = np.random.default_rng(self.random.getrandbits(64)).permutation(len(rows))
+            columns = [column.take(order) for column in columns]
+            picked = np.asarray(rows)[order]
+        columns += [pa.array(column, pa.string()).take(picked) for column in texts]
+        return csvfmt.render_columns(columns, **opts)
+
+    def _shuffle(self, rows: list) -> None:
+        """Shuffle result rows in place, reproducibly for a seeded org. NumPy's permutation:
+        random.shuffle draws one Python-level random number per row (0.1 s per 100,000)."""
+        if len(rows) > 1:
+            order = np.random.default_rng(self.random.getrandbits(64)).permutation(len(rows))
+            rows[:] = map(rows.__getitem__, order.tolist())
 
     def _finish(self, run: Run, state: str, message: str | None) -> None:
         self.contention.forget(run.id)

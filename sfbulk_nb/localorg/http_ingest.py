@@ -106,7 +106,7 @@ class IngestResource:
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
             data = _gunzipped(request.stream)
         else:
-            data = request.get_data(cache=False)
+            data = _body(request)
         self.engine.upload(job_id, data)
         return Response(status=201)
 
@@ -116,6 +116,21 @@ class IngestResource:
         if canonical is None or (kind != canonical and kind != "unprocessedRecords"):
             raise not_found()
         return csv_response(request, [self.engine.results(job_id, canonical)])
+
+
+def _body(request: Request) -> bytes | bytearray:
+    """The request body, read straight into one buffer of its announced length: werkzeug's
+    get_data grows a buffer and copies it out, holding the upload twice at its peak (a
+    70 MB upload is 140 MB more of the server's peak memory, before SQLite's own copy)."""
+    size = request.content_length
+    if size is None:
+        return request.get_data(cache=False)
+    data = bytearray(size)
+    done = 0
+    with memoryview(data) as view:
+        while done < size and (got := request.stream.readinto(view[done:])):
+            done += got
+    return data if done == size else data[:done]
 
 
 def _gunzipped(stream: BinaryIO) -> bytes:

@@ -11,6 +11,7 @@ DML chunk size, which is where duplicate keys in one upload collide.
 from __future__ import annotations
 
 import itertools
+from operator import itemgetter
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Sequence
@@ -117,11 +118,11 @@ def _resolve_column(catalog: Catalog, obj: SObject, name: str, index: int) -> Co
 
 @dataclass
 class BatchResult:
-    succeeded: list[Sequence[str]] = field(default_factory=list)  # sf__Id, sf__Created, *row
     failed: list[Sequence[str]] = field(default_factory=list)     # sf__Id, sf__Error, *row
-    # The same outcomes by row index, for callers that answer per record (REST sObjects):
-    # the error of each failed row, the record id of each row that succeeded, the rows
-    # that created a record.
+    # The outcomes by row index: the error of each failed row, the record id of each row
+    # that succeeded (in input order), the rows that created a record. A successful row's
+    # result line is its id, whether it created the record and its cells: rendered by the
+    # caller, a column at a time, only if it needs them (REST sObjects answers per record).
     errors: dict[int, RowError] = field(default_factory=dict)
     ids: dict[int, str] = field(default_factory=dict)
     created: set[int] = field(default_factory=set)
@@ -446,10 +447,10 @@ class _Batch:
                     continue
                 keys[i] = fold(text)
         self.values[key.name] = values
-        found = self.store.lookup(self.obj, key.name, [k for k in keys if k is not None])
         # Rows are judged in order: a key inserted by an earlier chunk is updated by a
         # later one, as successive DML chunks do in Salesforce.
-        self._key_index = {k: [m[0] for m in v] for k, v in found.items()}
+        self._key_index = self.store.record_ids(self.obj, key.name,
+                                                [k for k in keys if k is not None])
         self._keys = keys
         self._key_field = key
         self._chunk_duplicates(keys, self.h.key_column,
@@ -505,7 +506,14 @@ class _Batch:
         updated: list[int] = []
         ok: list[int] = []
         ok_ids: list[str] = []
-        for i in range(n):
+        plain = None
+        if not locked and errors.count(None) == n and not (writes and rules.active) and (
+                custom is None):
+            plain = self._all_succeed(upsert_by_key, key_index, keys, new_ids)
+        if plain is not None:
+            inserted, updated, ok_ids = plain
+            ok = list(range(n))
+        for i in range(n if plain is None else 0):
             error = errors[i]
             rid = target[i]
             if error is None and upsert_by_key:
@@ -540,9 +548,6 @@ class _Batch:
             ok_ids.append(rid)
             if rules.uniques is not None:
                 rules.uniques.commit(i, rid)
-        created = {i: "true" for i in inserted}
-        result.succeeded = list(zip(ok_ids, [created.get(i, "false") for i in ok],
-                                    *(_pick(t, ok, n) for t in self.texts)))
         ids_of = dict(zip(ok, ok_ids))
         result.ids = ids_of
         result.created = set(inserted)
@@ -558,6 +563,36 @@ class _Batch:
             if on_commit is not None:
                 on_commit(conn, result)
         return result
+
+    def _all_succeed(self, by_key: bool, key_index: dict[str, list[str]],
+                     keys: list[str | None], new_ids: list[str]
+                     ) -> tuple[list[int], list[int], list[str]] | None:
+        """The common batch, decided a column at a time: no row failed a check so far and
+        none can fail the per-row ones (no locks, rules or validation: the caller checked),
+        and for an upsert by key, every key names at most one record and none repeats in
+        the batch (a repeat must see the record its earlier row inserted). Returns the
+        inserted and updated rows and every row's record id, in input order; None when
+        the rows must be judged one by one, as the loop in decide_and_write does."""
+        op, n = self.op, self.n
+        rids = self.target
+        if by_key:
+            if len(set(keys)) != n:
+                return None
+            if not key_index:  # no key names a record: every row inserts
+                return list(range(n)), [], new_ids[:n]
+            matches = list(map(key_index.get, keys))
+            if max(map(len, filter(None, matches)), default=1) > 1:
+                return None
+            rids = (list(map(itemgetter(0), matches)) if None not in matches
+                    else [m[0] if m else None for m in matches])
+        if op == "insert":
+            return list(range(n)), [], new_ids[:n]
+        if None not in rids:  # update, delete, or an upsert of existing records only
+            return [], list(range(n)) if op in ("update", "upsert") else [], list(rids)
+        inserted = [i for i, rid in enumerate(rids) if rid is None]
+        updated = [i for i, rid in enumerate(rids) if rid is not None]
+        fresh = iter(new_ids)
+        return inserted, updated, [rid if rid is not None else next(fresh) for rid in rids]
 
     def _custom_rules(self, key_index: dict[str, list[str]]) -> RowRules:
         """The validation rules' row checker, with the records this batch may update."""

@@ -18,6 +18,7 @@ from sfbulk_nb.localorg.csvfmt import (
     LINE_ENDINGS,
     CsvFormatError,
     parse_upload,
+    render_columns,
     render_header,
     render_rows,
 )
@@ -236,6 +237,19 @@ def test_render_rows_settings():
 def test_render_rows_empty():
     assert render_rows([]) == ""
     assert render_rows(iter([])) == ""
+
+
+@pytest.mark.parametrize("line_ending", list(LINE_ENDINGS))
+@pytest.mark.parametrize("delimiter", list(DELIMITERS))
+def test_render_columns_writes_what_render_rows_writes(line_ending, delimiter):
+    import pyarrow as pa
+
+    rows = [["0018c00002FInboAAD", "true", 'say "hi"', ""], ["", "false", "a,b\nc\r\nd", "é ü"],
+            ["x", "\x00\x1f", "`^|;\t", '"']]
+    columns = [pa.array(list(column), pa.string()) for column in zip(*rows)]
+    assert render_columns(columns, line_ending, delimiter) == render_rows(
+        rows, line_ending, delimiter).encode()
+    assert render_columns([pa.array([], pa.string())], line_ending, delimiter) == b""
 
 
 def test_render_rows_values_holding_the_internal_separators():
