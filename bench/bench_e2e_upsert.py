@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -59,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
+from benchlib import (awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
                       report, run_measured, start_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -316,8 +315,7 @@ def main() -> None:
         return
 
     n = args.rows
-    print(f"rows: {n:,}  cores: {os.cpu_count()}  load average: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print_machine(n)
     baseline = {lib: run_child(f"baseline:{lib}", n)["hwm_mb"] for lib in CLIENTS}
     runs: dict[str, list[dict]] = {lib: [] for lib in CLIENTS}
     for k in range(args.repeat):

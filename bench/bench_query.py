@@ -69,7 +69,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import (awkward_names, count_http_calls, median, proc_status_mb,  # noqa: E402
+from benchlib import (awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
                       report, run_measured, start_server, stop_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -304,8 +304,7 @@ def main() -> None:
         return
 
     n = args.rows
-    print(f"rows: {n:,}  cores: {os.cpu_count()}  load average: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print_machine(n)
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "org.sqlite3"
         reuse = stored_accounts(db) == n

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import report, start_server, stop_server, vm_hwm_mb  # noqa: E402
+from benchlib import print_machine, report, start_server, stop_server, vm_hwm_mb  # noqa: E402
 
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -152,8 +151,7 @@ def main() -> None:
         child(args)
         return
     n = args.rows
-    print(f"rows: {n:,}  cores: {os.cpu_count()}  load average: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print_machine(n)
     with tempfile.TemporaryDirectory(prefix="bench-csv-file-") as tmp:
         file = Path(tmp) / "accounts.csv"
         size = write_file(file, n)

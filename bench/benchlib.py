@@ -5,6 +5,7 @@ peak memory are the client's own, and the server's peak RSS is its own.
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import statistics
@@ -30,6 +31,12 @@ def report(what: str, value: float, baseline: float, target: str = "",
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"bench": script, "what": what, "value": value,
                             "baseline": baseline, "target": target}) + "\n")
+
+
+def print_machine(rows: int) -> None:
+    """The line every benchmark starts with: rows, cores and the load it ran under."""
+    print(f"rows: {rows:,}  cores: {os.cpu_count()}  load average: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 def free_port() -> int:
