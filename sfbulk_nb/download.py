@@ -36,9 +36,9 @@ def body(response: requests.Response) -> bytearray:
     raw = response.raw
     out = bytearray()
     try:
-        if encoding in ("", "identity") or encoding not in _WBITS:
-            # Not packed, or packed in a way we don't read ourselves (br, zstd): urllib3
-            # unpacks what it knows.
+        if encoding not in _WBITS:
+            # Not packed ("" or identity), or packed in a way we don't read ourselves (br,
+            # zstd): urllib3 unpacks what it knows.
             for piece in response.iter_content(_PIECE):
                 out += piece
             return out

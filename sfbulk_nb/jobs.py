@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-
 from . import download, errors
 from .org import Org
 from .retrying import Retrying, read_json
@@ -185,8 +184,8 @@ def get(org: Org, job_id: str, retry: Retrying | None = None) -> JobInfo:
 def results(org: Org, job_id: str, kind: str, retry: Retrying | None = None,
             parse: Callable[[bytes], Any] = bytes) -> Any:
     """One of the result CSVs (gzip transfer is negotiated by requests, unpacked by
-    download.body), given to ``parse`` (bytes by default). An answer that is not CSV, or that ``parse`` cannot read (a body
-    cut short), is downloaded again."""
+    download.body), given to ``parse`` (bytes by default). An answer that is not CSV, or
+    that ``parse`` cannot read (a body cut short), is downloaded again."""
     if kind not in RESULT_KINDS:
         raise ValueError(f"kind must be one of {RESULT_KINDS}")
     path = f"jobs/ingest/{job_id}/{kind}"
@@ -197,16 +196,22 @@ def results(org: Org, job_id: str, kind: str, retry: Retrying | None = None,
         if "html" in kind_of or "json" in kind_of:
             raise errors.BadResponseError(f"GET {path} answered {kind_of}, not CSV: "
                                           f"{response.text[:80]!r}")
-        try:
-            data = download.body(response)
-        except download.CutOff as e:
-            raise errors.BadResponseError(f"GET {path}: the answer was cut off ({e})") from None
+        data = _whole_body(response, path)
         try:
             return parse(bytes(data) if parse is bytes else data)
         except ValueError as e:
             raise errors.BadResponseError(f"GET {path}: {e}") from None
 
     return (retry or Retrying()).call(attempt)
+
+
+def _whole_body(response: Any, path: str) -> bytearray:
+    """A CSV answer's body, unpacked; a body cut off is a BadResponseError, which the
+    callers' Retrying reads again."""
+    try:
+        return download.body(response)
+    except download.CutOff as e:
+        raise errors.BadResponseError(f"GET {path}: the answer was cut off ({e})") from None
 
 
 def delete(org: Org, job_id: str, retry: Retrying | None = None) -> None:
@@ -348,10 +353,7 @@ def query_results_page(org: Org, job_id: str, *, locator: str | None = None,
                                stream=True)
         if "html" in response.headers.get("Content-Type", ""):
             raise errors.BadResponseError(f"GET {path} answered HTML, not CSV")
-        try:
-            data = download.body(response)
-        except download.CutOff as e:  # read it again
-            raise errors.BadResponseError(f"GET {path}: the answer was cut off ({e})") from None
+        data = _whole_body(response, path)
         next_locator = response.headers.get("Sforce-Locator")
         return ResultPage(data, int(response.headers.get("Sforce-NumberOfRecords") or 0),
                           None if next_locator in (None, "", "null") else next_locator)
