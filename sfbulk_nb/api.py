@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import daskload, encode, errors, jobs, journal, results
+from . import daskload, encode, errors, jobs, journal, memory, results
 from . import plan as plan_stage
 from .bulkresult import BulkResult
 from .org import Org, org_or_default
@@ -181,6 +181,12 @@ def _check_options(options: dict[str, Any]) -> None:
 
 def _run(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, operation: str,
          external_id: str | None, **options: Any) -> BulkResult:
+    with memory.lean():  # a big load's buffers from allocators that give them back
+        return _run_load(df, sobject, operation, external_id, **options)
+
+
+def _run_load(df: pd.DataFrame | Iterable[pd.DataFrame], sobject: str, operation: str,
+              external_id: str | None, **options: Any) -> BulkResult:
     if daskload.is_dask(df):  # a Dask frame: checked and encoded on its workers
         return daskload.run(df, sobject, operation, external_id, **options)
     from .stream import frames_of, load_frames

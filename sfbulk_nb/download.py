@@ -18,7 +18,10 @@ try:  # ISA-L: built for x86-64 and ARM64; elsewhere the standard library's zlib
 except ImportError:  # pragma: no cover - depends on the platform
     _inflate = zlib  # type: ignore[assignment]
 
-_PIECE = 1 << 18  # bytes read from the socket at a time (some 1.5 MB once unpacked)
+# Bytes read from the socket at a time: some 200 KB once unpacked, under malloc's mmap
+# threshold (memory.MMAP_THRESHOLD), so each piece reuses heap memory the last one freed
+# instead of mapping fresh pages (1 << 18 cost 10% more CPU in a 1M-row query_df).
+_PIECE = 1 << 15
 # wbits: 16 + MAX_WBITS reads the gzip framing, MAX_WBITS the zlib framing of "deflate".
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
           "deflate": zlib.MAX_WBITS}

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import errors, jobs
+from . import errors, jobs, memory
 from .org import Org, org_or_default
 from .plan import close_field_names, close_object_names
 from .progress import (JOB_CREATED, JOB_UPDATED, RUN_FINISHED, RUN_STARTED, ProgressEvent, RunInfo,
@@ -58,6 +58,7 @@ class _QueriedAt:
         return found
 
 
+@memory.lean()
 def query_df(soql: str, org: Org | None = None, *, include_deleted: bool = False,
              page_size: int | None = None, progress: Any = "auto",
              timeout: float | None = None, clock: Callable[[], float] = time.monotonic,
@@ -160,6 +161,7 @@ class QueryFile:
                 f"{self.api_calls:,} API calls>")
 
 
+@memory.lean()
 def query_to_file(soql: str, path: str | Path, org: Org | None = None, *,
                   include_deleted: bool = False, page_size: int | None = None,
                   timeout: float | None = None) -> QueryFile:

@@ -18,8 +18,8 @@ a full job is sent by the same runner as upsert_df (`api.Run`: create, upload, c
 poll, results, lock-contention follow-ups, every fault rule of the nothing-lost work).
 At most ``parallel`` jobs are in flight: reading waits for the oldest to finish, so memory
 holds about ``parallel + 1`` jobs' CSV bytes and key texts, plus one job's results being
-matched, whatever the file's size (lower ``max_bytes`` to hold less), and 16 bytes per
-key sent (duplicates, below). Results are written to the results file as each job ends, in
+matched, whatever the file's size (lower ``max_bytes`` to hold less); a load that sends
+as it reads also 16 bytes per key sent (duplicates, below). Results are written to the results file as each job ends, in
 job order, and never held.
 
 Rules that differ from a frame:
@@ -34,14 +34,18 @@ Rules that differ from a frame:
   rows before it were sent (their results are in the file), ``res.stopped_at`` names the
   first row not sent, and the error carries the result (``e.result``).
 - Duplicate keys (upsert, update, delete). Within a block validation refuses them as for a
-  frame. Across blocks each sent key is remembered as a 64-bit hash of its normalized text
-  (8 bytes and its line per row, kept sorted; no key text is held): a key seen on an
-  earlier line is a DUPLICATE_VALUE problem of the later row; with on_invalid="skip" or
-  "send" that row is not sent (status invalid), since two jobs holding one key race.
+  frame. Across blocks each key is remembered as a 64-bit hash of its normalized text with
+  its line (no key text is held; `seenkeys`). A file checked first (on_invalid="raise")
+  keeps them on disk and sorts them at the end of the check, so its memory stays flat
+  whatever its size; a repeat is an InputError naming both lines, nothing sent. A load
+  that sends as it reads (on_invalid="skip" or "send", an iterable) keeps them in memory
+  (16 bytes a key, 160 MB for 10 M keys): a key seen on an earlier line is a
+  DUPLICATE_VALUE problem of the later row, not sent (status invalid), since two jobs
+  holding one key race.
 - Not supported: only_changed, if_unmodified_since, undoable, wait=False (they need the
   whole input).
 - The file is read up to three times (a UTF-8 check, the checks of on_invalid="raise",
-  the load), never held.
+  the load), never held; a fourth time up to the first repeated key, to name it.
 - If the run stops part way (a bad block of an iterable, an unreadable line, Ctrl-C),
   the results file holds every row read until then with its status (not_sent for rows
   read but not sent) and ``res.stopped_at`` / ``res.stop_reason`` say where and why;
@@ -57,7 +61,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -67,7 +71,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import encode, errors, journal, results
+from . import encode, errors, journal, memory, results, seenkeys
 from . import plan as plan_stage
 from . import api
 from .api import Run
@@ -155,9 +159,10 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
             if len(block):
                 yield block
 
-    if load.options.on_invalid == "raise":
-        load.check_all(blocks())  # nothing is sent unless every row passes
-    return load.run(blocks())
+    with memory.lean():
+        if load.options.on_invalid == "raise":
+            load.check_all(blocks)  # nothing is sent unless every row passes
+        return load.run(blocks())
 
 
 def load_frames(frames: Iterable[pd.DataFrame], sobject: str, operation: str,
@@ -169,7 +174,8 @@ def load_frames(frames: Iterable[pd.DataFrame], sobject: str, operation: str,
     load = _StreamLoad(sobject, operation, external_id, None if results is None
                        else Path(results), label=_ROW, fingerprint=None, source=None,
                        **options)
-    return load.run(_positioned(frames, operation))
+    with memory.lean():
+        return load.run(_positioned(frames, operation))
 
 
 def frames_of(value: Any) -> tuple[Iterator[pd.DataFrame] | None, Any]:
@@ -419,38 +425,6 @@ def _check_utf8(path: Path, size: int = 1 << 20) -> None:
 # -- the load -------------------------------------------------------------------------
 
 
-class _SeenKeys:
-    """Hashes of the keys sent so far with their rows' labels, in sorted runs merged like a
-    binary counter up to CAP keys a run: a lookup is a binary search per run, memory 16
-    bytes per key (a merge needs about twice its run's for a moment: the cap bounds it)."""
-
-    CAP = 1 << 20
-
-    def __init__(self):
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def find(self, hashes: np.ndarray) -> np.ndarray:
-        """Per hash, the label of the row it was seen on, else -1."""
-        found = np.full(len(hashes), -1, np.int64)
-        for keys, labels in self.runs:
-            at = np.searchsorted(keys, hashes)
-            at[at == len(keys)] = 0
-            hit = (keys[at] == hashes) if len(keys) else np.zeros(len(hashes), bool)
-            found[hit & (found < 0)] = labels[at[hit & (found < 0)]]
-        return found
-
-    def add(self, hashes: np.ndarray, labels: np.ndarray) -> None:
-        order = np.argsort(hashes, kind="stable")
-        run = (hashes[order], np.asarray(labels, np.int64)[order])
-        while (self.runs and len(self.runs[-1][0]) <= len(run[0])
-               and len(self.runs[-1][0]) + len(run[0]) <= self.CAP):
-            keys, labels_ = self.runs.pop()
-            both = np.concatenate([keys, run[0]])
-            order = np.argsort(both, kind="stable")
-            run = (both[order], np.concatenate([labels_, run[1]])[order])
-        self.runs.append(run)
-
-
 @dataclasses.dataclass
 class _Job:
     """Rows gathered for one Bulk job: their texts as sent, their CSV bytes, and the rows
@@ -562,7 +536,8 @@ class _StreamLoad:
         _ResultsFile.check(self.results_path)
         self.fingerprint = fingerprint or f"stream:{self.run_id}"
         self.source = source
-        self.seen = _SeenKeys()
+        # Keys met so far, to refuse a repeat (None: the whole input was checked first).
+        self.seen: seenkeys.SeenKeys | None = seenkeys.SeenKeys()
         self.header: bytes | None = None
         self.key_column: Any = None
 
@@ -586,22 +561,31 @@ class _StreamLoad:
         has = ~np.isin(values, ["", "#N/A"]) & pd.notna(values)
         return pd.util.hash_array(values.astype(object)).astype(np.uint64), has
 
-    def _repeats(self, block: pd.DataFrame, checked, rows: np.ndarray):
-        """Rows (positions into ``rows``) whose key an earlier block sent, the labels they
-        repeat, and their hashes and labels to remember."""
-        if self.key is None or checked.key_column is None or not len(rows):
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros(0, np.uint64), empty
+    def _block_keys(self, block: pd.DataFrame, checked, rows: np.ndarray):
+        """The hashes of the keys of ``rows`` (positions in the block), which of them have
+        a key, and their labels."""
         column = list(checked.encoding.df.columns).index(checked.key_column)
         text = pd.Series(checked.cells[column].at(rows).to_pandas())
         hashes, has = self._key_hashes(text)
+        return hashes, has, block.index.to_numpy()[rows]
+
+    def _repeats(self, block: pd.DataFrame, checked, rows: np.ndarray):
+        """Rows (positions into ``rows``) whose key an earlier block sent, the labels they
+        repeat, and their hashes and labels to remember."""
+        if (self.seen is None or self.key is None or checked.key_column is None
+                or not len(rows)):
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.uint64), empty
+        hashes, has, labels = self._block_keys(block, checked, rows)
         earlier = self.seen.find(hashes)
         repeat = np.flatnonzero((earlier >= 0) & has)
         keep = has & (earlier < 0)
-        labels = block.index.to_numpy()[rows]
         return repeat, earlier[repeat], hashes[keep], labels[keep]
 
-    def _repeat_problems(self, block, checked, rows, repeat, earlier) -> Problems:
+    def _repeat_problems(self, block, checked, rows, repeat, earlier, *,
+                         sent: bool = True) -> Problems:
+        """DUPLICATE_VALUE problems of the rows ``rows[repeat]``, whose keys rows
+        ``earlier`` had (sent: by an earlier job; else: earlier in the input)."""
         column = checked.key_column
         index = block.index[rows[repeat]]
         keys = checked.cells[list(checked.encoding.df.columns).index(column)].at(rows[repeat]).to_pylist()
@@ -609,38 +593,66 @@ class _StreamLoad:
             "row": list(index), "position": pd.array(rows[repeat], dtype="Int64"),
             "column": column, "field": self.key, "value": pd.array(keys, dtype="string"),
             "code": "DUPLICATE_VALUE",
-            "message": pd.array([f"the key {k!r} was already sent on {self.label} {e} (an "
-                                 "earlier block): two jobs holding one key race"
-                                 for k, e in zip(keys, earlier)], dtype="string"),
-            "hint": "keep one row per key (df.drop_duplicates(subset=[key], keep='last')), "
-                    "or merge the rows", "severity": "error"})
+            "message": pd.array([
+                f"the key {k!r} was already sent on {self.label} {e} (an earlier block): two "
+                "jobs holding one key race" if sent else
+                f"the key {k!r} is on {self.label} {e} too (each key once: two jobs holding "
+                "one key race)" for k, e in zip(keys, earlier)], dtype="string"),
+            "hint": ("keep one line per key in the file, or merge the lines"
+                     if self.label == _LINE else
+                     "keep one row per key (df.drop_duplicates(subset=[key], keep='last')), "
+                     "or merge the rows"), "severity": "error"})
         return frame
 
-    def check_all(self, blocks: Iterable[pd.DataFrame]) -> None:
-        """Checks every block as the load will, sending nothing: the first block with a
-        problem raises ValidationError (on_invalid="raise")."""
-        seen = self.seen
-        for block in blocks:
-            found = self._inspect(block)
-            if not found.checked.problems.ok:
-                try:
-                    plan_stage._rows_to_send(found.checked.problems, found.checked, "raise",
-                                             len(block), keyed=found.key is not None)
-                except errors.ValidationError as e:
-                    text = e.args[0]
-                    if self.label == _LINE:  # a file: say so, and name lines as lines
-                        text = text.replace("the frame has problems", "the file has problems",
-                                            1).replace(" at rows ", " at lines ")
-                    e.args = (f"{text}\n(Rows are named by the {self.label} they start "
-                              "on; the file was checked block by block up to this one.)",)
-                    raise
-            rows = np.arange(len(block))
-            repeat, earlier, hashes, labels = self._repeats(block, found.checked, rows)
-            if len(repeat):
-                problems = self._repeat_problems(block, found.checked, rows, repeat, earlier)
-                raise errors.InputError(_repeat_text(problems, self.label))
-            seen.add(hashes, labels)
-        self.seen = _SeenKeys()  # the load itself remembers afresh
+    def check_all(self, blocks: Callable[[], Iterable[pd.DataFrame]]) -> None:
+        """Checks every block of ``blocks()`` as the load will, sending nothing: the first
+        block with a problem raises ValidationError (on_invalid="raise"), and a key that
+        comes back anywhere in the input an InputError naming both rows. Keys are
+        remembered on disk (seenkeys.SpilledKeys: flat memory whatever the input's size),
+        so the load that follows needs to remember none."""
+        with seenkeys.SpilledKeys() as spilled:
+            for block in blocks():
+                found = self._inspect(block)
+                if not found.checked.problems.ok:
+                    try:
+                        plan_stage._rows_to_send(found.checked.problems, found.checked,
+                                                 "raise", len(block),
+                                                 keyed=found.key is not None)
+                    except errors.ValidationError as e:
+                        text = e.args[0]
+                        if self.label == _LINE:  # a file: say so, and name lines as lines
+                            text = text.replace("the frame has problems",
+                                                "the file has problems",
+                                                1).replace(" at rows ", " at lines ")
+                        e.args = (f"{text}\n(Rows are named by the {self.label} they start "
+                                  "on; the file was checked block by block up to this one.)",)
+                        raise
+                if self.key is not None and found.checked.key_column is not None:
+                    hashes, has, labels = self._block_keys(block, found.checked,
+                                                           np.arange(len(block)))
+                    spilled.add(hashes[has], labels[has])
+            later, earlier = spilled.repeats()
+        if len(later):
+            self._refuse_repeats(blocks, later, earlier)
+        self.seen = None
+
+    def _refuse_repeats(self, blocks: Callable[[], Iterable[pd.DataFrame]],
+                        later: np.ndarray, earlier: np.ndarray) -> None:
+        """Raises the InputError of check_all's repeated keys: the input is read again up
+        to the first repeat, for its key's text (no key text was kept)."""
+        for block in blocks():
+            if block.index[-1] < later[0]:
+                continue
+            at = np.isin(block.index.to_numpy(), later)
+            rows = np.flatnonzero(at)
+            checked = self._inspect(block).checked
+            firsts = earlier[np.searchsorted(later, block.index.to_numpy()[rows])]
+            problems = self._repeat_problems(block, checked, rows, np.arange(len(rows)), firsts,
+                                             sent=False)
+            raise errors.InputError(_repeat_text(problems, self.label, total=len(later),
+                                                 sent=False))
+        raise errors.InputError(f"{self.label} {later[0]}: its key is on {self.label} "
+                                f"{earlier[0]} too; keep one row per key")  # a changed file
 
     def _plan_block(self, block: pd.DataFrame):
         """A block's rows to send: (texts, csv bytes, row offsets) and the status frame
@@ -660,7 +672,8 @@ class _StreamLoad:
             extra = self._repeat_problems(block, checked, rows, repeat, earlier)
             problems = Problems(pd.concat([pd.DataFrame(problems), extra], ignore_index=True))
             rows = np.delete(rows, repeat)
-        self.seen.add(hashes, labels)
+        if self.seen is not None:
+            self.seen.add(hashes, labels)
         plan = plan_stage.LoadPlan(self.org, self.sobject, self.operation, self.key, block,
                                    self.options, problems, rows, block.iloc[:0], [])
         unsent = plan.invalid_status() if len(rows) < len(block) else None
@@ -934,11 +947,18 @@ class _StreamLoad:
             print(message, file=sys.stderr, flush=True)
 
 
-def _repeat_text(problems: pd.DataFrame, label: str) -> str:
+def _repeat_text(problems: pd.DataFrame, label: str, *, total: int | None = None,
+                 sent: bool = True) -> str:
+    """The error of repeated keys: the first, how many more (in its block, or ``total``
+    in the input), and the fix."""
     first = problems.iloc[0]
-    more = f" ({len(problems) - 1:,} more in the block)" if len(problems) > 1 else ""
+    if total is not None:
+        more = f" ({total - 1:,} more repeated key(s) in the file)" if total > 1 else ""
+    else:
+        more = f" ({len(problems) - 1:,} more in the block)" if len(problems) > 1 else ""
+    done = "Nothing more was sent" if sent else "Nothing was sent"
     return (f"{label} {first['row']}, column {first['column']}: {first['message']}{more}. "
-            f"Nothing more was sent. Fix: {first['hint']}")
+            f"{done}. Fix: {first['hint']}")
 
 
 def _status_frame(index: pd.Index, status: str, code: str | None, message: str | None) -> pd.DataFrame:
