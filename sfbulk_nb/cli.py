@@ -400,7 +400,8 @@ def _upsert_streamed(args: argparse.Namespace) -> int:
         result = getattr(e, "result", None)
         print(f"sfbulk-nb: {result.stop_text() if result else 'nothing was sent'}: {note}.",
               file=sys.stderr)
-        print(e.problems.summary_text(rows_word="lines"), file=sys.stderr)
+        print(e.problems.summary_text(rows_word="lines", label="line"), file=sys.stderr)
+        print(stream.fixes_text(args.file), file=sys.stderr)
         return 2
     except (OSError, ValueError, errors.SFBulkError) as e:
         result = getattr(e, "result", None)
@@ -413,7 +414,7 @@ def _upsert_streamed(args: argparse.Namespace) -> int:
 
 
 def _upsert(args: argparse.Namespace) -> int:
-    from . import api, errors, org as orgs
+    from . import api, errors, org as orgs, stream
 
     try:
         if _streams(args):
@@ -444,8 +445,10 @@ def _upsert(args: argparse.Namespace) -> int:
     except errors.ValidationError as e:
         # The command's own spelling of the option the note names.
         note = re.sub(r"on_invalid='(\w+)'", r"--on-invalid \1", e.note)
-        print(f"sfbulk-nb: nothing was sent: {note}.", file=sys.stderr)
+        print(f"sfbulk-nb: nothing was sent: {note.replace('the frame', 'the file')}.",
+              file=sys.stderr)
         print(e.problems.summary_text(line_of=source.line_of()), file=sys.stderr)
+        print(stream.fixes_text(args.file), file=sys.stderr)
         return 2
     except (OSError, ValueError, errors.SFBulkError) as e:
         print(f"sfbulk-nb: {e}", file=sys.stderr)

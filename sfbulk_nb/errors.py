@@ -40,11 +40,19 @@ class ValidationError(InputError):
     """The frame's problems stop the load before any job exists. `problems` is the
     `Problems` frame (one row per problem); the message is its summary."""
 
-    def __init__(self, problems: Any, note: str | None = None):
+    # The note of problems of some rows (the others: of a whole column, the same in any
+    # part of the input).
+    ROWS_NOTE = ("the frame has problems (on_invalid='raise'): apply the fixes, or pass "
+                 "on_invalid='skip' to send only the valid rows")
+
+    def __init__(self, problems: Any, note: str | None = None, *, label: str = "row",
+                 after: str | None = None):
+        """``label``: what the problems' row labels are (a streamed file's: "line");
+        ``after``: a closing paragraph (how to apply the fixes to a file)."""
         self.problems = problems
-        self.note = note or ("the frame has problems (on_invalid='raise'): apply the fixes, "
-                             "or pass on_invalid='skip' to send only the valid rows")
-        super().__init__(f"Nothing was sent: {self.note}.\n{problems.summary_text()}")
+        self.note = note or self.ROWS_NOTE
+        super().__init__(f"Nothing was sent: {self.note}.\n{problems.summary_text(label=label)}"
+                         + (f"\n{after}" if after else ""))
 
 
 class RunInProgressError(InputError):

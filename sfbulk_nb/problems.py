@@ -188,9 +188,10 @@ class Problems(pd.DataFrame):
         return summary
 
     def summary_text(self, *, limit: int = 25, line_of: Callable[[int], int] | None = None,
-                     rows_word: str = "rows") -> str:
+                     rows_word: str = "rows", label: str = "row") -> str:
         """The summary as lines of text (the ValidationError message, the CLI's output).
-        ``line_of`` maps a row position to a file line, for the CLI."""
+        ``line_of`` maps a row position to a file line, for the CLI; ``label`` names what
+        the rows' labels are ("line": a streamed file's rows are labelled by line)."""
         if not len(self):
             return "no problems"
         summary = self.summary()
@@ -213,10 +214,11 @@ class Problems(pd.DataFrame):
                 cells = self[(self["column"] == row.column) & (self["code"] == row.code)]
                 positions = cells["position"].dropna().astype(int).unique()[:5]
                 if line_of is not None:
-                    where = " at lines " + ", ".join(str(line_of(p)) for p in positions)
+                    named = [str(line_of(p)) for p in positions]
+                    label = "line"
                 else:
-                    labels = cells["row"].iloc[:5].tolist()
-                    where = " at rows " + ", ".join(map(repr, labels))
+                    named = list(map(repr, cells["row"].iloc[:5].tolist()))
+                where = f" at {label if len(named) == 1 else label + 's'} " + ", ".join(named)
                 if len(cells["position"].dropna().unique()) > 5:
                     where += ", \u2026"
             example = f" e.g. {', '.join(row.examples)}" if row.examples else ""

@@ -76,7 +76,7 @@ from . import plan as plan_stage
 from . import api
 from .api import Run
 from .encode import Chunk
-from .problems import Problems
+from .problems import ERROR, Problems
 
 __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv",
            "load_csv", "load_frames", "frames_of"]
@@ -152,7 +152,14 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
     load = _StreamLoad(sobject, operation, external_id, target, label=_LINE,
                        fingerprint=source.fingerprint(), source=str(source.path), **options)
 
+    size = max(source.path.stat().st_size, 1)
+    load.title = f"{operation} {sobject} from {source.path.name}"
+    # Arrow reads the file a block of block_size bytes per batch: batches so far tell how
+    # far through it the reading is (the reader's own position runs ahead, read-ahead).
+    load.fraction_read = lambda: min(1.0, source.batches * source.block_size / size)
+
     def blocks() -> Iterator[pd.DataFrame]:
+        source.batches = 0
         for block in source.blocks():
             if start_line is not None and block.index[0] < start_line:
                 block = block[block.index >= start_line]
@@ -161,7 +168,15 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
 
     with memory.lean():
         if load.options.on_invalid == "raise":
-            load.check_all(blocks)  # nothing is sent unless every row passes
+            try:
+                load.check_all(blocks)  # nothing is sent unless every row passes
+            except (errors.SFBulkError, OSError, KeyboardInterrupt) as e:
+                first = ("interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
+                         else str(e).split("\n", 1)[0])
+                load._show(rows=load.checked_rows, last=load.checked_last, final=True,
+                           stop_text=first if first.startswith("Nothing was sent")
+                           else f"Nothing was sent: {first}")
+                raise
         return load.run(blocks())
 
 
@@ -266,6 +281,7 @@ class CsvSource:
                 raise errors.InputError(f"unknown encoding {encoding!r}; e.g. 'utf-8', "
                                         "'cp1252' (Excel on Windows), 'latin-1', 'utf-16'") from None
         self.encoding = encoding
+        self.batches = 0  # batches read by blocks() so far (one per block_size bytes)
         if encoding is None:
             _check_utf8(self.path)
 
@@ -335,6 +351,7 @@ class CsvSource:
         while True:
             try:
                 batch = reader.read_next_batch()
+                self.batches += 1
             except StopIteration:
                 batch = None
             except pa.ArrowInvalid as e:
@@ -383,12 +400,44 @@ class CsvSource:
                 yield frame
 
 
+def _panel_for(progress: Any) -> Any:
+    """The notebook panel of a load with progress="auto" in a live kernel, else None (text
+    lines, a callable, or nothing)."""
+    from .progress import _in_kernel
+
+    if progress not in ("auto", True) or not _in_kernel():
+        return None
+    try:
+        from IPython.display import display
+
+        from .stream_panel import StreamPanel  # ipywidgets, only in a kernel
+    except ImportError:  # no ipywidgets: text lines
+        return None
+    panel = StreamPanel()
+    display(panel)
+    return panel
+
+
+def fixes_text(path: str | Path) -> str:
+    """How the fixes of a file's problems (pandas code for a frame ``df``) apply to it."""
+    path = str(path)
+    fixed = Path(path).with_name(Path(path).stem + ".fixed.csv").name
+    return (f"The fixes are pandas code for `df`, the file read as text: df = pd.read_csv("
+            f"{path!r}, dtype=str, keep_default_na=False) (so blanks and '#N/A' stay as "
+            f"written), then df.to_csv({fixed!r}, index=False) and load that file.")
+
+
 def _no_rows(path: Path) -> str:
     return f"{path} has a header line but no data rows: nothing to send"
 
 
 def _line_breaks(column: pa.Array) -> np.ndarray:
     """Per value, the line breaks it holds (\\n, \\r\\n or a lone \\r each count one)."""
+    # Most columns hold none: one scan of the text bytes says so (three kernels otherwise).
+    data = column.buffers()[2] if len(column.buffers()) > 2 else None
+    raw = np.frombuffer(data, np.uint8) if data is not None else None
+    if raw is None or not ((raw == 10).any() or (raw == 13).any()):
+        return np.zeros(len(column), np.int64)
     column = pc.fill_null(column, "")
     lf = pc.count_substring(column, "\n")
     cr = pc.subtract(pc.count_substring(column, "\r"), pc.count_substring(column, "\r\n"))
@@ -501,6 +550,11 @@ class _JobRun(Run):
 
 
 class _StreamLoad:
+    # Problem rows a file's check lists before it stops (some 500 bytes each in memory),
+    # and the warnings among them.
+    PROBLEMS_LISTED = 100_000
+    WARNINGS_LISTED = 10_000
+
     def __init__(self, sobject: str, operation: str, external_id: str | None,
                  results_path: Path | None, *, label: str, fingerprint: str | None,
                  source: str | None, **options: Any):
@@ -538,6 +592,12 @@ class _StreamLoad:
         self.source = source
         # Keys met so far, to refuse a repeat (None: the whole input was checked first).
         self.seen: seenkeys.SeenKeys | None = seenkeys.SeenKeys()
+        self.title = f"{operation} {sobject}"
+        self.fraction_read: Callable[[], float] | None = None  # a file's, set by load_csv
+        self.panel = _panel_for(self.settings["progress"])
+        self.phase = "sending"
+        self.started = time.monotonic()
+        self.checked_rows, self.checked_last = 0, None  # how far check_all got
         self.header: bytes | None = None
         self.key_column: Any = None
 
@@ -605,36 +665,76 @@ class _StreamLoad:
         return frame
 
     def check_all(self, blocks: Callable[[], Iterable[pd.DataFrame]]) -> None:
-        """Checks every block of ``blocks()`` as the load will, sending nothing: the first
-        block with a problem raises ValidationError (on_invalid="raise"), and a key that
-        comes back anywhere in the input an InputError naming both rows. Keys are
-        remembered on disk (seenkeys.SpilledKeys: flat memory whatever the input's size),
-        so the load that follows needs to remember none."""
+        """Checks every block of ``blocks()`` as the load will, sending nothing, and raises
+        ValidationError listing the problems of the whole input (on_invalid="raise"), so
+        one round of fixes covers it: up to PROBLEMS_LISTED problem rows, where the check
+        stops. A problem of a whole column (an unknown field, no key column) is the same in
+        every block: the first block says it. A key that comes back anywhere in the input
+        is an InputError naming both rows. Keys are remembered on disk
+        (seenkeys.SpilledKeys: flat memory whatever the input's size), so the load that
+        follows needs to remember none."""
+        self.phase = "checking"
+        rows, listed, found_problems, stopped_at = 0, 0, [], None
+        blocked = False
         with seenkeys.SpilledKeys() as spilled:
             for block in blocks():
+                self.checked_rows, self.checked_last = rows + len(block), block.index[-1]
+                self._show(rows=self.checked_rows, last=self.checked_last)
                 found = self._inspect(block)
-                if not found.checked.problems.ok:
+                problems = found.checked.problems
+                if not problems.ok:
                     try:
-                        plan_stage._rows_to_send(found.checked.problems, found.checked,
-                                                 "raise", len(block),
+                        plan_stage._rows_to_send(problems, found.checked, "raise", len(block),
                                                  keyed=found.key is not None)
                     except errors.ValidationError as e:
-                        text = e.args[0]
-                        if self.label == _LINE:  # a file: say so, and name lines as lines
-                            text = text.replace("the frame has problems",
-                                                "the file has problems",
-                                                1).replace(" at rows ", " at lines ")
-                        e.args = (f"{text}\n(Rows are named by the {self.label} they start "
-                                  "on; the file was checked block by block up to this one.)",)
-                        raise
+                        if e.note != errors.ValidationError.ROWS_NOTE:
+                            raise self._file_error(e) from None  # a whole column's
+                        blocked = True
+                if len(problems):
+                    frame = pd.DataFrame(problems)
+                    # Warnings are listed only if an error stops the load, and a file may
+                    # warn on every row: past WARNINGS_LISTED rows only errors are kept.
+                    if listed >= self.WARNINGS_LISTED:
+                        frame = frame[frame["severity"] == ERROR]
+                    # Positions count from the input's first row (they tell rows apart).
+                    frame["position"] = frame["position"] + rows
+                    if len(frame):
+                        found_problems.append((frame, getattr(problems, "_column_order", None)))
+                        listed += len(frame)
+                rows += len(block)
+                if blocked and listed >= self.PROBLEMS_LISTED:
+                    stopped_at = block.index[-1]
+                    break
                 if self.key is not None and found.checked.key_column is not None:
                     hashes, has, labels = self._block_keys(block, found.checked,
                                                            np.arange(len(block)))
                     spilled.add(hashes[has], labels[has])
+            if blocked:
+                everything = Problems(pd.concat([f for f, _ in found_problems],
+                                                ignore_index=True))
+                everything._column_order = next((o for _, o in found_problems if o), None)
+                raise self._file_error(errors.ValidationError(everything),
+                                       stopped_at=stopped_at) from None
             later, earlier = spilled.repeats()
         if len(later):
             self._refuse_repeats(blocks, later, earlier)
         self.seen = None
+        self.phase = "sending"
+
+    def _file_error(self, error: errors.ValidationError,
+                    stopped_at: Any = None) -> errors.ValidationError:
+        """check_all's ValidationError, told of a file: its rows named as lines, how far
+        the check went, and how the fixes (pandas code) apply to a file."""
+        if self.label != _LINE:
+            return error
+        read = (f"the check stopped at line {stopped_at:,}, after {self.PROBLEMS_LISTED:,} "
+                "problems: fix these and check again" if stopped_at is not None else
+                "every line of the file was checked")
+        after = (f"(Rows are named by the line they start on; {read}.)\n"
+                 f"{fixes_text(self.source or 'file.csv')} Or pass on_invalid='skip' to "
+                 "send only the valid lines.")
+        return errors.ValidationError(error.problems, error.note.replace("the frame", "the file"),
+                                      label=_LINE, after=after)
 
     def _refuse_repeats(self, blocks: Callable[[], Iterable[pd.DataFrame]],
                         later: np.ndarray, earlier: np.ndarray) -> None:
@@ -731,6 +831,7 @@ class _StreamLoad:
         self.live: dict[int, Run] = {}  # the runs of the jobs in flight
         self.results_lock = threading.RLock()  # a follow-up round fetches under it
         self._current_block: Any = None
+        self._last_label: Any = None
         last_run = api._last_run  # each job's Run takes its place; a stream is no BulkResult
         error: BaseException | None = None
         try:
@@ -764,13 +865,15 @@ class _StreamLoad:
                 self.record.finish()
             else:
                 self.record.save()
+        self._show(final=True, stop_text=None if error is None and self.result.stopped_at is None
+                   else self.result.stop_text())
         if error is not None:
             if not self.result.job_rows:  # no job was made: a run that never was
                 self.record.path.unlink(missing_ok=True)
             if isinstance(error, KeyboardInterrupt):
                 raise KeyboardInterrupt(f"Interrupted: {self.result.stop_text()}") from None
             if self.result.jobs_run:  # not "nothing was sent": say what was
-                body = (error.problems.summary_text()
+                body = (error.problems.summary_text(label=self.label)
                         if isinstance(error, errors.ValidationError) else str(error))
                 error.args = (f"{self.result.stop_text()}.\n{body}",)
             if self.result.rows_sent == 0 and not self.result.jobs_run:
@@ -809,6 +912,8 @@ class _StreamLoad:
     def _take(self, block: pd.DataFrame) -> None:
         self.result.rows += len(block)
         self._current_block = block.index[0]
+        self._last_label = block.index[-1]
+        self._show()
         rows, unsent = self._plan_block(block)
         if unsent is not None:
             self.job.unsent.append(unsent)
@@ -931,12 +1036,40 @@ class _StreamLoad:
         out = out.sort_index(kind="stable")
         self.result.add(out)
         self.out.write(out)
+        self._show(final=False)
         if run is not None:
             row = self.result.job_rows[index]
             self._report(f"job {index + 1} ({row['job_id']}): {self.label}s "
                          f"{row['first']}-{row['last']}, {row['rows']:,} rows, {row['state']}")
 
+    def _show(self, *, rows: int | None = None, last: Any = None, final: bool = False,
+              stop_text: str | None = None) -> None:
+        """Feeds the notebook panel (when there is one) what the load has done so far."""
+        if self.panel is None:
+            return
+        result = getattr(self, "result", None)
+        if rows is None and result is not None:
+            rows = result.rows
+        if last is None and result is not None:
+            last = self._last_label
+        phase = self.phase if not final else ("stopped" if stop_text else "done")
+        fraction = self.fraction_read() if self.fraction_read is not None else None
+        from .stream_panel import StreamProgress  # the panel's module: imported already
+
+        try:
+            self.panel(StreamProgress(
+                title=self.title, results=str(self.results_path), phase=phase,
+                label=self.label, rows=rows or 0, last_label=_plain(last),
+                fraction=fraction, jobs_done=result.jobs_run if result else 0,
+                jobs_running=len(getattr(self, "inflight", [])),
+                counts=dict(result._counts) if result else {},
+                elapsed=time.monotonic() - self.started, stop_text=stop_text), final=final)
+        except Exception:  # a broken display must never break the load
+            self.panel = None
+
     def _report(self, message: str) -> None:
+        if self.panel is not None:
+            return  # the panel says it
         progress = self.settings["progress"]
         if callable(progress):
             try:

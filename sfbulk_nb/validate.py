@@ -742,7 +742,10 @@ class _Validator:
             out = _beyond_precision(values, numbers, precision, scale)
             bound = f"{precision - scale} digits before the point"
             point = pc.find_substring(values, ".")
-            fraction = pc.subtract(pc.utf8_length(values), pc.add(point, 1))
+            # Trailing zeros change nothing ("456934.0" in a field of no decimals, as
+            # spreadsheets and pandas write whole floats): only the digits up to the last
+            # non-zero one count.
+            fraction = pc.subtract(pc.utf8_length(pc.utf8_rtrim(values, "0")), pc.add(point, 1))
             rounded = (_np(pc.greater_equal(point, 0)) & (fraction.to_numpy(zero_copy_only=False) > scale)
                        & ~_np(pc.match_substring_regex(values, r"[eE]")) & ~out)
         mask = np.zeros(len(cells), bool)
@@ -1191,7 +1194,13 @@ def _date_fix(name: str, seen: list[str], *, datetime: bool, all_bad: bool) -> t
         other = fmt.replace("%m/%d", "%d/%m", 1)
         if pd.to_datetime(values, format=other, errors="coerce").notna().all():
             ambiguous = f" (every value also reads as day/month: check, and use format={other!r} if so)"
-    how = f"format={fmt!r}" if all_bad else "format='mixed'"
-    return (f"is a {label} date ({fmt}), but Salesforce takes {expected}{ambiguous}{zone}",
-            f"df[{name!r}] = pd.to_datetime(df[{name!r}], {how}){tail}")
+    reason = f"is a {label} date ({fmt}), but Salesforce takes {expected}{ambiguous}{zone}"
+    if all_bad:
+        return reason, f"df[{name!r}] = pd.to_datetime(df[{name!r}], format={fmt!r}){tail}"
+    # Some values are already as Salesforce takes them: keep those, read the rest in the
+    # format seen. (format='mixed' reads 03/04/2020 as March 4 whatever was seen, and
+    # dayfirst=True turns 2020-01-02 into February 1.)
+    return reason, (f"df[{name!r}] = pd.to_datetime(df[{name!r}], format='ISO8601', utc=True, "
+                    f"errors='coerce').fillna(pd.to_datetime(df[{name!r}], format={fmt!r}, "
+                    f"utc=True, errors='coerce')){tail}")
 

@@ -587,7 +587,7 @@ CLI_CASES = [
     pytest.param(f"{KEY},Name\nG1,Good\n", UPSERT + ["--results", "no/such/dir/out.csv"], 2,
                  r"the directory no/such/dir does not exist", r"create it", id="results-directory-missing"),
     pytest.param(HEADER + 'L1,"Two\nlines",Banking\nL2,Bad,Nope\n', UPSERT, 2,
-                 r"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.*at lines 4",
+                 r"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.*at line 4",
                  r"--on-invalid skip.*fix: df\['Industry'\]", id="problems-name-file-lines"),
 ]
 

@@ -82,7 +82,7 @@ def test_problems_are_listed_with_file_line_numbers_and_nothing_is_sent(local, t
     assert upsert(str(data)) == 2
     err = capsys.readouterr().err
     assert "nothing was sent" in err and "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in err
-    assert "at lines 5" in err
+    assert "at line 5" in err and "pd.read_csv(" in err
     assert local.store.count_records(local.catalog.get("Account")) == 0
     assert upsert(str(data), "--on-invalid", "skip") == 1
     assert "2 created, 1 invalid" in capsys.readouterr().out

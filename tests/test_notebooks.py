@@ -129,3 +129,20 @@ def test_quickstart_shows_fresh_results_and_charts(runs):
     counts = dict(re.findall(r"^(created|updated|failed|invalid)\s+(\d+)$", text, re.M))
     assert counts["updated"] == "0" and int(counts["created"]) > 1900
     assert sum(map(int, counts.values())) == 2000
+
+
+def test_big_files_checks_the_whole_file_then_streams_it(runs):
+    nb = runs(next(p for p in NOTEBOOKS if p.stem == "06_big_files"))[-1][0]
+    text = "\n".join(outputs(nb, "text/plain") + outputs(nb, "stream"))
+    # One refusal lists every problem of the file (not only its first block's), by line.
+    assert "every line of the file was checked" in text
+    assert "100 rows at lines 257" in text and "rows at lines 22, 23" in text
+    assert "NUMBER_ROUNDED" not in text  # "456934.0" keeps its value: no warning
+    assert "19,800 created, 50 failed, 150 invalid" in text
+    assert re.search(r"updated\s+19800", text)
+    # The panel, not red stderr lines, showed the loads.
+    panels = [o for cell in nb.cells for o in cell.get("outputs", [])
+              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(panels) == 3
+    assert not any(o.get("name") == "stderr" for cell in nb.cells
+                   for o in cell.get("outputs", []))

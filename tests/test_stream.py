@@ -2,10 +2,12 @@
 iterables of frames, against the local org."""
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -448,3 +450,78 @@ def test_memory_stays_flat_as_the_file_grows(org_elsewhere, tmp_path):
     assert (peak_large - peak_small) / 30_000 < 8, (peak_small, peak_large)
     print(f"tracemalloc peaks: {peak_small / 1e6:.1f} MB at 10,000 rows, "
           f"{peak_large / 1e6:.1f} MB at 40,000")
+
+
+def test_a_messy_file_is_fixed_by_following_its_error_word_for_word(client, org, tmp_path,
+                                                                    monkeypatch):
+    """The refusal of a file names lines, and its fixes (pandas code) say how to get the
+    `df` they apply to: doing exactly that gives a file that loads."""
+    monkeypatch.chdir(tmp_path)
+    Path("messy.csv").write_text(
+        f"{KEY},Name,NumberOfEmployees,AnnualRevenue,Industry,Founded__c\n"
+        'A1,Acme,12,"1,200.50",Banking,2020-01-31\n'
+        "A2,Beta,twelve,300,Bankng,03/04/2020\n"
+        "A3,,5,10,#N/A,31/01/2021\n")
+    with pytest.raises(errors.ValidationError) as caught:
+        sfb.upsert_csv("messy.csv", "Account", KEY, **QUIET)
+    text = str(caught.value)
+    assert "the file has problems" in text and "1 row at line 3" in text
+    assert " at rows " not in text
+    advice = re.search(r"(df = pd\.read_csv\(.*?\)) \(so .*?then (df\.to_csv\(.*?\))", text)
+    namespace = {"pd": pd}
+    exec(advice.group(1), namespace)
+    for hint in caught.value.problems.summary()["hint"]:
+        if "Name" not in hint:  # the warning: a blank Name fails only a new record
+            exec(hint, namespace)
+    exec(advice.group(2), namespace)
+    res = sfb.upsert_csv("messy.fixed.csv", "Account", KEY, **QUIET)
+    assert res.counts["created"] == 2 and res.counts["failed"] == 1  # A3 has no Name
+    got = accounts(org).set_index(KEY)
+    assert got.loc["A2", "Name"] == "Beta"
+    stored = sfb.query_df(f"SELECT {KEY}, Industry, Founded__c, AnnualRevenue FROM Account",
+                          org=client, progress=False).set_index(KEY)
+    assert stored.loc["A2", "Industry"] == "Banking"
+    assert str(stored.loc["A2", "Founded__c"]) == "2020-04-03"  # day first, as seen
+    assert stored.loc["A1", "AnnualRevenue"] == 1201  # no decimals on the field: half up
+
+
+def test_the_check_of_a_file_lists_the_problems_of_every_block(client, org, tmp_path,
+                                                                monkeypatch):
+    """One round of fixes: the refusal lists the problems of the whole file, not only of
+    the first block that has some; a file with very many problems stops at a cap."""
+    path = tmp_path / "bad.csv"
+    lines = [f"{KEY},Name,NumberOfEmployees"]
+    lines += [f"K{i},Name {i},{'lots' if i in (3, 70, 140) else i}" for i in range(150)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(errors.ValidationError) as caught:
+        sfb.upsert_csv(path, "Account", KEY, block_size=200, **QUIET)  # ~10 lines a block
+    assert caught.value.problems["row"].tolist() == [5, 72, 142]  # their lines
+    text = str(caught.value)
+    assert "3 rows at lines 5, 72, 142" in text and "every line of the file was checked" in text
+    assert len(accounts(org)) == 0
+    # Past the cap, the check stops where it got to and says so.
+    monkeypatch.setattr("sfbulk_nb.stream._StreamLoad.PROBLEMS_LISTED", 2)
+    with pytest.raises(errors.ValidationError) as caught:
+        sfb.upsert_csv(path, "Account", KEY, block_size=200, **QUIET)
+    assert caught.value.problems["row"].tolist() == [5, 72]
+    assert re.search(r"the check stopped at line \d+, after 2 problems", str(caught.value))
+
+
+def test_a_file_that_warns_on_every_row_keeps_only_some_warnings(client, org, tmp_path,
+                                                                 monkeypatch):
+    # Cents in a field of no decimals: a warning per row, which the check must not pile
+    # up; the errors are still all listed.
+    monkeypatch.setattr("sfbulk_nb.stream._StreamLoad.WARNINGS_LISTED", 5)
+    path = tmp_path / "cents.csv"
+    lines = [f"{KEY},Name,AnnualRevenue,NumberOfEmployees"]
+    lines += [f"C{i},Name {i},{i}.25,{'lots' if i in (60, 130) else i}" for i in range(150)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(errors.ValidationError) as caught:
+        sfb.upsert_csv(path, "Account", KEY, block_size=200, **QUIET)
+    problems = caught.value.problems
+    assert problems[problems["severity"] == "error"]["row"].tolist() == [62, 132]
+    assert 5 <= (problems["severity"] == "warning").sum() < 30  # a block's worth at most
+    # No error: the warnings do not stop the load.
+    path.write_text("\n".join(lines).replace(",lots", ",7") + "\n")
+    res = sfb.upsert_csv(path, "Account", KEY, block_size=200, **QUIET)
+    assert res.counts["created"] == 150

@@ -225,6 +225,14 @@ def test_numbers_beyond_precision_and_decimals_the_field_rounds():
     assert problems[problems["code"] == "NUMBER_ROUNDED"].iloc[0]["severity"] == "warning"
 
 
+def test_trailing_zeros_are_no_rounding():
+    # A whole amount written as a float ("456934.0": pandas' to_csv, spreadsheets) in a
+    # field of no decimals keeps its value; "12.5" does not.
+    problems = check(accounts(AnnualRevenue=["456934.0", "3.000", "100", "12.5", "7.50"]))
+    rounded = problems[problems["code"] == "NUMBER_ROUNDED"]
+    assert rounded["row"].tolist() == [3, 4]
+
+
 def test_booleans_spelt_as_words():
     problems = check(accounts(Active__c=["Yes", "no", "TRUE", "0", "Y", "maybe"]))
     assert list(problems["row"]) == [0, 1, 4, 5]
@@ -250,6 +258,23 @@ def test_dates_in_the_format_they_were_seen(values, seen, converted):
     namespace["pd"] = pd
     exec(problems.iloc[0]["hint"], namespace)
     assert namespace["df"]["Founded__c"].tolist() == converted
+
+
+@pytest.mark.parametrize("field, values, converted", [
+    ("Founded__c", ["2020-01-02", "03/04/2020", "31/01/2020"],
+     [dt.date(2020, 1, 2), dt.date(2020, 4, 3), dt.date(2020, 1, 31)]),
+    ("LastReviewed__c", ["2020-01-02T10:00:00Z", "03/04/2020 10:30", "31/01/2020 23:59"],
+     [pd.Timestamp("2020-01-02 10:00", tz="UTC"), pd.Timestamp("2020-04-03 10:30", tz="UTC"),
+      pd.Timestamp("2020-01-31 23:59", tz="UTC")]),
+])
+def test_a_column_mixing_good_dates_and_day_first_ones_is_fixed_without_swapping(
+        field, values, converted):
+    # The good ones stay as they are; the day-first ones are read day first (03/04 is April).
+    problems = check(accounts(**{field: values}))
+    assert list(problems["row"]) == [1, 2] and "day/month/year" in problems.iloc[0]["message"]
+    namespace = {"df": pd.DataFrame({field: values}), "pd": pd}
+    exec(problems.iloc[0]["hint"], namespace)
+    assert namespace["df"][field].tolist() == converted
 
 
 def test_ambiguous_day_month_order_is_said():

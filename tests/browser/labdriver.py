@@ -10,6 +10,8 @@ screenshot that was asked for (`<name>.fail.png` ...).
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import re
@@ -266,6 +268,19 @@ def browser_page(timeout_s: float = 60) -> Iterator[Any]:
             browser.close()
 
 
+@contextlib.contextmanager
+def failure_kept(page: Any, out: Path) -> Iterator[None]:
+    """Around a test's steps in the page: on a failure, what the page showed is kept
+    (keep_failure); the console lines always, beside ``out`` (console.txt)."""
+    try:
+        yield
+    except Exception:
+        keep_failure(page, out)
+        raise
+    finally:
+        (out.parent / "console.txt").write_text("\n".join(page.console))
+
+
 def keep_failure(page: Any, out: Path) -> None:
     """Save what the page showed when something went wrong: PNG, HTML and console."""
     stem = out.with_suffix("")
@@ -333,9 +348,10 @@ def overflowing_outputs(page: Any) -> list[str]:
     than its output scrolls inside its own box, so its output does not overflow."""
     return page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
         .filter((o) => o.querySelector(
-            '.sfbulk-run, .sfbulk-result, .sfbulk-table, .sfbulk-preview, .sfbulk-undo'))
+            '.sfbulk-run, .sfbulk-result, .sfbulk-table, .sfbulk-preview, .sfbulk-undo, '
+            + '.sfbulk-stream'))
         .concat(Array.from(document.querySelectorAll(
-            '.sfbulk-run, .sfbulk-result, .sfbulk-preview, .sfbulk-undo')))
+            '.sfbulk-run, .sfbulk-result, .sfbulk-preview, .sfbulk-undo, .sfbulk-stream')))
         .filter((o) => o.scrollWidth > o.clientWidth + 1)
         .map((o) => `${o.className}: ${o.scrollWidth - o.clientWidth}px: `
                     + o.innerText.slice(0, 60))""")

@@ -28,6 +28,7 @@ from sfbulk_nb.sample import INDUSTRIES, sample_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "05_live_progress.ipynb"
+BIG_FILES = ROOT / "notebooks" / "06_big_files.ipynb"
 # What the notebook runs (checked against its source below): 3,000 sample rows in 3 jobs.
 ROWS, SEED, MAX_RECORDS = 3000, 5, 1000
 JOBS = ROWS // MAX_RECORDS
@@ -136,6 +137,7 @@ def lab_url(tmp_path_factory):
     root = work / "notebooks"  # serve a copy: Lab marks notebooks dirty and autosaves
     root.mkdir()
     shutil.copy(NOTEBOOK, root)
+    shutil.copy(BIG_FILES, root)
     write_broken_notebook(root / BROKEN_NOTEBOOK)
     nbformat.write(nbformat.v4.new_notebook(
         metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
@@ -370,6 +372,44 @@ def test_the_clean_up_preview_result_and_undo_as_the_user_sees_them(lab_url, tmp
     assert "Name" in preview and "Description" in preview
     assert "41 updated" in card and "259 unchanged" in card and "259 rows not sent" in card
     assert "41 restored" in undo
+
+
+@needs_browser
+def test_a_streamed_file_shows_its_panel_from_check_to_end(lab_url, tmp_path):
+    """notebooks/06_big_files.ipynb: the panel of upsert_csv goes through the check and the
+    sending of a file (a bar of how far through it, jobs, outcomes), ends done with the
+    counts, fits its output, and no text lines show on stderr."""
+    shot = tmp_path / "big-files.png"
+    with lab.browser_page(timeout_s=240) as page, lab.failure_kept(page, shot):
+        lab.open_notebook(page, lab_url, BIG_FILES.name)
+        lab.run_menu(page, "Run All Cells")
+        live = page.locator(".sfbulk-stream:has-text('job')").first  # sending: jobs
+        live.wait_for(state="visible")
+        live_text = live.inner_text()
+        live.scroll_into_view_if_needed()
+        live.screenshot(path=tmp_path / "stream-live.png")
+        lab.wait_all_cells_done(page)
+        page.screenshot(path=shot)
+        streams = page.locator(".sfbulk-stream")
+        for k in range(streams.count()):
+            streams.nth(k).screenshot(path=tmp_path / f"stream-{k}.png")
+        texts = [streams.nth(k).inner_text() for k in range(streams.count())]
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/"
+                              "vnd.jupyter.stderr']").count()
+        overflowing = lab.overflowing_outputs(page)
+        problems = lab.widget_problems(page)
+        outputs = lab.output_texts(page)
+        external = list(page.external_requests)
+    assert external == [] and problems == [] and overflowing == [], (problems, overflowing)
+    assert stderr == 0
+    assert not any("Traceback" in o for o in outputs), outputs
+    assert "sending" in live_text, live_text
+    checked, sent, chunks = texts
+    assert "Nothing was sent: the file has problems" in checked
+    assert "lines read to 20,001" in checked and "job" not in checked
+    assert "done" in sent and "19,800 created" in sent and "4 jobs done" in sent
+    assert "accounts_export.fixed.results.csv" in sent
+    assert "done" in chunks and "19,800 updated" in chunks
 
 
 @needs_browser
