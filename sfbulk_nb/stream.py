@@ -12,7 +12,7 @@ How it works. The file is read with pyarrow's streaming CSV reader (``pyarrow.cs
 in blocks of ``block_size`` bytes, every cell as text (an empty cell is a null: the
 ``nulls`` policy says what it sends). Each block goes through the same plan stage as a
 frame (`plan.inspect`: describe, validate, format), and its rows' CSV bytes fill the
-current job byte-exact up to ``max_bytes`` (10 MB by default, see STREAM_MAX_BYTES; up to
+current job byte-exact up to ``max_bytes`` (5 MB by default, see STREAM_MAX_BYTES; up to
 100 MB, the upload limit) and ``max_records`` (150 M, the job limit);
 a full job is sent by the same runner as upsert_df (`api.Run`: create, upload, close,
 poll, results, lock-contention follow-ups, every fault rule of the nothing-lost work).
@@ -83,11 +83,12 @@ __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv
 
 BLOCK_SIZE = 1 << 20  # bytes of the file read at a time (a block's checks peak at ~10x)
 # A streamed job's default size. Salesforce takes up to 100 MB an upload (max_bytes= says
-# so), but matching a job's results to its rows costs a few hundred bytes a row at its
-# peak (1M rows upserted in 100 MB jobs: ~1 GB; in 10 MB jobs: ~0.5 GB, as fast); a
-# smaller job costs only its ~6 API calls (Bulk API 2.0 counts records in batches of
-# 10,000 whatever the job's size).
-STREAM_MAX_BYTES = 10_000_000
+# so), but the jobs in flight and matching a job's results to its rows cost memory in
+# proportion (client peak over its imports, 1M rows in 100 MB jobs: ~1 GB; 3M rows in
+# 10 MB jobs: 260 MB, 5M and 10M rows: 300 MB; 3M rows in 5 MB jobs: 187-189 MB, 7% more
+# CPU, 6% more wall). A smaller job costs only its ~8 API calls (Bulk API 2.0 counts
+# records in batches of 10,000 whatever the job's size): 10M rows are ~130 jobs.
+STREAM_MAX_BYTES = 5_000_000
 # Options a streamed load cannot honour: they compare or keep the whole input.
 _WHOLE_INPUT_ONLY = ("only_changed", "if_unmodified_since", "undoable")
 _LINE, _ROW = "line", "row"
@@ -107,7 +108,7 @@ def upsert_csv(path: str | Path, sobject: str, external_id: str, **options: Any)
     mark; UTF-16 by its mark); a file that is not UTF-8 is refused naming the first bad
     byte and its line (an Excel export: pass ``encoding="cp1252"``). ``sep``: the
     character between fields (default ","; a European Excel export: ";"). ``block_size``:
-    bytes read at a time (1 MB). ``max_bytes``: a job's size (10 MB, see
+    bytes read at a time (1 MB). ``max_bytes``: a job's size (5 MB, see
     STREAM_MAX_BYTES; Salesforce takes up to 100,000,000). ``start_line``: send only the rows from that line on
     (carrying on after a run that stopped part way: its ``stop_text()`` names the line).
     The other options are upsert_df's (nulls, tz,
