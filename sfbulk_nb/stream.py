@@ -177,6 +177,10 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
                 load._show(rows=load.checked_rows, last=load.checked_last, final=True,
                            stop_text=first if first.startswith("Nothing was sent")
                            else f"Nothing was sent: {first}")
+                if isinstance(e, KeyboardInterrupt):
+                    raise KeyboardInterrupt(f"Interrupted while checking the file (at "
+                                            f"{_LINE} {load.checked_last}): nothing was "
+                                            "sent") from None
                 raise
         return load.run(blocks())
 

@@ -106,3 +106,32 @@ def test_progress_false_or_text_shows_no_panel(org, kernel, tmp_path, capsys):
     write(path, 10)
     sfb.upsert_csv(path, "Account", KEY, org=sfb.connect(org), progress="text")
     assert kernel == [] and "job 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_streamed_load_leaves_the_panel_saying_where_it_stopped(
+        org, kernel, tmp_path, monkeypatch):
+    path = tmp_path / "accounts.csv"
+    write(path, 300)
+    calls = []
+    render = StreamPanel.__call__
+
+    def interrupting(self, p, final=False):
+        calls.append(p.phase)
+        if calls.count(phase) == 3 and not final:  # Ctrl-C lands in the main thread, here
+            raise KeyboardInterrupt
+        render(self, p, final)
+
+    monkeypatch.setattr(StreamPanel, "__call__", interrupting)
+    phase = "checking"  # nothing sent yet
+    with pytest.raises(KeyboardInterrupt, match=r"while checking the file \(at line \d+\): "
+                       "nothing was sent"):
+        sfb.upsert_csv(path, "Account", KEY, org=sfb.connect(org), block_size=400)
+    assert kernel[0].bar.bar_style == "danger" and "Nothing was sent" in kernel[0].line.value
+    calls.clear()
+    phase = "sending"
+    with pytest.raises(KeyboardInterrupt, match="start_line="):
+        sfb.upsert_csv(path, "Account", KEY, org=sfb.connect(org), max_records=20,
+                       block_size=400, parallel=1, sleep=lambda s: None)
+    panel = kernel[1]
+    assert panel.bar.description == "stopped" and panel.bar.bar_style == "danger"
+    assert "start_line=" in panel.line.value and "interrupted" in panel.line.value
