@@ -58,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import (awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
+from benchlib import (add_child_options, awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
                       report, run_measured, start_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -306,9 +306,7 @@ def main() -> None:
     parser.add_argument("--sf-wait", type=float, default=5,
                         help="simple-salesforce's `wait` (its default: 5 seconds)")
     parser.add_argument("--profile", help="directory for a cProfile of each client path")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--token", default="", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args()
     if args.child:
         child(args)

@@ -69,7 +69,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import (awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
+from benchlib import (add_child_options, awkward_names, count_http_calls, median, print_machine, proc_status_mb,  # noqa: E402
                       report, run_measured, start_server, stop_server, vm_hwm_mb)
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -292,9 +292,7 @@ def main() -> None:
     parser.add_argument("--pyarrow", action="store_true",
                         help="also run A' (query_df with dtype_backend='pyarrow')")
     parser.add_argument("--profile", help="directory for a cProfile of each client path")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--token", default="", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args()
     if args.child == "setup":
         setup_child(args)

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sfbulk_nb, wherever the script is run from
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import print_machine, report, start_server, stop_server, vm_hwm_mb  # noqa: E402
+from benchlib import add_child_options, print_machine, report, start_server, stop_server, vm_hwm_mb  # noqa: E402
 
 KEY = "customExtIdField__c"
 API_VERSION = "66.0"
@@ -142,11 +142,7 @@ def main() -> None:
     parser.add_argument("--max-mb", type=int, default=0, help="job size in MB (0: default)")
     parser.add_argument("--clients", default=",".join(CLIENTS),
                         help="comma-separated: sfbulk_nb, simple_salesforce")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--file", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--token", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_child_options(parser, "file", "out")
     args = parser.parse_args()
     if args.child:
         child(args)

@@ -39,6 +39,16 @@ def print_machine(rows: int) -> None:
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
+def add_child_options(parser, *extra: str) -> None:
+    """The hidden options a benchmark passes to its own client subprocess: --child (which
+    path), --url and --token (the local org), and ``extra`` ones (e.g. "file", "out")."""
+    import argparse
+
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    for name in ("url", "token", *extra):
+        parser.add_argument(f"--{name}", default="", help=argparse.SUPPRESS)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

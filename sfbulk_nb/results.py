@@ -846,8 +846,9 @@ _VALUE_IN_MESSAGE = (
     # sfbulk_nb's own checks: "<column>: '<value>' <what is wrong>"
     (r"^([^:]*: )'(.*?)'( .*)$", r"\1…\3"),
 )
-_ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent", "pending", "unknown",
-                   "conflict")
+# The statuses of rows that did not go through (a load with any is not ok).
+ERROR_STATUSES = ("failed", "invalid", "unprocessed", "not_sent", "pending", "unknown",
+                  "conflict")
 _SHORT = 60
 
 
@@ -865,7 +866,7 @@ def summarize_errors(aligned: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
     rows found invalid before sending, and rows a Failed or Aborted job (or a job that
     could not be sent) left undone, with that job's reason."""
     status = aligned["sf_status"]
-    bad = status.isin(_ERROR_STATUSES).to_numpy() & (
+    bad = status.isin(ERROR_STATUSES).to_numpy() & (
         (status == "failed") | (status == "invalid") | aligned["sf_error_code"].notna()).to_numpy()
     wrong = aligned[bad]
     columns = ["status", "code", "fields", "message", "rows", "share", "examples", "example_index"]

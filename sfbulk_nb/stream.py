@@ -629,8 +629,7 @@ class _StreamLoad:
     def _block_keys(self, block: pd.DataFrame, checked, rows: np.ndarray):
         """The hashes of the keys of ``rows`` (positions in the block), which of them have
         a key, and their labels."""
-        column = list(checked.encoding.df.columns).index(checked.key_column)
-        text = pd.Series(checked.cells[column].at(rows).to_pandas())
+        text = pd.Series(checked.key_cells.at(rows).to_pandas())
         hashes, has = self._key_hashes(text)
         return hashes, has, block.index.to_numpy()[rows]
 
@@ -653,7 +652,7 @@ class _StreamLoad:
         ``earlier`` had (sent: by an earlier job; else: earlier in the input)."""
         column = checked.key_column
         index = block.index[rows[repeat]]
-        keys = checked.cells[list(checked.encoding.df.columns).index(column)].at(rows[repeat]).to_pylist()
+        keys = checked.key_cells.at(rows[repeat]).to_pylist()
         frame = pd.DataFrame({
             "row": list(index), "position": pd.array(rows[repeat], dtype="Int64"),
             "column": column, "field": self.key, "value": pd.array(keys, dtype="string"),
@@ -794,7 +793,7 @@ class _StreamLoad:
         if self.key_column is None:  # an insert is matched to its results on every column
             text = checked.text_frame(every)
         else:  # the others on their key: only its texts are kept
-            cells = checked.cells[list(checked.encoding.df.columns).index(self.key_column)]
+            cells = checked.key_cells
             keys = cells.text if every is None else cells.at(every)
             # Arrow-backed: a job's keys held as one buffer, not a Python string each.
             text = pd.DataFrame({self.key_column: pd.array(keys, dtype=pd.ArrowDtype(
@@ -1253,9 +1252,8 @@ class StreamResult:
     @property
     def ok(self) -> bool:
         """Every row read was written, and the run went to the end."""
-        bad = ("failed", "unprocessed", "not_sent", "pending", "invalid", "unknown")
         return self.stopped_at is None and not self.stop_reason and not any(
-            self._counts.get(s) for s in bad) and not self.exceptions
+            self._counts.get(s) for s in results.ERROR_STATUSES) and not self.exceptions
 
     @property
     def elapsed(self) -> float:

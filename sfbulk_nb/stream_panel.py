@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 
+from .results import ERROR_STATUSES
+
 # The outcome counts shown, in this order, with their colours (those of the run panel).
 _SHOWN = (("created", "#1a7f37"), ("updated", "#1a7f37"), ("deleted", "#1a7f37"),
           ("failed", "#cf222e"), ("invalid", "#bc4c00"), ("unprocessed", "#9a6700"),
@@ -100,5 +102,4 @@ class StreamPanel(widgets.VBox):
 
 
 def _bad(counts: dict[str, int]) -> bool:
-    return any(counts.get(k) for k in ("failed", "invalid", "unprocessed", "not_sent",
-                                       "pending"))
+    return any(counts.get(k) for k in ERROR_STATUSES)

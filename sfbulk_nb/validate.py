@@ -192,6 +192,13 @@ class Checked:
     # field's), or None.
     describes: list = dataclass_field(default_factory=list)
 
+    @property
+    def key_cells(self) -> "_Cells | None":
+        """The key column's cells (its texts as sent), or None without a key column."""
+        if self.key_column is None:
+            return None
+        return self.cells[list(self.encoding.df.columns).index(self.key_column)]
+
     def with_blocks(self, extra: list[Block]) -> "Checked":
         """The same, with more problems (validation rules, checked on the texts sent)."""
         if not extra:
