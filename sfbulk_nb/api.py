@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import sys
 import threading
 import time
@@ -210,15 +211,18 @@ def start_run(df: pd.DataFrame, sobject: str, operation: str, external_id: str |
     org = settings["org"]
     plan = plan_stage.make_plan(org, df, sobject, operation, external_id,
                                 plan_stage.LoadOptions(**options))
-    return run_plan(plan, journal.fingerprint(df), settings)
+    return run_plan(plan, journal.fingerprint(df), settings,
+                    legacy_print=lambda: journal.legacy_fingerprint(df))
 
 
-def run_plan(plan: plan_stage.LoadPlan, print_: str, settings: dict[str, Any]) -> "Run":
+def run_plan(plan: plan_stage.LoadPlan, print_: str, settings: dict[str, Any], *,
+             legacy_print: Callable[[], str]) -> "Run":
     """Run a plan with the settings of _run_settings; ``print_``: the input's fingerprint
-    (journal.fingerprint), which the journal keeps."""
+    (journal.fingerprint), which the journal keeps; ``legacy_print`` gives the one older
+    versions kept (journal.same_print)."""
     org = plan.org
     if not settings["force"]:
-        _refuse_unfinished(print_, org, plan)
+        _refuse_unfinished(print_, org, plan, functools.cache(legacy_print))
     # The panel only once the plan stands: a load stopped by its checks shows none.
     run = Run(plan, parallel=settings["parallel"], reporter=reporter_for(settings["progress"]),
               clock=settings["clock"], sleep=settings["sleep"],
@@ -266,14 +270,16 @@ def _run_settings(options: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan) -> None:
+def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan,
+                       legacy_print: Callable[[], str]) -> None:
     """Sending a frame again while the journal has a run of it that did not finish (a
     kernel restart, a timeout, a run still going) would send its rows twice."""
     for record in journal.records():
         d = record.data
-        if (d.get("state") == journal.RUNNING and d.get("fingerprint") == print_
-                and journal.same_org(d, org)
-                and d.get("sobject") == plan.sobject and d.get("operation") == plan.operation):
+        # The fingerprint last: an old record's needs the frame hashed the old way.
+        if (d.get("state") == journal.RUNNING and journal.same_org(d, org)
+                and d.get("sobject") == plan.sobject and d.get("operation") == plan.operation
+                and journal.same_print(d.get("fingerprint"), print_, legacy_print)):
             raise errors.RunInProgressError(
                 f"run {record.run_id} of this same frame ({plan.operation} into {plan.sobject}, "
                 f"started {d.get('created')}) has not finished, so its rows may be written "
@@ -339,9 +345,10 @@ class Run:
         self.key_case_insensitive = plan.key_case_insensitive
         # Rows sharing a key (sent with on_invalid="send") are matched to their results by
         # all their cells: then the result files keep every column.
-        self._keep_all_columns = results.keys_repeat(plan.sent_text, plan.operation,
-                                                     self.key_column or plan.key,
-                                                     plan.key_case_insensitive)
+        # No key repeats among the checked rows: none among those sent (a subset, as checked).
+        self._keep_all_columns = plan.key_repeats is not False and results.keys_repeat(
+            plan.sent_text, plan.operation, self.key_column or plan.key,
+            plan.key_case_insensitive)
         self.column_delimiter = plan.options.column_delimiter
         self.line_ending = plan.options.line_ending
         self.sent_text = plan.sent_text
@@ -819,6 +826,9 @@ class Run:
             last = len(self.rounds) - 1
             if not all(self.outcomes[j].finished for j in self.rounds[last][1]):
                 return  # wait() comes back when the round is over
+            if not results.has_transient_failures([self.outcomes[j]
+                                                   for j in self.rounds[last][1]]):
+                return  # aligning every row to find none would double a run's CPU
             status = self._align_round(last)
             again = np.flatnonzero(((status["sf_status"] == "failed")
                                     & status["sf_error_code"].isin(results.TRANSIENT_ERRORS))

@@ -120,7 +120,8 @@ def run(df: Any, sobject: str, operation: str, external_id: str | None, **option
     load_options = plan_stage.LoadOptions(**options)
     plan_stage.check_change_options(operation, load_options)
     plan, parts = make_plan(settings["org"], df, sobject, operation, external_id, load_options)
-    run_ = api.run_plan(plan, _fingerprint([p.fingerprint for p in parts]), settings)
+    run_ = api.run_plan(plan, _fingerprint([p.fingerprint for p in parts]), settings,
+                        legacy_print=lambda: fingerprint(df, legacy=True))
     return outcome_frame(run_.result(), parts, df.divisions)
 
 
@@ -181,17 +182,21 @@ def _partition_plans(df: Any, described: plan_stage.Described,
     return list(dask.compute(*tasks))
 
 
-def fingerprint(df: Any) -> str:
+def fingerprint(df: Any, legacy: bool = False) -> str:
     """The journal's fingerprint of a Dask frame (its partitions', computed where they
-    are): the same frame, partitioned the same way, gives the same text."""
+    are): the same frame, partitioned the same way, gives the same text. ``legacy``: the
+    one versions before journal.PRINT_VERSION wrote."""
     import dask
 
-    return _fingerprint(list(dask.compute(*[dask.delayed(journal.fingerprint, pure=True)(part)
-                                            for part in df.to_delayed()])))
+    of_part = journal.legacy_fingerprint if legacy else journal.fingerprint
+    prints = list(dask.compute(*[dask.delayed(of_part, pure=True)(part)
+                                 for part in df.to_delayed()]))
+    return _fingerprint(prints, legacy)
 
 
-def _fingerprint(partitions: list[str]) -> str:
-    return hashlib.sha256(" ".join(["dask", *partitions]).encode()).hexdigest()[:32]
+def _fingerprint(partitions: list[str], legacy: bool = False) -> str:
+    digest = hashlib.sha256(" ".join(["dask", *partitions]).encode()).hexdigest()[:32]
+    return digest if legacy else journal.PRINT_VERSION + digest
 
 
 def outcome_frame(result: Any, parts: list[PartitionPlan], divisions: tuple):

@@ -86,6 +86,9 @@ class LoadPlan:
     # Rows not sent although valid, by status: "unchanged" (only_changed) and "conflict"
     # (if_unmodified_since); input positions, with a message per row for conflicts.
     held: dict = field(default_factory=dict, repr=False)
+    # Whether two checked rows share a key (validate.Checked.key_repeats): False spares
+    # the run working it out again; None: not known.
+    key_repeats: bool | None = field(default=None, repr=False)
 
     # -- what it will do ---------------------------------------------------------------
 
@@ -611,7 +614,8 @@ def make_plan(org: Org, df: pd.DataFrame, sobject: str, operation: str,
                                                    keyed=found.key is not None)
     plan = LoadPlan(org, found.describe["name"], operation, found.key, df, options, problems,
                     positions, sent_text, chunks, found.key_case_insensitive,
-                    found.describe_calls, fields=list(checked.describes))
+                    found.describe_calls, fields=list(checked.describes),
+                    key_repeats=checked.key_repeats)
     if plan.looks_up_before_sending:
         plan.lookup()
         plan.hold_back(plan.changes)

@@ -92,9 +92,11 @@ class Problems(pd.DataFrame):
         orders = np.array([b.order for b in blocks], np.int64)[block_of]
         order = np.lexsort((orders, positions, positions >= 0))
         block_of, positions = block_of[order], positions[order]
-        take = pa.array(order, pa.int64())
         values = pa.concat_arrays([_block_values(b) for b in blocks] or [pa.array([], _LSTR)])
         messages = pa.concat_arrays([_block_messages(b) for b in blocks] or [pa.array([], _LSTR)])
+        if not (np.diff(order) == 1).all():  # else already in row order (one block, say)
+            take = pa.array(order, pa.int64())
+            values, messages = values.take(take), messages.take(take)
         cell = positions >= 0
         rows = np.full(len(positions), None, dtype=object)
         rows[cell] = index[positions[cell]]
@@ -103,9 +105,9 @@ class Problems(pd.DataFrame):
             "position": pd.array(np.where(cell, positions, 0), dtype="Int64"),
             **{name: _categories([getattr(b, name) for b in blocks],
                                  block_of) for name in ("column", "field")},
-            "value": pd.array(values.take(take), dtype="string"),
+            "value": pd.array(values, dtype="string"),
             "code": _categories([b.code for b in blocks], block_of),
-            "message": pd.array(messages.take(take), dtype="string"),
+            "message": pd.array(messages, dtype="string"),
             "hint": _categories([b.hint for b in blocks], block_of),
             "severity": _categories([b.severity for b in blocks], block_of),
         }, columns=list(COLUMNS))

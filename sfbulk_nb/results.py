@@ -622,13 +622,37 @@ class _Results:
         for j, kind, frame, _start in self.frames:
             pos = _find_column(frame.columns, name, f"{kind} of outcome {j}")
             parts.append(_text(frame.iloc[:, pos]))
-        return pa.concat_arrays(parts).take(pa.array(rows, pa.int64()))
+        return _take(pa.concat_arrays(parts), rows)
 
     def where(self, rows: np.ndarray) -> list[tuple[int, str, int]]:
         """(outcome index, result kind, row number in that file) of result rows."""
         starts = np.array([start for *_, start in self.frames], np.int64)
         files = np.searchsorted(starts, rows, side="right") - 1
         return [(self.frames[f][0], self.frames[f][1], int(r - starts[f])) for f, r in zip(files, rows)]
+
+
+def has_transient_failures(outcomes: list[JobOutcome]) -> bool:
+    """Whether any failed result row of these outcomes names a TRANSIENT_ERRORS code: only
+    those rows make a follow-up round, and telling needs no alignment of the rows."""
+    for o in outcomes:
+        failed = o.failed
+        if o.unknown or failed is None or not len(failed) or not _has(failed, "sf__Error"):
+            continue
+        errors = pc.utf8_ltrim_whitespace(
+            _text(failed.iloc[:, _find_column(failed.columns, "sf__Error", "failed results")]))
+        # A superset of split_sf_error's code (a longer code with this start): alignment
+        # then reads the codes exactly.
+        if any(pc.any(pc.starts_with(errors, code)).as_py() for code in TRANSIENT_ERRORS):
+            return True
+    return False
+
+
+def _take(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    """values.take(rows), without the copy when rows are all of them in order."""
+    if len(rows) == len(values) and (not len(rows) or (rows[0] == 0 and
+                                                         (np.diff(rows) == 1).all())):
+        return values
+    return values.take(pa.array(rows, pa.int64()))
 
 
 def _has(frame: pd.DataFrame, name: str) -> bool:
@@ -659,7 +683,7 @@ class _MatchSpec:
     def _codes(self, columns, left_pos, results, right_rows, normalize, lenient, codes, card):
         for c in columns:
             name = str(self.sent.columns[c])
-            left = _text(self.sent.iloc[:, c]).take(pa.array(left_pos, pa.int64()))
+            left = _take(_text(self.sent.iloc[:, c]), left_pos)
             right = results.column(name, right_rows)
             both = pa.concat_arrays([left, right])
             if normalize is not None:
@@ -707,12 +731,23 @@ def _rank(keys: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _once_each(codes: np.ndarray, card: int) -> bool:
+    return not len(codes) or int(np.bincount(codes, minlength=card).max()) <= 1
+
+
 def _pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """For each left key, the right row with the same key and occurrence number, or -1:
     equal keys pair up one to one, the surplus on either side stays unpaired."""
     if not len(left) or not len(right):
         return np.full(len(left), -1, np.int64)
     codes, uniques = pd.factorize(np.concatenate([left, right]))
+    cl, cr = codes[: len(left)], codes[len(left) :]
+    if _once_each(cl, len(uniques)) and _once_each(cr, len(uniques)):
+        # Every key once on each side (an upsert's keys, as the checks before sending
+        # make them): a look-up table pairs them, no ranking needed.
+        at = np.full(len(uniques), -1, np.int64)
+        at[cr] = np.arange(len(cr))
+        return at[cl]
     rl, rr = _rank(left), _rank(right)
     width = int(max(rl.max(), rr.max())) + 1
     codes = codes.astype(np.int64) * width
@@ -770,19 +805,38 @@ def find_duplicate_keys(
     return _duplicates_frame(sent_text.index[positions], positions, key_text, counts, reasons)
 
 
+@dataclass(frozen=True)
+class KeyCodes:
+    """A key column's texts as alignment compares them, one code per distinct key."""
+
+    codes: pa.Array  # int32 per row (null for a null text)
+    distinct: int
+
+    @classmethod
+    def of(cls, text: pa.Array, operation: str, key: str | None,
+           key_case_insensitive: bool = False) -> "KeyCodes":
+        normalize = _normalizer(_operation(operation), key, key_case_insensitive)
+        encoded = pc.dictionary_encode(normalize(text) if normalize is not None else text)
+        return cls(encoded.indices, len(encoded.dictionary))
+
+    @property
+    def repeat(self) -> bool:
+        """Whether two rows share a key (keys_repeat: blank keys too)."""
+        return self.distinct + min(self.codes.null_count, 1) < len(self.codes)
+
+
 def duplicate_keys(text: pa.Array, operation: str, key: str | None,
-                   key_case_insensitive: bool = False):
+                   key_case_insensitive: bool = False, coded: KeyCodes | None = None):
     """find_duplicate_keys on the key column's texts (large_string): positions, key
-    texts, counts and reasons of the offending rows."""
+    texts, counts and reasons of the offending rows. ``coded``: KeyCodes.of the same
+    texts, when the caller has them."""
     op = _operation(operation)
     stripped = pc.utf8_trim_whitespace(text)
     blank = pc.is_in(stripped, pa.array(_NULL_TEXTS, _LSTR)).to_numpy(zero_copy_only=False)
-    normalize = _normalizer(op, key, key_case_insensitive)
-    keys = normalize(text) if normalize is not None else text
-    encoded = pc.dictionary_encode(keys)
-    codes = encoded.indices.to_numpy()
+    coded = coded or KeyCodes.of(text, op, key, key_case_insensitive)
+    codes = coded.codes.to_numpy(zero_copy_only=False)
     present = np.flatnonzero(~blank)
-    counts = np.bincount(codes[present], minlength=len(encoded.dictionary))[codes[present]]
+    counts = np.bincount(codes[present], minlength=coded.distinct)[codes[present]]
     dup = present[counts > 1]
     dup_counts = counts[counts > 1]
     # Group the rows sharing a key together, groups in order of their first row.

@@ -14,7 +14,8 @@ job is aborted) and, like rows whose job was never created, come back not_sent, 
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,9 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
     if dask_frame and not wait:
         raise errors.InputError("wait=False is not available for a Dask frame's run")
     print_ = daskload.fingerprint(df) if dask_frame else journal.fingerprint(df)
-    record = _find(run_id, print_)
+    legacy_print = functools.cache(lambda: daskload.fingerprint(df, legacy=True) if dask_frame
+                                   else journal.legacy_fingerprint(df))
+    record = _find(run_id, print_, legacy_print)
     d = record.data
     if d.get("stream"):
         source = d["stream"].get("source") or "an iterable of frames"
@@ -75,7 +78,7 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
             f"{d['stream'].get('results')}, "
             "and it cannot be resumed from a frame; send the rows it did not send again "
             "(upsert_csv(..., start_line=N) for a file)")
-    if d["fingerprint"] != print_:
+    if not journal.same_print(d["fingerprint"], print_, legacy_print):
         raise errors.InputError(f"this frame is not the one run {record.run_id} sent (its "
                                 "values, index or columns differ); give that frame")
     org = org or default_org()
@@ -132,7 +135,7 @@ def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
     return run.result()
 
 
-def _find(run_id: str | None, print_: str) -> journal.Record:
+def _find(run_id: str | None, print_: str, legacy_print: Callable[[], str]) -> journal.Record:
     if run_id is not None:
         try:
             return journal.load(run_id)
@@ -140,7 +143,7 @@ def _find(run_id: str | None, print_: str) -> journal.Record:
             raise errors.InputError(f"the journal ({journal.journal_dir()}) has no run "
                                     f"{run_id!r}; sfb.runs() lists them") from None
     for record in journal.records():
-        if record.data.get("fingerprint") == print_:
+        if journal.same_print(record.data.get("fingerprint"), print_, legacy_print):
             return record
     raise errors.InputError(f"the journal ({journal.journal_dir()}) has no run of this "
                             "frame; sfb.runs() lists the runs it has")

@@ -191,6 +191,9 @@ class Checked:
     # Per column, the describe of the field it writes (a relationship column: its lookup
     # field's), or None.
     describes: list = dataclass_field(default_factory=list)
+    # Whether two rows share a key as alignment compares them (results.KeyCodes.repeat);
+    # None when the key was not checked.
+    key_repeats: bool | None = None
 
     @property
     def key_cells(self) -> "_Cells | None":
@@ -306,6 +309,7 @@ class _Validator:
         self.delimiter = delimiter
         self.parents = {name.lower(): d for name, d in parents.items()}
         self.key_case_insensitive = key_case_insensitive
+        self.key_repeats: bool | None = None  # found by _check_keys
         self.key_prefixes = key_prefixes
         self.blocks: list[Block] = []
         self.unsendable: list[Block] = []
@@ -516,7 +520,7 @@ class _Validator:
         fields = [f["name"] if f is not None and "." not in str(column) else None
                   for (f, _), column in zip(resolved, df.columns)]
         return Checked(problems, encoding, cells_of, key_column, unsendable, self.blocks, fields,
-                       [f for f, _ in resolved])
+                       [f for f, _ in resolved], self.key_repeats)
 
     def _key_position(self, resolved) -> int | None:
         if self.op == "insert" or self.key is None:
@@ -948,8 +952,11 @@ class _Validator:
 
     def _check_keys(self, column, order, name, cells_of):
         cells = cells_of[order]
+        coded = results.KeyCodes.of(cells.text, self.op, self.key, self.key_case_insensitive)
+        self.key_repeats = coded.repeat
         for positions, code, reason, hint in key_problems(cells.text, self.op, self.key,
-                                                          self.key_case_insensitive, name):
+                                                          self.key_case_insensitive, name,
+                                                          coded):
             mask = np.zeros(len(cells), bool)
             mask[positions] = True
             self._add(column, order, name, self.fields.get(self.key.lower()), mask, cells,
@@ -957,10 +964,12 @@ class _Validator:
 
 
 def key_problems(text: pa.Array, operation: str, key: str, key_case_insensitive: bool,
-                 name: Any) -> list[tuple[np.ndarray, str, str, str]]:
+                 name: Any, coded: "results.KeyCodes | None" = None
+                 ) -> list[tuple[np.ndarray, str, str, str]]:
     """Blank and repeated keys among a key column's texts (large_string), as (positions,
     code, reason, hint); ``name`` is the column as hints spell it."""
-    positions, _, _, reasons = results.duplicate_keys(text, operation, key, key_case_insensitive)
+    positions, _, _, reasons = results.duplicate_keys(text, operation, key, key_case_insensitive,
+                                                      coded)
     if not len(positions):
         return []
     found = []

@@ -89,6 +89,58 @@ def test_resume_checks_the_frame_and_names_the_way(org):
     assert len(accounts(org)) == 3  # nothing sent again
 
 
+def test_the_fingerprint_follows_values_not_layout():
+    import datetime as dt
+
+    import numpy as np
+
+    frame = pd.DataFrame({
+        "text": pd.Series(["a", "b,c", None, "ünï"], dtype="string"),
+        "int": pd.array([1, None, 3, 4], dtype="Int64"),
+        "float": [1.5, np.nan, 0.0, -2.0],
+        "flag": [True, False, True, False],
+        "day": [dt.date(2020, 1, 1), None, dt.date(2021, 2, 3), dt.date(1999, 12, 31)],
+        "when": pd.to_datetime(["2020-01-01", None, "2021-01-01", "2022-01-01"]).tz_localize("UTC"),
+        "mixed": ["x", 1, None, 2.5],  # objects Arrow cannot hold: pandas' hash
+        "odd": pd.Series(["lone \ud800", "b", "c", "d"], dtype=object),  # nor pandas': reprs
+    })
+    print_ = run_journal.fingerprint(frame)
+    assert print_.startswith(run_journal.PRINT_VERSION)
+    assert run_journal.fingerprint(frame.copy()) == print_
+    # A slice of a longer column (an offset into its buffers) hashes as the same values.
+    longer = pd.concat([frame.iloc[:1], frame]).iloc[1:].set_axis(frame.index)
+    assert run_journal.fingerprint(longer) == print_
+    # Values under a null do not count; every cell, the index and the names do.
+    other_int = frame.assign(int=pd.array([1, None, 3, 4], dtype="Int64"))
+    other_int["int"].array._data[1] = 99
+    assert run_journal.fingerprint(other_int) == print_
+    for column in frame.columns:
+        changed = frame.copy()
+        changed.loc[3, column] = changed.loc[0, column]
+        assert run_journal.fingerprint(changed) != print_, column
+    assert run_journal.fingerprint(frame.set_axis([5, 6, 7, 8])) != print_
+    assert run_journal.fingerprint(frame.rename(columns={"text": "Text"})) != print_
+
+
+def test_a_run_journalled_by_an_older_version_is_still_found(tmp_path):
+    """Records written before PRINT_VERSION hold the old fingerprint: a frame whose run
+    did not finish is still refused, and resumed."""
+    with LocalOrg(tmp_path / "o.sqlite3", pace=500) as local:
+        sfb.connect(local)
+        df = names(300)
+        first = sfb.insert_df(df, "Account", timeout=0.05, progress=False)
+        record = run_journal.load(first._run.run_id)
+        record.data["fingerprint"] = run_journal.legacy_fingerprint(df)
+        record.save()
+        assert ":" not in record.data["fingerprint"]
+        with pytest.raises(errors.RunInProgressError, match="has not finished"):
+            sfb.insert_df(df, "Account", progress=False)
+        again = sfb.resume(df=df)
+        assert again._run.run_id == first._run.run_id
+        assert again.wait().ok and again.counts["created"] == 300
+        assert len(accounts(local)) == 300
+
+
 SCRIPT = """
 import os, sys
 import pandas as pd

@@ -195,3 +195,17 @@ def test_retry_sends_only_the_fixed_rows_and_merges_their_outcomes(client, org):
     assert again.counts["created"] == 4 and len(again.jobs) == 2
     assert org.store.count_records(org.catalog.get("Account")) == 4
     assert "retry of 3 rows" in repr(again)
+
+
+def test_repeated_keys_sent_anyway_get_each_their_outcome(client, org):
+    # The check knows whether keys repeat: the run then keeps every column of the result
+    # files to tell the rows apart (and reads only the key's when they do not).
+    df = pd.DataFrame({KEY: ["r1", "r2", "r1"], "Name": ["First", "Second", "Third"]})
+    plan = sfb.dry_run(df, "Account", "upsert", KEY, on_invalid="send")
+    assert plan.key_repeats is True
+    assert sfb.dry_run(df.iloc[:2], "Account", "upsert", KEY).key_repeats is False
+    res = sfb.upsert_df(df, "Account", KEY, progress=False, on_invalid="send")
+    # The org fails both rows of the repeated key, each matched to its own result row.
+    assert list(res.frame["sf_status"]) == ["failed", "created", "failed"]
+    assert list(res.frame["sf_error_message"].fillna("")) == [
+        "Duplicate external id specified: r1", "", "Duplicate external id specified: r1"]

@@ -740,3 +740,15 @@ def test_local_org_insert_with_identical_rows(api):
     assert out["sf_id"].notna().sum() == 4 and out["sf_id"].dropna().is_unique
     for label in [0, 1, 3, 4]:
         assert api.record("Account", out.loc[label, "sf_id"])["Name"] == sent.loc[label, "Name"]
+
+
+def test_has_transient_failures_reads_the_failed_rows_codes():
+    locked = failures([EXT], [["", "VALIDATION:x:--", "K0"], ["", " UNABLE_TO_LOCK_ROW:busy:--", "K1"]])
+    other = failures([EXT], [["", "DUPLICATE_VALUE:dup:Name --", "K2"]])
+    ok = successes([EXT], [["001000000000001AAA", "true", "K3"]])
+    assert R.has_transient_failures([JobOutcome(range(2), "750A", failed=locked)])
+    assert not R.has_transient_failures([JobOutcome(range(1), "750B", failed=other, successful=ok)])
+    assert not R.has_transient_failures([JobOutcome(range(1), "750C"),
+                                         JobOutcome(range(1), "750D", successful=ok)])
+    # A job whose results are unknown has no rows to send again.
+    assert not R.has_transient_failures([JobOutcome(range(2), "750E", failed=locked, unknown=True)])

@@ -317,6 +317,22 @@ def test_blank_and_repeated_keys():
     assert codes(ids) == ["DUPLICATE_VALUE"] * 2  # one record, two spellings
 
 
+def test_the_check_says_whether_keys_repeat_as_alignment_compares_them():
+    def repeats(keys, op="upsert", key=KEY, **options):
+        df = pd.DataFrame({key: keys, "Name": [f"n{i}" for i in range(len(keys))]})
+        return validate.check(df, describe("Account"), op, key, **options).key_repeats
+
+    assert repeats(["a", "b", "c"]) is False
+    assert repeats(["a", "b", "a"]) is True
+    assert repeats(["a", "", ""]) is True  # blank keys are one key to alignment
+    assert repeats(["a", "A"]) is False
+    assert repeats(["a", "A"], key_case_insensitive=True) is True
+    # Ids in their 15- and 18-character forms are one record.
+    assert repeats(["0010L0000000001", "0010L0000000001QAA"], op="update", key="Id") is True
+    df = pd.DataFrame({"Name": ["a", "a"]})
+    assert validate.check(df, describe("Account"), "insert", None).key_repeats is None
+
+
 # -- cells that cannot be sent ----------------------------------------------------------------
 
 
