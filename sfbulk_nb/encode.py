@@ -172,6 +172,15 @@ class Encoding:
         columns = [dataclasses.replace(c, values=c.values.take(take)) for c in self.columns]
         return Encoding(self.df.iloc[np.asarray(positions, np.int64)], columns=columns)
 
+    def rendered(self, texts: list[pa.Array], positions=None) -> "Encoding":
+        """The same encoding with its cells rendered already: ``texts`` per column, as
+        column_text gives them (of the rows at ``positions`` only, if given). Its chunks
+        then only quote and join, instead of rendering every value a second time."""
+        columns = [dataclasses.replace(c, values=t, render=_identity, null_text="")
+                   for c, t in zip(self.columns, texts)]
+        df = self.df if positions is None else self.df.iloc[np.asarray(positions, np.int64)]
+        return Encoding(df, columns=columns)
+
     def chunks(self, *, column_delimiter="COMMA", line_ending="LF", max_bytes=100_000_000,
                max_records=None) -> Iterator[Chunk]:
         """What iter_chunks returns (same checks, same errors)."""

@@ -631,12 +631,11 @@ def rows_and_chunks(checked: validate.Checked, options: LoadOptions, n: int,
     positions = np.arange(n)
     if not problems.ok:
         positions = _rows_to_send(problems, checked, options.on_invalid, n, keyed=keyed)
-    encoding = checked.encoding
-    if len(positions) < n:
-        encoding = encoding.select(positions)
-        sent_text = checked.text_frame(positions)
-    else:
-        sent_text = checked.text_frame()
+    every = None if len(positions) == n else positions
+    texts = checked.texts(every)
+    sent_text = checked.text_frame(every, texts)
+    # The chunks from the texts a run keeps anyway: each value is rendered once.
+    encoding = checked.encoding.rendered(texts, every)
     try:
         chunks = list(encoding.chunks(column_delimiter=options.column_delimiter,
                                       line_ending=options.line_ending, max_bytes=options.max_bytes,

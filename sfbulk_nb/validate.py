@@ -210,12 +210,17 @@ class Checked:
         return dataclasses.replace(self, blocks=blocks,
                                    problems=Problems.from_blocks(blocks, self.encoding.df.index))
 
-    def text_frame(self, positions: np.ndarray | None = None) -> pd.DataFrame:
+    def texts(self, positions: np.ndarray | None = None) -> list[pa.Array]:
+        """Per column, the texts sent, optionally of only the rows at ``positions``."""
+        return [c.text if positions is None else c.at(positions) for c in self.cells]
+
+    def text_frame(self, positions: np.ndarray | None = None,
+                   texts: list[pa.Array] | None = None) -> pd.DataFrame:
         """The texts sent, as a frame (the frame's index and columns), optionally of only
-        the rows at ``positions``."""
+        the rows at ``positions``; ``texts``: self.texts(positions), when at hand."""
         df = self.encoding.df
-        out = pd.DataFrame({i: (c.text if positions is None else c.at(positions)).to_pandas()
-                            for i, c in enumerate(self.cells)})
+        texts = self.texts(positions) if texts is None else texts
+        out = pd.DataFrame({i: text.to_pandas() for i, text in enumerate(texts)})
         out.index = df.index if positions is None else df.index[positions]
         out.columns = df.columns
         return out

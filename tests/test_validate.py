@@ -417,3 +417,32 @@ def test_summary_text_counts_rows_and_names_lines_when_asked():
     text = problems.summary_text()
     assert "2 rows have errors" in text and "2 rows at rows 0, 2" in text
     assert "at lines 2, 4" in problems.summary_text(line_of=lambda position: position + 2)
+
+
+@pytest.mark.parametrize("nulls", ["keep", "clear"])
+@pytest.mark.parametrize("delimiter", ["COMMA", "SEMICOLON"])
+def test_chunks_from_the_rendered_texts_are_the_bytes_rendered_from_values(nulls, delimiter):
+    # A load sends chunks made from the texts the checks rendered (each value rendered
+    # once): the same bytes as rendering the values while encoding.
+    n = 40
+    df = pd.DataFrame({
+        KEY: [f"K{i}" for i in range(n)],
+        "Name": ['a "quoted", name', "line\nbreak", "cr\rhere", "ünïcödé ☃", "semi;colon", ""]
+                * 6 + ["x"] * 4,
+        "NumberOfEmployees": pd.array([1, None, 3, 40_000] * 10, dtype="Int64"),
+        "AnnualRevenue": [1.5, np.nan, 1e-7, 123456789.25] * 10,
+        "Active__c": [True, False, None, True] * 10,
+        "Founded__c": [dt.date(2020, 1, 2), None, dt.date(1999, 12, 31), dt.date(1, 1, 1)] * 10,
+        "LastReviewed__c": pd.to_datetime(["2021-03-04 05:06:07.123", None,
+                                           "1970-01-01 00:00:00.000", "2038-01-19 03:14:08.000"] * 10
+                                          ).tz_localize("Europe/Paris"),
+    })
+    checked = validate.check(df, describe("Account"), "upsert", KEY, nulls=nulls,
+                             column_delimiter=delimiter)
+    options = dict(column_delimiter=delimiter, line_ending="CRLF", max_bytes=900)
+    for positions in (None, np.array([0, 3, 4, 17, 39])):
+        values = checked.encoding if positions is None else checked.encoding.select(positions)
+        expected = [(c.positions, c.data) for c in values.chunks(**options)]
+        rendered = checked.encoding.rendered(checked.texts(positions), positions)
+        assert [(c.positions, c.data) for c in rendered.chunks(**options)] == expected
+        assert len(expected) > (1 if positions is None else 0)
