@@ -5,6 +5,7 @@
     %bulk_insert df Contact --dry-run          # the LoadPlan: problems, jobs
     %bulk_upsert df Account customExtIdField__c --on-invalid skip
     %bulk_delete ids Account --hard
+    res = %bulk_upsert exports/accounts.csv Account customExtIdField__c   # streamed
     %%soql accounts
     SELECT Id, Name FROM Account
     %bulk_jobs --object Account              # its jobs, newest first
@@ -38,6 +39,10 @@ from .tables import ShownFrame, options
 
 class _HelpShown(Exception):
     pass
+
+
+# A load magic's DF with one of these endings names a file (to stream), not a variable.
+_FILE_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,8 +83,10 @@ def _parse(parser: _Parser, line: str) -> argparse.Namespace | None:
 
 def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
     p = _Parser(prog=f"%{name}", description=f"{name.split('_')[1]} the rows of a DataFrame "
-                "with the Bulk API 2.0 and return the BulkResult.")
-    p.add_argument("df", metavar="DF", help="a DataFrame variable (delete: or ids)")
+                "(or of a CSV file, streamed) with the Bulk API 2.0 and return the BulkResult "
+                "(a file's: its StreamResult).")
+    p.add_argument("df", metavar="DF", help="a DataFrame variable (delete: or ids), or the "
+                   "path of a CSV file, read and sent a block at a time (never held whole)")
     p.add_argument("sobject", metavar="OBJECT", help="the object, e.g. Account")
     for key in keys:
         p.add_argument(key.lower(), metavar=key, help="the External ID field (or Id)")
@@ -101,6 +108,13 @@ def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
     p.add_argument("--no-wait", action="store_true",
                    help="return at once; res.wait() finishes (the panel keeps updating)")
     p.add_argument("--parallel", type=int, metavar="N", help="jobs at once")
+    files = p.add_argument_group("a CSV file (DF is a path)")
+    files.add_argument("--results", metavar="PATH", help="where each line's outcome goes, "
+                       ".csv or .parquet (default: beside the file, NAME.results.csv)")
+    files.add_argument("--encoding", metavar="ENC", help="the file's encoding (default "
+                       "UTF-8; an Excel export: cp1252)")
+    files.add_argument("--sep", metavar="CHAR", help="the character between fields "
+                       "(default ','; a European Excel export: ';')")
     if hard:
         p.add_argument("--hard", action="store_true",
                        help="hard delete: skip the Recycle Bin")
@@ -251,9 +265,15 @@ class SFBulkMagics(Magics):
         args = _parse(_PARSERS[operation], line)
         if args is None:
             return None
-        data = self._variable(args.df, local_ns)
         options: dict[str, Any] = dict(nulls=args.nulls or self.nulls,
                                        on_invalid=args.on_invalid or self.on_invalid)
+        path = self._file(args, local_ns)
+        if path is not None:
+            return self._load_file(operation, path, args, options)
+        for name in ("results", "encoding", "sep"):
+            if getattr(args, name) is not None:
+                raise UsageError(f"--{name} is for a CSV file; {args.df} is a variable")
+        data = self._variable(args.df, local_ns)
         if getattr(args, "only_changed", False):
             options["only_changed"] = True
         since = getattr(args, "if_unmodified_since", None)
@@ -282,7 +302,46 @@ class SFBulkMagics(Magics):
             if name in ns:
                 return ns[name]
         raise UsageError(f"no variable named {name!r} in the notebook; DF must be the name "
-                         "of a DataFrame")
+                         "of a DataFrame, or the path of a CSV file")
+
+    def _file(self, args: argparse.Namespace, local_ns: dict | None) -> str | None:
+        """DF as the path of a file to stream, or None for a variable. A variable wins
+        over a file of the same name; a name that looks like a path but names no file
+        is refused (rather than "no variable named 'data/accounts.csv'")."""
+        name = args.df
+        if any(name in ns for ns in (local_ns or {}, self.shell.user_ns)):
+            return None
+        if os.path.isfile(name):
+            return name
+        if os.sep in name or "/" in name or os.path.splitext(name)[1].lower() in _FILE_SUFFIXES:
+            raise UsageError(f"no file at {name!r} (from {os.getcwd()}); DF is a DataFrame "
+                             "variable or the path of a CSV file")
+        return None
+
+    def _load_file(self, operation: str, path: str, args: argparse.Namespace,
+                   options: dict[str, Any]):
+        """%bulk_upsert data.csv ...: the file streamed (sfbulk_nb.stream), its StreamResult
+        returned. What needs a whole frame is refused with the way to get one."""
+        from . import stream
+
+        whole = [flag for flag, on in (("--dry-run", args.dry_run), ("--no-wait", args.no_wait),
+                                        ("--only-changed", getattr(args, "only_changed", False)),
+                                        ("--if-unmodified-since",
+                                         getattr(args, "if_unmodified_since", None)))
+                 if on]
+        if whole:
+            raise UsageError(f"{', '.join(whole)} need(s) the rows in a DataFrame; a file is "
+                             f"streamed. Read it first: df = pd.read_csv({path!r}, dtype=str, "
+                             f"keep_default_na=False), then %bulk_{operation} df ...")
+        if operation == "delete" and args.hard:
+            operation = "hardDelete"
+        file_options = {name: getattr(args, name) for name in ("results", "encoding", "sep")
+                        if getattr(args, name) is not None}
+        parallel = self.parallel if args.parallel is None else args.parallel
+        with _short_errors():
+            return stream.load_csv(path, args.sobject, operation, getattr(args, "ext_id", None),
+                                   progress=self._progress, parallel=parallel,
+                                   **file_options, **options)
 
     # -- queries and jobs ----------------------------------------------------------------
 

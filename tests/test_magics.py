@@ -323,3 +323,40 @@ def test_help_prints_and_returns_nothing(ip, capsys):
     assert ip.run_line_magic("bulk_jobs", "-h") is None
     out = " ".join(capsys.readouterr().out.split())  # however argparse wraps it
     assert "usage: %bulk_jobs [-h] [--object OBJECT] [--limit N]" in out and "created (UTC)" in out
+
+
+def test_a_csv_file_is_streamed_by_the_load_magics(ip, org, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "accounts.csv").write_text(
+        "customExtIdField__c;Name;NumberOfEmployees\nF-1;Alpha, Inc.;10\nF-2;Béta;20\n",
+        encoding="cp1252")
+    run(ip, "%sf_connect local")
+    res = run(ip, "res = %bulk_upsert accounts.csv Account customExtIdField__c "
+                  "--sep ';' --encoding cp1252 --results out.parquet")
+    res = ip.user_ns["res"]
+    assert res.ok and res.counts["created"] == 2
+    outcome = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(outcome["line"]) == [2, 3] and list(outcome["sf_status"]) == ["created"] * 2
+    names = run(ip, "%soql SELECT Name FROM Account WHERE customExtIdField__c LIKE 'F-%'")
+    assert sorted(names["Name"]) == ["Alpha, Inc.", "Béta"]
+    # A file's refusal lists its lines and says nothing was sent.
+    (tmp_path / "bad.csv").write_text("customExtIdField__c,Name,NumberOfEmployees\n"
+                                      "F-3,Gamma,lots\nF-4,,5\n")
+    with pytest.raises(UsageError, match=r"(?s)ValidationError: Nothing was sent.*line 2.*bad.fixed.csv"):
+        ip.run_line_magic("bulk_upsert", "bad.csv Account customExtIdField__c "
+                                         "--on-invalid raise")
+
+
+@pytest.mark.parametrize("line,message", [
+    ("accounts.csv Account customExtIdField__c --dry-run",
+     r"--dry-run need\(s\) the rows in a DataFrame.*pd.read_csv\('accounts.csv'"),
+    ("accounts.csv Account customExtIdField__c --only-changed", "--only-changed need"),
+    ("missing/accounts.csv Account customExtIdField__c", "no file at 'missing/accounts.csv'"),
+    ("nope.csv Account customExtIdField__c", "no file at 'nope.csv'"),
+    ("df Account customExtIdField__c --sep ';'", "--sep is for a CSV file; df is a variable"),
+])
+def test_what_a_streamed_file_cannot_do_is_said(ip, tmp_path, monkeypatch, line, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "accounts.csv").write_text("customExtIdField__c,Name\nF-1,Alpha\n")
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("bulk_upsert", line)
