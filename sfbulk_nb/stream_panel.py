@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 
-from .results import ERROR_STATUSES
+from .results import ERROR_STATUSES, STATUS_COLOURS
 
-# The outcome counts shown, in this order, with their colours (those of the run panel).
-_SHOWN = (("created", "#1a7f37"), ("updated", "#1a7f37"), ("deleted", "#1a7f37"),
-          ("failed", "#cf222e"), ("invalid", "#bc4c00"), ("unprocessed", "#9a6700"),
-          ("not_sent", "#9a6700"), ("pending", "#9a6700"))
+# The outcome counts shown, in this order, with the colours of every other display.
+_SHOWN = tuple((name, STATUS_COLOURS[name]) for name in (
+    "created", "updated", "deleted", "failed", "invalid", "unknown", "unprocessed",
+    "not_sent", "pending"))
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 
 import sfbulk_nb as sfb
 from sfbulk_nb import errors
+from sfbulk_nb.results import STATUS_COLOURS
 from sfbulk_nb.stream_panel import StreamPanel, StreamProgress
 
 KEY = "customExtIdField__c"
@@ -63,6 +64,10 @@ def test_the_panel_renders_each_phase():
     assert panel.bar.value == 1 and panel.bar.bar_style == "warning"  # 3 failed
     panel(snapshot(phase="stopped", stop_text="stopped at line 7 <b>"), final=True)
     assert panel.bar.bar_style == "danger" and "stopped at line 7 &lt;b&gt;" in panel.line.value
+    # Rows whose outcome is not known are counted, in the colour every display gives them.
+    panel(snapshot(phase="done", counts={"created": 10, "unknown": 4}), final=True)
+    assert "4 unknown" in panel.line.value and STATUS_COLOURS["unknown"] in panel.line.value
+    assert panel.bar.bar_style == "warning"
 
 
 def test_upsert_csv_in_a_kernel_shows_the_panel_not_text_lines(org, kernel, tmp_path, capsys):
