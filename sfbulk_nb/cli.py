@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -396,12 +395,12 @@ def _upsert_streamed(args: argparse.Namespace) -> int:
                                 results=args.results, encoding=args.encoding,
                                 block_size=args.block_size, progress="text")
     except errors.ValidationError as e:
-        note = re.sub(r"on_invalid='(\w+)'", r"--on-invalid \1", e.note)
+        note = errors.as_options(e.note)
         result = getattr(e, "result", None)
         print(f"sfbulk-nb: {result.stop_text() if result else 'nothing was sent'}: {note}.",
               file=sys.stderr)
         print(e.problems.summary_text(rows_word="lines", label="line"), file=sys.stderr)
-        print(stream.fixes_text(args.file), file=sys.stderr)
+        print(stream.fixes_text(args.file, encoding=args.encoding), file=sys.stderr)
         return 2
     except (OSError, ValueError, errors.SFBulkError) as e:
         result = getattr(e, "result", None)
@@ -444,11 +443,11 @@ def _upsert(args: argparse.Namespace) -> int:
         res = api.upsert_df(df, args.object, args.external_id, progress="text", **options)
     except errors.ValidationError as e:
         # The command's own spelling of the option the note names.
-        note = re.sub(r"on_invalid='(\w+)'", r"--on-invalid \1", e.note)
+        note = errors.as_options(e.note)
         print(f"sfbulk-nb: nothing was sent: {note.replace('the frame', 'the file')}.",
               file=sys.stderr)
         print(e.problems.summary_text(line_of=source.line_of()), file=sys.stderr)
-        print(stream.fixes_text(args.file), file=sys.stderr)
+        print(stream.fixes_text(args.file, encoding=args.encoding), file=sys.stderr)
         return 2
     except (OSError, ValueError, errors.SFBulkError) as e:
         print(f"sfbulk-nb: {e}", file=sys.stderr)

@@ -185,3 +185,22 @@ def _seconds(retry_after: str | None) -> float | None:
         return max(0.0, float(retry_after)) if retry_after else None
     except ValueError:
         return None
+
+
+# A Python keyword as the library's messages advise it ("pass on_invalid='skip'") and the
+# option a command line takes for it (the magics, sfbulk-nb).
+_KEYWORDS_AS_OPTIONS = (
+    (re.compile(r"on_invalid=(['\"])(\w+)\1"), r"--on-invalid \2"),
+    (re.compile(r"\bpass encoding=(['\"])([\w.-]+)\1"), r"pass --encoding \2"),
+    (re.compile(r"\bpass sep=(['\"])(.)\1"), r"pass --sep '\2'"),
+)
+
+
+def as_options(text: str) -> str:
+    """A message's advice in a command's spelling: ``pass on_invalid='skip'`` ->
+    ``--on-invalid skip``, ``pass encoding="cp1252"`` -> ``pass --encoding cp1252``,
+    ``pass sep=';'`` -> ``pass --sep ';'``. Pandas code in the message (``read_csv(...,
+    sep=';')``) is left as it is."""
+    for pattern, option in _KEYWORDS_AS_OPTIONS:
+        text = pattern.sub(option, text)
+    return text

@@ -32,7 +32,7 @@ from IPython.utils.process import arg_split
 from traitlets import Enum, Integer, Unicode, observe
 
 from . import api, jobs, org as orgs
-from .errors import SFBulkError
+from .errors import SFBulkError, as_options
 from .query import query_df
 from .tables import ShownFrame, options
 
@@ -411,11 +411,12 @@ class SFBulkMagics(Magics):
 
 @contextmanager
 def _short_errors() -> Iterator[None]:
-    """Library errors as a one-line UsageError: the message is the answer, not the stack."""
+    """Library errors as a one-line UsageError: the message is the answer, not the stack,
+    its advice in the magics' spelling (--on-invalid skip, not on_invalid='skip')."""
     try:
         yield
     except SFBulkError as e:
-        raise UsageError(f"{type(e).__name__}: {e}") from None
+        raise UsageError(f"{type(e).__name__}: {as_options(str(e))}") from None
 
 
 def load_ipython_extension(ipython: Any) -> None:

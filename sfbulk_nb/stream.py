@@ -155,6 +155,7 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
 
     size = max(source.path.stat().st_size, 1)
     load.title = f"{operation} {sobject} from {source.path.name}"
+    load.fixes = fixes_text(path, encoding=encoding, sep=sep)
     # Arrow reads the file a block of block_size bytes per batch: batches so far tell how
     # far through it the reading is (the reader's own position runs ahead, read-ahead).
     load.fraction_read = lambda: min(1.0, source.batches * source.block_size / size)
@@ -423,13 +424,20 @@ def _panel_for(progress: Any) -> Any:
     return panel
 
 
-def fixes_text(path: str | Path) -> str:
-    """How the fixes of a file's problems (pandas code for a frame ``df``) apply to it."""
+def fixes_text(path: str | Path, *, encoding: str | None = None, sep: str = ",") -> str:
+    """How the fixes of a file's problems (pandas code for a frame ``df``) apply to it,
+    read with its ``encoding`` and ``sep``."""
     path = str(path)
     fixed = Path(path).with_name(Path(path).stem + ".fixed.csv").name
+    reading = "".join(f", {name}={value!r}" for name, value in
+                      (("encoding", encoding), ("sep", sep if sep != "," else None))
+                      if value is not None)
+    written = (" (UTF-8, comma-separated: load it with neither)"
+               if reading and (encoding is not None or sep != ",") else "")
     return (f"The fixes are pandas code for `df`, the file read as text: df = pd.read_csv("
-            f"{path!r}, dtype=str, keep_default_na=False) (so blanks and '#N/A' stay as "
-            f"written), then df.to_csv({fixed!r}, index=False) and load that file.")
+            f"{path!r}, dtype=str, keep_default_na=False{reading}) (so blanks and '#N/A' "
+            f"stay as written), then df.to_csv({fixed!r}, index=False) and load that "
+            f"file{written}.")
 
 
 def _no_rows(path: Path) -> str:
@@ -595,6 +603,7 @@ class _StreamLoad:
         _ResultsFile.check(self.results_path)
         self.fingerprint = fingerprint or f"stream:{self.run_id}"
         self.source = source
+        self.fixes: str | None = None  # fixes_text of the file, set by load_csv
         # Keys met so far, to refuse a repeat (None: the whole input was checked first).
         self.seen: seenkeys.SeenKeys | None = seenkeys.SeenKeys()
         self.title = f"{operation} {sobject}"
@@ -735,7 +744,7 @@ class _StreamLoad:
                 "problems: fix these and check again" if stopped_at is not None else
                 "every line of the file was checked")
         after = (f"(Rows are named by the line they start on; {read}.)\n"
-                 f"{fixes_text(self.source or 'file.csv')} Or pass on_invalid='skip' to "
+                 f"{self.fixes or fixes_text('file.csv')} Or pass on_invalid='skip' to "
                  "send only the valid lines.")
         return errors.ValidationError(error.problems, error.note.replace("the frame", "the file"),
                                       label=_LINE, after=after)

@@ -127,3 +127,13 @@ def _only_id(local) -> str:
                      params={"q": "SELECT Id FROM Account"},
                      headers={"Authorization": f"Bearer {local.access_token}"}, timeout=30)
     return r.json()["records"][0]["Id"]
+
+
+def test_advice_is_given_in_a_commands_spelling_and_pandas_code_is_left_alone():
+    from sfbulk_nb.errors import as_options
+
+    said = ("problems (on_invalid='raise'): pass on_invalid=\"skip\"; pass encoding=\"cp1252\" "
+            "or pass sep=';'. df = pd.read_csv('a.csv', encoding='cp1252', sep=';')")
+    assert as_options(said) == (
+        "problems (--on-invalid raise): pass --on-invalid skip; pass --encoding cp1252 "
+        "or pass --sep ';'. df = pd.read_csv('a.csv', encoding='cp1252', sep=';')")

@@ -360,3 +360,20 @@ def test_what_a_streamed_file_cannot_do_is_said(ip, tmp_path, monkeypatch, line,
     (tmp_path / "accounts.csv").write_text("customExtIdField__c,Name\nF-1,Alpha\n")
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("bulk_upsert", line)
+
+
+def test_the_magics_give_advice_in_their_own_spelling(ip, org, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "export.csv").write_bytes("customExtIdField__c;Name\nX-1;Café\n"
+                                          .encode("cp1252"))
+    run(ip, "%sf_connect local")
+    with pytest.raises(UsageError, match="pass --encoding cp1252"):
+        ip.run_line_magic("bulk_upsert", "export.csv Account customExtIdField__c")
+    with pytest.raises(UsageError, match="pass --sep ';'"):
+        ip.run_line_magic("bulk_upsert", "export.csv Account customExtIdField__c "
+                                         "--encoding cp1252")
+    ip.user_ns["df"] = ACCOUNTS.assign(NumberOfEmployees=["many", "2", "3"])
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("bulk_upsert", "df Account customExtIdField__c --on-invalid raise")
+    assert "pass --on-invalid skip" in str(caught.value)
+    assert "on_invalid=" not in str(caught.value)

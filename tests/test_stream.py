@@ -525,3 +525,34 @@ def test_a_file_that_warns_on_every_row_keeps_only_some_warnings(client, org, tm
     path.write_text("\n".join(lines).replace(",lots", ",7") + "\n")
     res = sfb.upsert_csv(path, "Account", KEY, block_size=200, **QUIET)
     assert res.counts["created"] == 150
+
+
+def test_an_excel_export_is_fixed_by_following_its_errors(client, org, tmp_path, monkeypatch):
+    """A European Excel export (Windows-1252, ';'): each refusal says what to pass, and
+    the fixes read the file as it is written, then write one that loads as it is."""
+    monkeypatch.chdir(tmp_path)
+    Path("export.csv").write_bytes(
+        f"{KEY};Name;AnnualRevenue\nE1;Café Zürich;1.250,50\nE2;Bäckerei;300\n"
+        .encode("cp1252"))
+    with pytest.raises(errors.InputError, match='pass encoding="cp1252"'):
+        sfb.upsert_csv("export.csv", "Account", KEY, **QUIET)
+    with pytest.raises(errors.InputError, match="pass sep=';'"):
+        sfb.upsert_csv("export.csv", "Account", KEY, encoding="cp1252", **QUIET)
+    with pytest.raises(errors.ValidationError) as caught:
+        sfb.upsert_csv("export.csv", "Account", KEY, encoding="cp1252", sep=";", **QUIET)
+    text = str(caught.value)
+    advice = re.search(r"(df = pd\.read_csv\(.*?\)) \(so .*?then (df\.to_csv\(.*?\))", text)
+    assert "encoding='cp1252', sep=';'" in advice.group(1)
+    assert "load it with neither" in text
+    namespace = {"pd": pd}
+    exec(advice.group(1), namespace)
+    for hint in caught.value.problems.summary()["hint"]:
+        exec(hint, namespace)
+    exec(advice.group(2), namespace)
+    res = sfb.upsert_csv("export.fixed.csv", "Account", KEY, **QUIET)
+    assert res.ok and res.counts["created"] == 2
+    got = accounts(org).set_index(KEY)
+    assert got.loc["E1", "Name"] == "Café Zürich"
+    revenue = sfb.query_df(f"SELECT {KEY}, AnnualRevenue FROM Account", org=client,
+                           progress=False).set_index(KEY)["AnnualRevenue"]
+    assert revenue["E1"] == 1251 and revenue["E2"] == 300  # 1.250,50 -> 1250.5, half up
