@@ -89,7 +89,8 @@ class BulkResult:
         invalid, and unprocessed rows with their job's reason."""
         if self._errors is not None:
             return self._errors
-        errors = results.summarize_errors(self.frame)
+        # Shown a line a row, long values cut, the whole value in a cell's tooltip.
+        errors = ShownFrame.of(results.summarize_errors(self.frame))
         if self.done:
             self._errors = errors
         return errors

@@ -77,6 +77,7 @@ from . import api
 from .api import Run
 from .encode import Chunk
 from .problems import ERROR, Problems
+from .tables import ShownFrame
 
 __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv",
            "load_csv", "load_frames", "frames_of"]
@@ -1247,8 +1248,9 @@ class StreamResult:
                  f"first_{self.label}": v[1], "examples": v[2]} for k, v in self._errors.items()]
         columns = ["status", "code", "fields", "message", "rows", f"first_{self.label}",
                    "examples"]
-        return pd.DataFrame(rows, columns=columns).sort_values(
-            "rows", ascending=False, kind="stable").reset_index(drop=True)
+        # Shown a line a row, long values cut (a 300-character Name squeezed the message).
+        return ShownFrame.of(pd.DataFrame(rows, columns=columns).sort_values(
+            "rows", ascending=False, kind="stable").reset_index(drop=True))
 
     @property
     def jobs(self) -> pd.DataFrame:
@@ -1290,7 +1292,7 @@ class StreamResult:
         frame = pa.concat_tables(parts).to_pandas(types_mapper={
             pa.large_string(): pd.StringDtype(), pa.string(): pd.StringDtype(),
             pa.int64(): pd.Int64Dtype()}.get)
-        return frame
+        return ShownFrame.of(frame)  # as a BulkResult's frame shows: a line a row
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         if self.path.suffix.lower() == ".parquet":
