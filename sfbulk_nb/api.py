@@ -274,7 +274,7 @@ def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan,
                        legacy_print: Callable[[], str]) -> None:
     """Sending a frame again while the journal has a run of it that did not finish (a
     kernel restart, a timeout, a run still going) would send its rows twice."""
-    for record in journal.records():
+    for record in journal.records(state=journal.RUNNING):
         d = record.data
         # The fingerprint last: an old record's needs the frame hashed the old way.
         if (d.get("state") == journal.RUNNING and journal.same_org(d, org)

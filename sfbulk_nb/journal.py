@@ -247,15 +247,22 @@ def load_changes(run_id: str):
     return pq.read_table(path) if path.exists() else None
 
 
-def records() -> list[Record]:
-    """Every record in the journal, newest first."""
+def records(state: str | None = None) -> list[Record]:
+    """Every record in the journal (or only those in ``state``), newest first."""
     folder = journal_dir()
     found = []
     for path in folder.glob("r-*.json") if folder.is_dir() else ():
         try:
-            found.append(Record(path, json.loads(path.read_text(encoding="utf-8"))))
+            text = path.read_text(encoding="utf-8")
+            # Records are written by json.dumps(indent=1): one that cannot be in the state
+            # asked for is not parsed (a week of loads is hundreds of records).
+            if state is not None and f'"state": {json.dumps(state)}' not in text:
+                continue
+            record = Record(path, json.loads(text))
         except (OSError, ValueError):
             continue  # a record being replaced, or damaged: not a run to list
+        if state is None or record.data.get("state") == state:
+            found.append(record)
     return sorted(found, key=lambda r: (r.data.get("created") or "", r.run_id), reverse=True)
 
 

@@ -196,3 +196,19 @@ def test_a_killed_run_is_resumed_from_another_process_without_duplicates(tmp_pat
 
 def journal_records():
     return run_journal.records()
+
+
+def test_records_of_one_state_are_read_by_their_state(journal):
+    from types import SimpleNamespace
+
+    org = SimpleNamespace(instance_url="http://x", kind="local", label="x", org_key="k")
+    def start(run_id, **options):
+        return run_journal.start(run_id, org=org, sobject="Account", operation="insert",
+                                 key=None, options=options, fingerprint_text="2:ab", rows=1,
+                                 skipped=[], chunks=[(0, 1)])
+    running = start("r-20261207-000001-aaaaaa")
+    done = start("r-20261207-000002-bbbbbb", note='"state": "running"')  # says it, is not
+    done.finish()
+    assert [r.run_id for r in run_journal.records(state=run_journal.RUNNING)] == [running.run_id]
+    assert [r.run_id for r in run_journal.records(state=run_journal.DONE)] == [done.run_id]
+    assert len(run_journal.records()) == 2
