@@ -5,6 +5,7 @@
     sfb.validate_df(df, "Account", "customExtIdField__c")   # every problem, with fixes
     res = sfb.upsert_df(df, "Account", "customExtIdField__c")
     res.frame                           # df plus sf_id, sf_status, sf_error_* per row
+    sfb.validate_csv("big.csv", "Account", "customExtIdField__c")  # a file's, nothing sent
     sfb.upsert_csv("big.csv", "Account", "customExtIdField__c")  # streamed, any size
 
 `sfbulk_nb.localorg.LocalOrg` is a local Bulk API 2.0 server on SQLite to run it all on.
@@ -23,7 +24,8 @@ from .query import query_df, query_to_file
 from .resume import resume, runs
 from .rules import fetch_rules
 from .schema import SchemaSnapshot, snapshot_schema
-from .stream import StreamResult, delete_csv, insert_csv, update_csv, upsert_csv
+from .stream import (StreamResult, delete_csv, insert_csv, update_csv, upsert_csv,
+                     validate_csv)
 from .tables import ShownFrame, options
 from .undo import UndoResult, undo
 
@@ -45,5 +47,5 @@ __all__ = [
     "connect", "default_org", "delete_csv", "delete_df", "dry_run", "fetch_rules",
     "insert_csv", "insert_df", "last_result", "load_ipython_extension", "options",
     "query_df", "query_to_file", "resume", "runs", "snapshot_schema", "undo", "update_csv",
-    "update_df", "upsert_csv", "upsert_df", "validate_df",
+    "update_df", "upsert_csv", "upsert_df", "validate_csv", "validate_df",
 ]

@@ -369,18 +369,38 @@ STREAM_ABOVE = 64 << 20
 
 
 def _streams(args: argparse.Namespace) -> bool:
-    whole = args.dry_run or args.only_changed or args.if_unmodified_since
+    whole = args.only_changed or args.if_unmodified_since
     if args.stream and whole:
         from .errors import InputError
 
-        raise InputError("--stream reads the file a block at a time; --dry-run, "
-                         "--only-changed and --if-unmodified-since need it whole")
+        raise InputError("--stream reads the file a block at a time; --only-changed and "
+                         "--if-unmodified-since need it whole")
     if args.stream:
         return True
     try:
         return not whole and Path(args.file).stat().st_size > STREAM_ABOVE
     except OSError:
         return False  # the reading says what is wrong with the path
+
+
+def _validate_streamed(args: argparse.Namespace) -> int:
+    """--dry-run of a streamed file: every problem of it by line (validate_csv), nothing
+    sent."""
+    from . import errors, org as orgs, stream
+
+    try:
+        target = orgs.connect(args.org) if args.org else orgs.connect()
+        problems = stream.validate_csv(args.file, args.object, args.external_id, org=target,
+                                       nulls=args.nulls, encoding=args.encoding,
+                                       block_size=args.block_size, progress=False)
+    except (OSError, ValueError, errors.SFBulkError) as e:
+        print(f"sfbulk-nb: {errors.as_options(str(e))}", file=sys.stderr)
+        return 2
+    print(f"Dry run: nothing was sent ({problems._note}).")
+    print(problems.summary_text(rows_word="lines"))
+    if len(problems):
+        print(stream.fixes_text(args.file, encoding=args.encoding))
+    return 0
 
 
 def _upsert_streamed(args: argparse.Namespace) -> int:
@@ -417,7 +437,7 @@ def _upsert(args: argparse.Namespace) -> int:
 
     try:
         if _streams(args):
-            return _upsert_streamed(args)
+            return _validate_streamed(args) if args.dry_run else _upsert_streamed(args)
     except errors.InputError as e:
         print(f"sfbulk-nb: {e}", file=sys.stderr)
         return 2
@@ -580,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Windows-1252 or Latin-1, said when used)")
     upsert.add_argument("--dry-run", action="store_true",
                         help="check and plan only: print the jobs and problems, send nothing "
-                        "(with --only-changed: what would change, field by field)")
+                        "(with --only-changed: what would change, field by field; with "
+                        "--stream: every problem of the file by line, read a block at a time)")
     upsert.add_argument("--only-changed", action="store_true",
                         help="send only the cells that change their record (the records are "
                         "looked up first); rows that change nothing are not sent")

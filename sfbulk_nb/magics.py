@@ -96,7 +96,8 @@ def _load_parser(name: str, *keys: str, hard: bool = False) -> _Parser:
                    help="rows with errors found before sending: stop and list them (raise), "
                    "leave them out (skip) or send them anyway (send)")
     p.add_argument("--dry-run", action="store_true",
-                   help="check and encode only; return the LoadPlan (jobs, problems)")
+                   help="check and encode only; return the LoadPlan (jobs, problems); of a "
+                   "file: every problem of it by line (validate_csv)")
     if name in ("bulk_upsert", "bulk_update"):
         p.add_argument("--only-changed", action="store_true",
                        help="send only the cells that change their record (looks the records "
@@ -324,7 +325,7 @@ class SFBulkMagics(Magics):
         returned. What needs a whole frame is refused with the way to get one."""
         from . import stream
 
-        whole = [flag for flag, on in (("--dry-run", args.dry_run), ("--no-wait", args.no_wait),
+        whole = [flag for flag, on in (("--no-wait", args.no_wait),
                                         ("--only-changed", getattr(args, "only_changed", False)),
                                         ("--if-unmodified-since",
                                          getattr(args, "if_unmodified_since", None)))
@@ -337,6 +338,15 @@ class SFBulkMagics(Magics):
             operation = "hardDelete"
         file_options = {name: getattr(args, name) for name in ("results", "encoding", "sep")
                         if getattr(args, name) is not None}
+        if args.dry_run:
+            if args.results is not None:
+                raise UsageError("--results with --dry-run: a dry run sends nothing, so it "
+                                 "has no results")
+            with _short_errors():
+                # Every problem of the file by line, nothing sent (validate_csv).
+                return stream.validate_csv(path, args.sobject, getattr(args, "ext_id", None),
+                                           operation, progress=self._progress,
+                                           **file_options, **options)
         parallel = self.parallel if args.parallel is None else args.parallel
         with _short_errors():
             return stream.load_csv(path, args.sobject, operation, getattr(args, "ext_id", None),

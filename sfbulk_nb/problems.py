@@ -73,7 +73,11 @@ class Problems(pd.DataFrame):
 
     Selections and other operations return plain DataFrames of problems."""
 
-    _metadata = ["_column_order"]
+    # _label: what the "row" column holds ("line": a file's, validate_csv); _note: how far
+    # a file's check went.
+    _metadata = ["_column_order", "_label", "_note"]
+    _label = "row"
+    _note: str | None = None
 
     @property
     def _constructor(self):
@@ -190,10 +194,12 @@ class Problems(pd.DataFrame):
         return summary
 
     def summary_text(self, *, limit: int = 25, line_of: Callable[[int], int] | None = None,
-                     rows_word: str = "rows", label: str = "row") -> str:
+                     rows_word: str = "rows", label: str | None = None) -> str:
         """The summary as lines of text (the ValidationError message, the CLI's output).
         ``line_of`` maps a row position to a file line, for the CLI; ``label`` names what
-        the rows' labels are ("line": a streamed file's rows are labelled by line)."""
+        the rows' labels are ("line": a streamed file's rows are labelled by line; by
+        default the frame's own, see validate_csv)."""
+        label = label or self._label
         if not len(self):
             return "no problems"
         summary = self.summary()
@@ -233,8 +239,9 @@ class Problems(pd.DataFrame):
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return (f"<Problems: {plural(len(self), 'problem')}; a DataFrame, one row per problem>\n"
-                + self.summary_text())
+        note = f" ({self._note})" if self._note else ""
+        return (f"<Problems: {plural(len(self), 'problem')}; a DataFrame, one row per "
+                f"problem>{note}\n" + self.summary_text())
 
     def _repr_html_(self) -> str:
         return summary_html(self)
@@ -297,8 +304,10 @@ _COLOURS = {ERROR: "#cf222e", WARNING: "#9a6700"}
 def summary_html(problems: Problems, *, title: str = "Problems found before sending") -> str:
     """The summary as a table that fits its output (fixed layout, wrapped, values cut)."""
     summary = problems.summary()
+    note = getattr(problems, "_note", None)
+    note = f" ({html.escape(note)})" if note else ""
     if not len(summary):
-        return "<div><b>No problems</b>: every row can be sent.</div>"
+        return f"<div><b>No problems</b>: every row can be sent.{note}</div>"
     errors = problems[problems["severity"] == ERROR]
     bad_rows = errors["position"].dropna().nunique()
     head = (f"{plural(len(summary), 'group')} of problems; "
@@ -325,7 +334,7 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
     names = "".join(f'<th style="{_CELL}">{n}</th>'
                     for n in ("column", "problem", "rows", "examples", "fix"))
     return (f'<div class="sfbulk-problems" style="max-width:100%;overflow:hidden">'
-            f"<b>{html.escape(title)}</b>: {html.escape(head)}"
+            f"<b>{html.escape(title)}</b>: {html.escape(head)}{note}"
             f'<table style="table-layout:fixed;width:100%;border-collapse:collapse">'
             f"<colgroup>{cols}</colgroup><thead><tr>{names}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")

@@ -1,6 +1,7 @@
 """Loads bigger than memory: a CSV file, or an iterable of DataFrames, streamed block by
 block into Bulk API 2.0 jobs, results streamed to a file.
 
+    sfb.validate_csv("accounts.csv", "Account", "customExtIdField__c")  # nothing sent
     res = sfb.upsert_csv("accounts.csv", "Account", "customExtIdField__c")
     res                     # StreamResult: counts, errors, jobs; the rows are on disk
     res.path                # accounts.results.csv: line, key, sf_id, sf_status, sf_error_*
@@ -185,6 +186,49 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
                                             "sent") from None
                 raise
         return load.run(blocks())
+
+
+def validate_csv(path: str | Path, sobject: str, external_id: str | None = None,
+                 operation: str = "upsert", *, encoding: str | None = None, sep: str = ",",
+                 block_size: int = BLOCK_SIZE, **options: Any) -> Problems:
+    """Every problem of the CSV file at ``path`` for a load, nothing sent: validate_df for
+    a file, read a block at a time (never whole), checked exactly as upsert_csv & co check
+    it before sending. A `Problems` frame whose ``row`` column holds file lines; keys
+    repeated anywhere in the file are DUPLICATE_VALUE problems of the later lines. Lists
+    up to PROBLEMS_LISTED problem rows (warnings: WARNINGS_LISTED), where the check stops
+    and its note says so. ``options``: the load's (nulls, tz, org, progress...)."""
+    if operation == "upsert" and external_id is None:
+        raise errors.InputError("validate_csv for an upsert needs external_id (or pass "
+                                "operation='insert', 'update' or 'delete')")
+    if operation not in plan_stage.OPERATIONS:
+        raise errors.InputError(f"unknown operation {operation!r}; one of "
+                                f"{', '.join(plan_stage.OPERATIONS)}")
+    options.pop("on_invalid", None)  # a check only: nothing is sent whatever it finds
+    options.pop("results", None)
+    source = CsvSource(path, encoding=encoding, sep=sep, block_size=block_size)
+    load = _StreamLoad(sobject, operation, external_id if operation == "upsert" else None,
+                       None, label=_LINE, fingerprint=None, source=str(source.path),
+                       **options)
+    load.results_path = None
+    size = max(source.path.stat().st_size, 1)
+    load.title = f"check {operation} {sobject} from {source.path.name}"
+    load.fraction_read = lambda: min(1.0, source.batches * source.block_size / size)
+
+    def blocks() -> Iterator[pd.DataFrame]:
+        source.batches = 0
+        yield from source.blocks()
+
+    with memory.lean():
+        try:
+            problems = load.validate_all(blocks)
+        except (errors.SFBulkError, OSError, KeyboardInterrupt) as e:
+            load._show(rows=load.checked_rows, last=load.checked_last, final=True,
+                       stop_text="interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
+                       else str(e).split("\n", 1)[0])
+            raise
+    load._show(rows=load.checked_rows, last=load.checked_last, final=True, phase="checked",
+               invalid=int(problems[problems["severity"] == ERROR]["position"].nunique()))
+    return problems
 
 
 def load_frames(frames: Iterable[pd.DataFrame], sobject: str, operation: str,
@@ -563,6 +607,54 @@ class _JobRun(Run):
         self.__dict__.pop("_rounds_aligned", None)
 
 
+@dataclasses.dataclass
+class _Checks:
+    """What the checks of every block found (_StreamLoad._check_blocks)."""
+
+    rows: int = 0
+    listed: int = 0  # problem rows kept
+    frames: list = dataclasses.field(default_factory=list)
+    column_order: dict | None = None
+    blocked: bool = False  # an error: the load would send nothing
+    stopped_at: Any = None  # the last row checked, when PROBLEMS_LISTED stopped the check
+    later: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    earlier: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    _columns_seen: set = dataclasses.field(default_factory=set)
+
+    def add(self, problems: Problems, warnings_listed: int) -> None:
+        frame = pd.DataFrame(problems)
+        # Warnings are listed only up to warnings_listed rows (a file may warn on every
+        # row), then only errors; a whole column's problem once (every block has it).
+        if self.listed >= warnings_listed:
+            frame = frame[frame["severity"] == ERROR]
+        whole = frame["position"].isna()
+        if whole.any():
+            said = [(c, k) in self._columns_seen for c, k in
+                    zip(frame["column"].astype(str), frame["code"].astype(str))]
+            self._columns_seen.update(zip(frame["column"].astype(str),
+                                          frame["code"].astype(str)))
+            frame = frame[~(whole & np.array(said, bool))]
+        # Positions count from the input's first row (they tell rows apart).
+        frame["position"] = frame["position"] + self.rows
+        if len(frame):
+            self.frames.append(frame)
+            self.column_order = self.column_order or getattr(problems, "_column_order", None)
+            self.listed += len(frame)
+
+    def problems(self) -> Problems:
+        if not self.frames:
+            return Problems.from_blocks([], pd.RangeIndex(0))
+        everything = Problems(pd.concat(self.frames, ignore_index=True))
+        everything._column_order = self.column_order
+        return everything
+
+    def note(self, label: str) -> str:
+        read = (f"the check stopped at {label} {self.stopped_at:,}, after "
+                f"{self.listed:,} problems" if self.stopped_at is not None
+                else f"{self.rows:,} rows checked")
+        return f"{read}; nothing was sent"
+
+
 class _StreamLoad:
     # Problem rows a file's check lists before it stops (some 500 bytes each in memory),
     # and the warnings among them.
@@ -687,53 +779,68 @@ class _StreamLoad:
         is an InputError naming both rows. Keys are remembered on disk
         (seenkeys.SpilledKeys: flat memory whatever the input's size), so the load that
         follows needs to remember none."""
-        self.phase = "checking"
-        rows, listed, found_problems, stopped_at = 0, 0, [], None
-        blocked = False
-        with seenkeys.SpilledKeys() as spilled:
-            for block in blocks():
-                self.checked_rows, self.checked_last = rows + len(block), block.index[-1]
-                self._show(rows=self.checked_rows, last=self.checked_last)
-                found = self._inspect(block)
-                problems = found.checked.problems
-                if not problems.ok:
-                    try:
-                        plan_stage._rows_to_send(problems, found.checked, "raise", len(block),
-                                                 keyed=found.key is not None)
-                    except errors.ValidationError as e:
-                        if e.note != errors.ValidationError.ROWS_NOTE:
-                            raise self._file_error(e) from None  # a whole column's
-                        blocked = True
-                if len(problems):
-                    frame = pd.DataFrame(problems)
-                    # Warnings are listed only if an error stops the load, and a file may
-                    # warn on every row: past WARNINGS_LISTED rows only errors are kept.
-                    if listed >= self.WARNINGS_LISTED:
-                        frame = frame[frame["severity"] == ERROR]
-                    # Positions count from the input's first row (they tell rows apart).
-                    frame["position"] = frame["position"] + rows
-                    if len(frame):
-                        found_problems.append((frame, getattr(problems, "_column_order", None)))
-                        listed += len(frame)
-                rows += len(block)
-                if blocked and listed >= self.PROBLEMS_LISTED:
-                    stopped_at = block.index[-1]
-                    break
-                if self.key is not None and found.checked.key_column is not None:
-                    hashes, has, labels = self._block_keys(block, found.checked,
-                                                           np.arange(len(block)))
-                    spilled.add(hashes[has], labels[has])
-            if blocked:
-                everything = Problems(pd.concat([f for f, _ in found_problems],
-                                                ignore_index=True))
-                everything._column_order = next((o for _, o in found_problems if o), None)
-                raise self._file_error(errors.ValidationError(everything),
-                                       stopped_at=stopped_at) from None
-            later, earlier = spilled.repeats()
-        if len(later):
-            self._refuse_repeats(blocks, later, earlier)
+        found = self._check_blocks(blocks, whole_input=False)
+        if found.blocked:
+            raise self._file_error(errors.ValidationError(found.problems()),
+                                   stopped_at=found.stopped_at) from None
+        if len(found.later):
+            self._refuse_repeats(blocks, found.later, found.earlier)
         self.seen = None
         self.phase = "sending"
+
+    def validate_all(self, blocks: Callable[[], Iterable[pd.DataFrame]]) -> Problems:
+        """Every problem of the input, sending nothing (validate_csv): check_all's, as a
+        Problems frame instead of an error, keys repeated across blocks included."""
+        found = self._check_blocks(blocks, whole_input=True)
+        problems = found.problems()
+        # Rows a block's own check flagged already (both rows of a key repeated within it);
+        # rows are labelled by line numbers here.
+        flagged = problems.loc[problems["code"] == "DUPLICATE_VALUE", "row"]
+        repeat = ~np.isin(found.later, flagged.to_numpy(np.int64))
+        later, earlier = found.later[repeat], found.earlier[repeat]
+        if len(later) and found.stopped_at is None:
+            repeats = self._repeat_frames(blocks, later, earlier)
+            problems = Problems(pd.concat([pd.DataFrame(problems), *repeats],
+                                          ignore_index=True))
+            problems._column_order = found.column_order
+        problems._label = self.label
+        problems._note = found.note(self.label)
+        return problems
+
+    def _check_blocks(self, blocks: Callable[[], Iterable[pd.DataFrame]], *,
+                      whole_input: bool) -> "_Checks":
+        """The checks of every block (see check_all). ``whole_input``: a problem of a whole
+        column is listed once and the check goes on (validate_csv); else it raises at
+        once, as the load would."""
+        self.phase = "checking"
+        found = _Checks()
+        with seenkeys.SpilledKeys() as spilled:
+            for block in blocks():
+                self.checked_rows, self.checked_last = found.rows + len(block), block.index[-1]
+                self._show(rows=self.checked_rows, last=self.checked_last)
+                inspected = self._inspect(block)
+                problems = inspected.checked.problems
+                if not problems.ok:
+                    try:
+                        plan_stage._rows_to_send(problems, inspected.checked, "raise",
+                                                 len(block), keyed=inspected.key is not None)
+                    except errors.ValidationError as e:
+                        if e.note != errors.ValidationError.ROWS_NOTE and not whole_input:
+                            raise self._file_error(e) from None  # a whole column's
+                    found.blocked = True
+                if len(problems):
+                    found.add(problems, self.WARNINGS_LISTED)
+                found.rows += len(block)
+                if found.blocked and found.listed >= self.PROBLEMS_LISTED:
+                    found.stopped_at = block.index[-1]
+                    break
+                if self.key is not None and inspected.checked.key_column is not None:
+                    hashes, has, labels = self._block_keys(block, inspected.checked,
+                                                           np.arange(len(block)))
+                    spilled.add(hashes[has], labels[has])
+            if found.stopped_at is None:
+                found.later, found.earlier = spilled.repeats()
+        return found
 
     def _file_error(self, error: errors.ValidationError,
                     stopped_at: Any = None) -> errors.ValidationError:
@@ -754,19 +861,30 @@ class _StreamLoad:
                         later: np.ndarray, earlier: np.ndarray) -> None:
         """Raises the InputError of check_all's repeated keys: the input is read again up
         to the first repeat, for its key's text (no key text was kept)."""
-        for block in blocks():
-            if block.index[-1] < later[0]:
-                continue
-            at = np.isin(block.index.to_numpy(), later)
-            rows = np.flatnonzero(at)
-            checked = self._inspect(block).checked
-            firsts = earlier[np.searchsorted(later, block.index.to_numpy()[rows])]
-            problems = self._repeat_problems(block, checked, rows, np.arange(len(rows)), firsts,
-                                             sent=False)
+        for problems in self._repeat_frames(blocks, later, earlier):
             raise errors.InputError(_repeat_text(problems, self.label, total=len(later),
                                                  sent=False))
         raise errors.InputError(f"{self.label} {later[0]}: its key is on {self.label} "
                                 f"{earlier[0]} too; keep one row per key")  # a changed file
+
+    def _repeat_frames(self, blocks: Callable[[], Iterable[pd.DataFrame]],
+                       later: np.ndarray, earlier: np.ndarray) -> Iterator[pd.DataFrame]:
+        """The DUPLICATE_VALUE problems of the rows labelled ``later`` (whose keys the
+        rows ``earlier`` had), a block's at a time: the input is read again for their
+        keys' texts (no key text was kept), up to the last of them."""
+        for block in blocks():
+            if block.index[-1] < later[0]:
+                continue
+            if block.index[0] > later[-1]:
+                return
+            at = np.isin(block.index.to_numpy(), later)
+            rows = np.flatnonzero(at)
+            if not len(rows):
+                continue
+            checked = self._inspect(block).checked
+            firsts = earlier[np.searchsorted(later, block.index.to_numpy()[rows])]
+            yield self._repeat_problems(block, checked, rows, np.arange(len(rows)), firsts,
+                                        sent=False)
 
     def _plan_block(self, block: pd.DataFrame):
         """A block's rows to send: (texts, csv bytes, row offsets) and the status frame
@@ -1057,8 +1175,10 @@ class _StreamLoad:
                          f"{row['first']}-{row['last']}, {row['rows']:,} rows, {row['state']}")
 
     def _show(self, *, rows: int | None = None, last: Any = None, final: bool = False,
-              stop_text: str | None = None) -> None:
-        """Feeds the notebook panel (when there is one) what the load has done so far."""
+              stop_text: str | None = None, phase: str | None = None,
+              invalid: int = 0) -> None:
+        """Feeds the notebook panel (when there is one) what the load has done so far.
+        ``phase="checked"``: the end of validate_csv, ``invalid`` rows with errors."""
         if self.panel is None:
             return
         result = getattr(self, "result", None)
@@ -1066,17 +1186,20 @@ class _StreamLoad:
             rows = result.rows
         if last is None and result is not None:
             last = self._last_label
-        phase = self.phase if not final else ("stopped" if stop_text else "done")
+        phase = phase or (self.phase if not final else ("stopped" if stop_text else "done"))
         fraction = self.fraction_read() if self.fraction_read is not None else None
         from .stream_panel import StreamProgress  # the panel's module: imported already
 
         try:
             self.panel(StreamProgress(
-                title=self.title, results=str(self.results_path), phase=phase,
+                title=self.title,
+                results="" if self.results_path is None else str(self.results_path),
+                phase=phase,
                 label=self.label, rows=rows or 0, last_label=_plain(last),
                 fraction=fraction, jobs_done=result.jobs_run if result else 0,
                 jobs_running=len(getattr(self, "inflight", [])),
-                counts=dict(result._counts) if result else {},
+                counts=dict(result._counts) if result else (
+                    {"invalid": invalid} if invalid else {}),
                 elapsed=time.monotonic() - self.started, stop_text=stop_text), final=final)
         except Exception:  # a broken display must never break the load
             self.panel = None

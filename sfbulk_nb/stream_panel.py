@@ -30,7 +30,7 @@ class StreamProgress:
 
     title: str  # e.g. "upsert Account from accounts.csv"
     results: str  # the results file
-    phase: str  # "checking", "sending", "done" or "stopped"
+    phase: str  # "checking", "sending", "done", "stopped" or "checked" (validate_csv)
     label: str  # "line" (a file) or "row" (an iterable)
     rows: int  # rows read so far
     last_label: object  # the label (line / position) of the last row read
@@ -69,9 +69,14 @@ class StreamPanel(widgets.VBox):
             self._render(p)
 
     def _render(self, p: StreamProgress) -> None:
-        self.header.value = (f"<b>{html.escape(p.title)}</b> &rarr; results in "
-                             f"<code>{html.escape(p.results)}</code>")
-        if p.phase in ("done", "stopped"):
+        self.header.value = f"<b>{html.escape(p.title)}</b>" + (
+            f" &rarr; results in <code>{html.escape(p.results)}</code>" if p.results
+            else " &middot; nothing is sent")
+        if p.phase == "checked":  # validate_csv's end: every row checked, none sent
+            self.bar.value = 1
+            self.bar.bar_style = "warning" if _bad(p.counts) else "success"
+            self.bar.description = "checked"
+        elif p.phase in ("done", "stopped"):
             self.bar.value = 1
             self.bar.bar_style = "success" if p.phase == "done" and not _bad(p.counts) else (
                 "danger" if p.phase == "stopped" else "warning")
@@ -85,6 +90,11 @@ class StreamPanel(widgets.VBox):
                  else f"{p.rows:,} rows read")
         if p.phase == "checking":
             parts = [where, "checking every row before sending anything"]
+        elif p.phase == "checked":
+            bad = p.counts.get("invalid", 0)
+            parts = [where, f"<span style='color:{STATUS_COLOURS['invalid']}'>{bad:,} "
+                     f"{'row has' if bad == 1 else 'rows have'} errors</span>" if bad
+                     else "no errors", "nothing was sent"]
         elif p.phase == "stopped" and not p.jobs_done and not any(p.counts.values()):
             parts = [where]  # stopped before any job: by the check, or at once
         else:

@@ -88,6 +88,19 @@ def test_problems_are_listed_with_file_line_numbers_and_nothing_is_sent(local, t
     assert "2 created, 1 invalid" in capsys.readouterr().out
 
 
+def test_a_streamed_dry_run_lists_the_files_problems_by_line(local, tmp_path, capsys):
+    data = tmp_path / "in.csv"
+    data.write_text('customExtIdField__c,Name,Industry\nL1,Fine,Banking\nL2,"Two\nlines",'
+                    "Banking\nL3,Bad,Nope\n")
+    assert upsert(str(data), "--stream", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Dry run: nothing was sent (3 rows checked" in out
+    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in out and "at line 5" in out
+    assert "pd.read_csv(" in out
+    assert local.store.count_records(local.catalog.get("Account")) == 0
+    assert not list(tmp_path.glob("*.results.*"))
+
+
 def test_windows_1252_files_are_read_and_said_so(local, tmp_path, capsys):
     data = tmp_path / "cp1252.csv"
     data.write_bytes("customExtIdField__c,Name\nW1,Café “Smart”\n".encode("cp1252"))

@@ -348,9 +348,10 @@ def test_a_csv_file_is_streamed_by_the_load_magics(ip, org, tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("line,message", [
-    ("accounts.csv Account customExtIdField__c --dry-run",
-     r"--dry-run need\(s\) the rows in a DataFrame.*pd.read_csv\('accounts.csv'"),
-    ("accounts.csv Account customExtIdField__c --only-changed", "--only-changed need"),
+    ("accounts.csv Account customExtIdField__c --only-changed",
+     r"--only-changed need\(s\) the rows in a DataFrame.*pd.read_csv\('accounts.csv'"),
+    ("accounts.csv Account customExtIdField__c --dry-run --results r.csv",
+     "a dry run sends nothing"),
     ("missing/accounts.csv Account customExtIdField__c", "no file at 'missing/accounts.csv'"),
     ("nope.csv Account customExtIdField__c", "no file at 'nope.csv'"),
     ("df Account customExtIdField__c --sep ';'", "--sep is for a CSV file; df is a variable"),
@@ -377,3 +378,15 @@ def test_the_magics_give_advice_in_their_own_spelling(ip, org, tmp_path, monkeyp
         ip.run_line_magic("bulk_upsert", "df Account customExtIdField__c --on-invalid raise")
     assert "pass --on-invalid skip" in str(caught.value)
     assert "on_invalid=" not in str(caught.value)
+
+
+def test_a_dry_run_of_a_file_lists_its_problems_and_sends_nothing(ip, org, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "accounts.csv").write_text("customExtIdField__c,Name,Industry\n"
+                                           "D-1,Alpha,Banking\nD-2,Beta,Nope\n")
+    run(ip, "%sf_connect local")
+    problems = run(ip, "%bulk_upsert accounts.csv Account customExtIdField__c --dry-run")
+    assert isinstance(problems, sfb.Problems)
+    assert list(problems["row"]) == [3] and "nothing was sent" in repr(problems)
+    assert run(ip, "%soql SELECT Id FROM Account WHERE customExtIdField__c LIKE 'D-%'").empty

@@ -23,5 +23,6 @@ def test_every_error_is_an_sfbulkerror():
 
 
 def test_the_streamed_loads_are_public():
-    for name in ("upsert_csv", "insert_csv", "update_csv", "delete_csv", "StreamResult"):
+    for name in ("upsert_csv", "insert_csv", "update_csv", "delete_csv", "validate_csv",
+                 "StreamResult"):
         assert name in sfbulk_nb.__all__

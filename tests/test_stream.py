@@ -556,3 +556,35 @@ def test_an_excel_export_is_fixed_by_following_its_errors(client, org, tmp_path,
     revenue = sfb.query_df(f"SELECT {KEY}, AnnualRevenue FROM Account", org=client,
                            progress=False).set_index(KEY)["AnnualRevenue"]
     assert revenue["E1"] == 1251 and revenue["E2"] == 300  # 1.250,50 -> 1250.5, half up
+
+
+def test_validate_csv_lists_every_problem_of_a_file_and_sends_nothing(client, org, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = [f"{KEY},Name,NumberOfEmployees,Industry"]
+    lines += [f"V{i},Name {i},{i},Banking" for i in range(300)]
+    lines[5] = "V4,,many,Nope"  # line 6: three problems
+    lines.append("V10,Again,1,Energy")  # line 302 repeats line 12's key, blocks apart
+    Path("v.csv").write_text("\n".join(lines) + "\n")
+    problems = sfb.validate_csv("v.csv", "Account", KEY, block_size=1_000, **QUIET)
+    assert isinstance(problems, sfb.Problems)
+    got = sorted(zip(problems["row"], problems["code"].astype(str)))
+    assert got == [(6, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+                   (6, "INVALID_TYPE_ON_FIELD_IN_RECORD"), (6, "REQUIRED_FIELD_MISSING"),
+                   (302, "DUPLICATE_VALUE")]
+    text = repr(problems)
+    assert "301 rows checked; nothing was sent" in text and "at line 6" in text
+    assert "the key 'V10' is on line 12 too" in text
+    assert list(tmp_path.glob("*.results.*")) == [] and len(accounts(org)) == 0
+    # A clean file: no problems, still nothing sent.
+    Path("clean.csv").write_text(f"{KEY},Name\nC1,One\nC2,Two\n")
+    clean = sfb.validate_csv("clean.csv", "Account", KEY, **QUIET)
+    assert len(clean) == 0 and "no problems" in repr(clean)
+    assert len(accounts(org)) == 0
+    # A column no field matches is said once, however many blocks the file has.
+    Path("col.csv").write_text(f"{KEY},Name,Bogus__c\n" + "".join(
+        f"B{i},N{i},x\n" for i in range(200)))
+    column = sfb.validate_csv("col.csv", "Account", KEY, block_size=500, **QUIET)
+    assert list(column["code"].astype(str)) == ["INVALID_FIELD"]
+    with pytest.raises(errors.InputError, match="needs external_id"):
+        sfb.validate_csv("clean.csv", "Account", **QUIET)

@@ -96,6 +96,23 @@ def test_a_file_refused_by_its_check_says_so_on_the_panel(org, kernel, tmp_path)
     assert "lines read to 51" in panel.line.value and "job" not in panel.line.value
 
 
+def test_a_files_check_alone_ends_checked_with_its_rows_in_error(org, kernel, tmp_path):
+    path = tmp_path / "accounts.csv"
+    write(path, 50, bad_line=40)
+    problems = sfb.validate_csv(path, "Account", KEY, org=sfb.connect(org), block_size=300)
+    assert list(problems["row"]) == [40]
+    [panel] = kernel
+    assert panel.bar.description == "checked" and panel.bar.bar_style == "warning"
+    assert "1 row has errors" in panel.line.value and "nothing was sent" in panel.line.value
+    assert "lines read to 51" in panel.line.value
+    assert "nothing is sent" in panel.header.value and "results in" not in panel.header.value
+    kernel.clear()
+    write(path, 20)
+    assert len(sfb.validate_csv(path, "Account", KEY, org=sfb.connect(org))) == 0
+    [panel] = kernel
+    assert panel.bar.bar_style == "success" and "no errors" in panel.line.value
+
+
 def test_an_iterable_of_frames_counts_rows(org, kernel):
     frames = (pd.DataFrame({KEY: [f"F{i}-{k}" for k in range(50)], "Name": "n"})
               for i in range(3))
