@@ -317,6 +317,11 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
     for r in summary.itertuples(index=False):
         colour = _COLOURS.get(r.severity, "#000")
         count = "all" if pd.isna(r.rows) else f"{r.rows:,}"
+        label = getattr(problems, "_label", "row")
+        if r.example_rows:  # where to look: "lines 997, 1374, …" of a file, rows of a frame
+            more = ", \u2026" if not pd.isna(r.rows) and r.rows > len(r.example_rows) else ""
+            count += (f"<br><small>{label}{'s' if len(r.example_rows) > 1 else ''} "
+                      f"{html.escape(', '.join(map(str, r.example_rows)))}{more}</small>")
         rows.append(
             "<tr>"
             f'<td style="{_CELL}"><b>{html.escape(str(r.column))}</b>'
@@ -329,7 +334,7 @@ def summary_html(problems: Problems, *, title: str = "Problems found before send
             f'<td style="{_CELL}">{html.escape(", ".join(r.examples))}</td>'
             f'<td style="{_CELL}"><code style="white-space:pre-wrap;overflow-wrap:anywhere">'
             f"{html.escape(_cut(r.hint, 300))}</code></td></tr>")
-    widths = ("14%", "30%", "7%", "17%", "32%")
+    widths = ("14%", "29%", "10%", "17%", "30%")
     cols = "".join(f'<col style="width:{w}">' for w in widths)
     names = "".join(f'<th style="{_CELL}">{n}</th>'
                     for n in ("column", "problem", "rows", "examples", "fix"))

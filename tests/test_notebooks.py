@@ -136,6 +136,7 @@ def test_big_files_checks_the_whole_file_then_streams_it(runs):
     text = "\n".join(outputs(nb, "text/plain") + outputs(nb, "stream"))
     # One refusal lists every problem of the file (not only its first block's), by line.
     assert "every line of the file was checked" in text
+    assert "20,000 rows checked; nothing was sent" in "\n".join(outputs(nb, "text/html"))
     assert "100 rows at lines 257" in text and "rows at lines 22, 23" in text
     assert "NUMBER_ROUNDED" not in text  # "456934.0" keeps its value: no warning
     assert "19,800 created, 50 failed, 150 invalid" in text
@@ -143,6 +144,6 @@ def test_big_files_checks_the_whole_file_then_streams_it(runs):
     # The panel, not red stderr lines, showed the loads.
     panels = [o for cell in nb.cells for o in cell.get("outputs", [])
               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(panels) == 4
+    assert len(panels) == 5
     assert not any(o.get("name") == "stderr" for cell in nb.cells
                    for o in cell.get("outputs", []))

@@ -575,6 +575,9 @@ def test_validate_csv_lists_every_problem_of_a_file_and_sends_nothing(client, or
     text = repr(problems)
     assert "301 rows checked; nothing was sent" in text and "at line 6" in text
     assert "the key 'V10' is on line 12 too" in text
+    shown = problems._repr_html_()  # in a notebook: where to look, by line
+    assert "line 6</small>" in shown and "line 302</small>" in shown
+    assert "301 rows checked; nothing was sent" in shown
     assert list(tmp_path.glob("*.results.*")) == [] and len(accounts(org)) == 0
     # A clean file: no problems, still nothing sent.
     Path("clean.csv").write_text(f"{KEY},Name\nC1,One\nC2,Two\n")

@@ -404,7 +404,9 @@ def test_a_streamed_file_shows_its_panel_from_check_to_end(lab_url, tmp_path):
     assert stderr == 0
     assert not any("Traceback" in o for o in outputs), outputs
     assert "sending" in live_text, live_text
-    checked, sent, chunks, magic = texts
+    validated, checked, sent, chunks, magic = texts
+    assert "checked" in validated and "rows have errors" in validated
+    assert "nothing was sent" in validated and "results in" not in validated
     assert "Nothing was sent: the file has problems" in checked
     assert "lines read to 20,001" in checked and "job" not in checked
     assert "done" in sent and "19,800 created" in sent and "4 jobs done" in sent
