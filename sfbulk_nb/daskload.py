@@ -228,9 +228,7 @@ def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptio
     if options.on_invalid == "raise" and not problems.ok:
         refused = sorted(set(refused) | set(_partitions_of(problems, starts)))
     if refused:
-        note = parts[refused[0]].refusal if parts[refused[0]].refusal else (
-            "the frame has problems (on_invalid='raise'): apply the fixes, or pass "
-            "on_invalid='skip' to send only the valid rows")
+        note = parts[refused[0]].refusal or errors.ValidationError.ROWS_NOTE
         named = ", ".join(map(str, refused[:10])) + (
             f" and {len(refused) - 10:,} more" if len(refused) > 10 else "")
         raise errors.ValidationError(problems, note=f"{note} (partition"
