@@ -207,8 +207,9 @@ class Engine:
                 # Our guess at the wording: closing a job without data fails it.
                 raise JobFailure("InvalidBatch : No data uploaded for this job")
             # Validated whole first (a bad file fails the job before any row is written),
-            # then read a batch at a time so a big job never holds all its rows at once.
-            upload = csvfmt.open_upload(self.store.job_data(job_id), job["columnDelimiter"],
+            # then read a batch at a time so a big job never holds all its rows at once;
+            # both read the stored upload a piece at a time (see csvfmt.open_upload).
+            upload = csvfmt.open_upload(self.store.upload(job_id), job["columnDelimiter"],
                                         job["lineEnding"])
             names = upload.header
             obj = self.catalog.get(job["object"])
@@ -325,7 +326,7 @@ class Engine:
 
             def read(other: str = other):
                 job = self.store.get_job(other, KIND)
-                data = self.store.job_data(other) or b""
+                data = self.store.upload(other) or b""
                 names = csvfmt.open_upload(data, job["columnDelimiter"], job["lineEnding"]).header
                 header = Header.parse(self.catalog, self.catalog.get(job["object"]),
                                       job["operation"], names, job["externalIdFieldName"])
