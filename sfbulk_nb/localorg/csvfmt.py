@@ -14,10 +14,10 @@ Parsing has two paths that must agree exactly. The fast path hands the text to t
 from Salesforce. The exact path is a value-by-value scanner; it handles every other input
 and produces every error message, with its line number.
 
-A job's upload (``open_upload``) is read from where it is stored, a piece at a time: when
-those checks pass on every piece, Arrow's streaming CSV reader hands its rows out a batch at
-a time, and no more than a few pieces of it are ever held. Any other upload is read whole,
-as text, by the paths above (which name its errors).
+A job's upload (``open_upload``) is read from where it is stored, a piece at a time, each
+piece ending with a record: when those checks pass on every piece, Arrow's CSV reader reads
+it a piece at a time, and no more than a piece of it is held. Any other upload is read
+whole, as text, by the paths above (which name its errors).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import io
 import itertools
 import re
 import sys
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -243,18 +243,17 @@ def open_upload(data: bytes | bytearray | UploadSource, column_delimiter: str = 
     before any row is handed out) and return it for reading in batches.
 
     `data` is the upload's bytes, or an UploadSource to read it from a piece at a time
-    (`read_size` bytes a read): an upload that Arrow's reader takes (see `_streamed_header`)
+    (`read_size` bytes a read): an upload that Arrow's reader takes (`_checked_in_pieces`)
     is then checked and read a piece at a time, never held whole."""
     delimiter = _setting(DELIMITERS, column_delimiter, "columnDelimiter")
     terminator = _setting(LINE_ENDINGS, line_ending, "lineEnding")
     source = _BytesSource(data) if isinstance(data, (bytes, bytearray)) else data
-    header = _streamed_header(source, delimiter, terminator, line_ending, read_size, max_piece)
-    if header is not None:
-        names = [str(k) for k in range(len(header))]
-        count = _arrow_row_count(source, names, delimiter)
-        if count is not None:
-            return Upload(header, count, column_reader=functools.partial(
-                _arrow_column_batches, source, names, delimiter))
+    pieces = functools.partial(_record_pieces, source, read_size, max_piece)
+    shape = _checked_in_pieces(pieces, delimiter, terminator, line_ending)
+    if shape is not None:
+        header, count = shape
+        return Upload(header, count, column_reader=functools.partial(
+            _arrow_column_batches, pieces, len(header), delimiter))
     return _open_whole(source.read(0, source.size), delimiter, terminator, line_ending)
 
 
@@ -334,114 +333,64 @@ def _header_line(text: str, delimiter: str, terminator: str) -> list[str] | None
     return header if header is not None and len(header) > 1 else None
 
 
-def _arrow_read(data: bytes, width: int, delimiter: str) -> pa.Table | None:
-    """Every data row of an upload `_arrow_header` accepted, as a table of text columns;
-    None when a row is ragged (csv.reader's path then names it)."""
+def _arrow_read(data: bytes, width: int, delimiter: str, *, skip_header: bool = True,
+                kept: int | None = None) -> pa.Table | None:
+    """Every data row of an upload `_arrow_header` accepted (or of a piece of it after the
+    first, `skip_header=False`), as a table of text columns (the first `kept` of them; all
+    by default); None when a row is ragged (csv.reader's path then names it)."""
     names = [str(k) for k in range(width)]
     try:
-        return pacsv.read_csv(io.BytesIO(data), read_options=_arrow_read_options(names),
-                              parse_options=_arrow_parse_options(delimiter),
-                              convert_options=_arrow_convert_options(names, names))
+        return pacsv.read_csv(
+            pa.BufferReader(data),
+            # One thread: as fast for a piece of 1 MB, and the other core is left to the
+            # HTTP threads.
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(skip_header),
+                                           use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
+                newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                include_columns=names[:kept], check_utf8=False))  # the caller decoded it
     except pa.ArrowInvalid:
         return None
 
 
-def _arrow_read_options(names: list[str]) -> pacsv.ReadOptions:
-    # One thread: as fast here (70 MB in 0.12 s either way), and a streaming reader dropped
-    # after an error while its read-ahead still ran once aborted the process at exit
-    # ("terminate called without an active exception", pyarrow 26).
-    return pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False)
-
-
-def _arrow_parse_options(delimiter: str) -> pacsv.ParseOptions:
-    return pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
-                              escape_char=False, newlines_in_values=True,
-                              ignore_empty_lines=False)
-
-
-def _arrow_convert_options(names: list[str], kept: list[str]) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()), null_values=[],
-        strings_can_be_null=False, quoted_strings_can_be_null=False, include_columns=kept,
-        check_utf8=False)  # checked by the caller, decoding it
-
-
-def _open_arrow_stream(source: UploadSource, names: list[str], delimiter: str,
-                       kept: list[str]) -> pacsv.CSVStreamingReader:
-    return pacsv.open_csv(_SourceFile(source), read_options=_arrow_read_options(names),
-                          parse_options=_arrow_parse_options(delimiter),
-                          convert_options=_arrow_convert_options(names, kept))
-
-
-def _arrow_row_count(source: UploadSource, names: list[str], delimiter: str) -> int | None:
-    """How many data rows Arrow's streaming reader reads in an upload `_streamed_header`
-    accepted; None when a row is ragged (the whole upload's paths then name it). Read once
-    before any row is handed out, so a job never stops on a bad row halfway: only the first
-    column is kept (every row's width is still checked), for speed."""
-    try:
-        return sum(batch.num_rows for batch in
-                   _open_arrow_stream(source, names, delimiter, names[:1]))
-    except pa.ArrowInvalid:
-        return None
-
-
-def _arrow_column_batches(source: UploadSource, names: list[str], delimiter: str, size: int,
-                          start: int) -> Iterator[list[list[str]]]:
+def _arrow_column_batches(pieces: Callable[[], Iterator[bytes]], width: int, delimiter: str,
+                          size: int, start: int) -> Iterator[list[list[str]]]:
     """The data rows from row `start` on, `size` at a time, each batch as its columns:
-    Arrow's streaming reader reads the upload a block at a time and its record batches are
-    cut to `size` rows."""
-    reader = _open_arrow_stream(source, names, delimiter, names)
-    for table in _rebatched(reader, size, start):
+    Arrow's reader reads the upload a piece at a time (checked by `_checked_in_pieces`, so
+    every piece reads) and its tables are cut to `size` rows."""
+    tables = (_arrow_read(piece, width, delimiter, skip_header=k == 0)
+              for k, piece in enumerate(pieces()))
+    for table in _rebatched(tables, size, start):
         with gc_paused():
             batch = [column.to_pylist() for column in table.columns]
         yield batch
 
 
-def _rebatched(batches: Iterable[pa.RecordBatch], size: int, start: int) -> Iterator[pa.Table]:
-    """The rows of `batches` from row `start` on, as tables of `size` rows (the last one
+def _rebatched(tables: Iterable[pa.Table], size: int, start: int) -> Iterator[pa.Table]:
+    """The rows of `tables` from row `start` on, as tables of `size` rows (the last one
     may be shorter)."""
-    held: list[pa.RecordBatch] = []
+    held: list[pa.Table] = []
     count = 0
-    for batch in batches:
-        if start >= batch.num_rows:
-            start -= batch.num_rows
+    for table in tables:
+        if start >= table.num_rows:
+            start -= table.num_rows
             continue
-        batch, start = batch.slice(start), 0
-        held.append(batch)
-        count += batch.num_rows
+        table, start = table.slice(start), 0
+        held.append(table)
+        count += table.num_rows
         if count >= size:
-            table = pa.Table.from_batches(held)
+            table = pa.concat_tables(held)
             cut = 0
             while count - cut >= size:
                 yield table.slice(cut, size)
                 cut += size
-            held, count = table.slice(cut).to_batches(), count - cut
+            held, count = [table.slice(cut)], count - cut
     if count:
-        yield pa.Table.from_batches(held)
-
-
-class _SourceFile(io.RawIOBase):
-    """An UploadSource as the binary file Arrow's reader reads from, front to back."""
-
-    def __init__(self, source: UploadSource):
-        super().__init__()
-        self.source = source
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.source.size - self.position
-        piece = self.source.read(self.position, size)
-        self.position += len(piece)
-        return piece
-
-    def readinto(self, buffer) -> int:
-        piece = self.read(len(buffer))
-        buffer[:len(piece)] = piece
-        return len(piece)
+        yield pa.concat_tables(held)
 
 
 # -- an upload checked a piece at a time --------------------------------------------------------
@@ -451,26 +400,32 @@ class _PieceTooLong(Exception):
     """No record ends within MAX_PIECE bytes."""
 
 
-def _streamed_header(source: UploadSource, delimiter: str, terminator: str, line_ending: str,
-                     read_size: int, max_piece: int) -> list[str] | None:
-    """The header, when every check the whole upload's text would go through on its way to
-    Arrow's reader (`_open_whole`) passes, made a piece at a time; else None (then the
-    upload is read whole, which takes it the same way or names its error).
+def _checked_in_pieces(pieces: Callable[[], Iterator[bytes]], delimiter: str, terminator: str,
+                       line_ending: str) -> tuple[list[str], int] | None:
+    """(header, data row count), when every check the whole upload would go through on its
+    way to Arrow's reader (`_open_whole`) passes, made a piece at a time; else None (then
+    the upload is read whole, which takes it the same way or names its error).
 
     Each piece ends at a line feed outside quotes (`_record_pieces`), so each piece is
     checked as if it were a whole text: quotes are counted from an even number, no quoted
     value crosses into the next piece, and the first line break outside quotes (where
     `_check_line_ending` looks) and the header line are in the first piece. Only an empty
-    line split between two pieces is looked for across them."""
+    line split between two pieces is looked for across them. Arrow's reader reads every
+    piece here, keeping one column, so every row's width is checked before a job writes
+    any row."""
     header = None
+    count = 0
     previous = ""
     try:
-        for piece in _record_pieces(source, read_size, max_piece):
+        for piece in pieces():
             try:
                 text = piece.decode("utf-8")
             except UnicodeDecodeError:
                 return None  # pieces end at line feeds, never inside a character
-            if header is None:
+            first = header is None
+            if not first and piece.startswith(_BOM.encode()):
+                return None  # Arrow's reader would drop it as a BOM: it is data here
+            if first:
                 text = text.removeprefix(_BOM)
                 try:
                     _check_line_ending(text, line_ending)
@@ -484,9 +439,14 @@ def _streamed_header(source: UploadSource, delimiter: str, terminator: str, line
                     or (previous.endswith(terminator) and text.startswith(terminator))):
                 return None
             previous = text[-len(terminator):]
+            del text
+            table = _arrow_read(piece, len(header), delimiter, skip_header=first, kept=1)
+            if table is None:
+                return None
+            count += table.num_rows
     except _PieceTooLong:
         return None
-    return header
+    return (header, count) if header is not None else None
 
 
 def _record_pieces(source: UploadSource, read_size: int, max_piece: int) -> Iterator[bytes]:

@@ -144,6 +144,10 @@ LF_CASES = [
     ("nul-is-data", b"A\nx\x00y\n", ok(["A"], ["x\x00y"]), FAST_FROM_311),
     ("bom-stripped", b"\xef\xbb\xbfName\nA\n", ok(["Name"], ["A"]), FAST),
     ("second-bom-kept", b"\xef\xbb\xbf\xef\xbb\xbfName\nA\n", ok(["\ufeffName"], ["A"]), FAST),
+    # Read a piece at a time, a piece may start with it: it is data there all the same.
+    ("bom-in-data-kept", b"A,B\n\xef\xbb\xbfx,y\n", ok(["A", "B"], ["\ufeffx", "y"]), FAST),
+    ("bom-alone-in-a-row-is-a-value", b"A,B\n1,2\n\xef\xbb\xbf\n",
+     bad("Wrong number of columns at line 3: expected 2, found 1"), EXACT),
     ("empty-body", b"", bad(NO_CONTENT), EXACT),
     ("bom-only", b"\xef\xbb\xbf", bad(NO_CONTENT), EXACT),
     ("blank-lines-only", b"\n\n", bad(NO_CONTENT), EXACT),

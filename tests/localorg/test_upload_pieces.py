@@ -106,7 +106,7 @@ def test_a_job_read_a_piece_at_a_time_ends_as_one_read_whole(tmp_path, small_pie
     with LocalOrg(tmp_path / "pieces.sqlite3", seed=7) as org:
         by_pieces = outcome(org, run_job(org, data))
     with monkeypatch.context() as whole:
-        whole.setattr(csvfmt, "_streamed_header", lambda *args: None)
+        whole.setattr(csvfmt, "_checked_in_pieces", lambda *args: None)
         with LocalOrg(tmp_path / "whole.sqlite3", seed=7) as org:
             read_whole = outcome(org, run_job(org, data))
     assert by_pieces == read_whole
