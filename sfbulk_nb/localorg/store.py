@@ -15,11 +15,12 @@ import os
 import re
 import sqlite3
 import stat
+import tempfile
 import threading
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from . import ids, values
 from .catalog import SYSTEM_FIELDS, Catalog, SObject
@@ -417,17 +418,23 @@ class Store:
         return conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{where}",
                             params).rowcount == 1
 
-    def save_upload(self, job_id: str, data: bytes | bytearray, stamp: str) -> None:
-        """Keep a job's uploaded data, in pieces, and mark the job uploaded, in one
-        transaction. (Each piece is bound as it is: SQLite copies a bound blob twice, so
-        binding the upload whole held it three times at the server's peak.)"""
-        with self.transaction() as conn, memoryview(data) as view:
+    def spool(self) -> BinaryIO:
+        """A temporary file beside the org's file, for a request body on its way in: it is
+        read whole before it is kept (save_upload), and a 70 MB upload held in memory was
+        the server's peak. Unlinked when closed, or by the system if the process dies."""
+        return tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(self.path)))
+
+    def save_upload(self, job_id: str, data: bytes | bytearray | BinaryIO, stamp: str) -> None:
+        """Keep a job's uploaded data (bytes, or a file read from its start), in pieces,
+        and mark the job uploaded, in one transaction. (Each piece is bound as it is:
+        SQLite copies a bound blob twice, so binding the upload whole held it three times
+        at the server's peak.)"""
+        with self.transaction() as conn:
             _delete_uploads(conn, [job_id])
             # An empty upload is one empty piece: the job has data, none of it content.
             conn.executemany(
                 "INSERT INTO job_upload_pieces (job_id, piece, data) VALUES (?, ?, ?)",
-                ((job_id, k, view[start:start + UPLOAD_PIECE])
-                 for k, start in enumerate(range(0, max(len(view), 1), UPLOAD_PIECE))))
+                ((job_id, k, piece) for k, piece in enumerate(_pieces(data, UPLOAD_PIECE))))
             conn.execute("UPDATE jobs SET uploaded = 1, systemModstamp = ? WHERE id = ?",
                          (stamp, job_id))
 
@@ -617,6 +624,20 @@ def _delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> None:
         for table, column in (("job_results", "job_id"), ("job_uploads", "job_id"),
                               ("job_upload_pieces", "job_id"), ("jobs", "id")):
             conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)
+
+
+def _pieces(data: bytes | bytearray | BinaryIO, size: int) -> Iterator[bytes | memoryview]:
+    """`data` in pieces of `size` bytes (the last may be shorter; at least one piece)."""
+    if isinstance(data, (bytes, bytearray)):
+        view = memoryview(data)
+        for start in range(0, max(len(view), 1), size):
+            yield view[start:start + size]
+        return
+    data.seek(0)
+    piece = data.read(size)
+    yield piece
+    while len(piece) == size and (piece := data.read(size)):
+        yield piece
 
 
 def _delete_uploads(conn: sqlite3.Connection, job_ids: Sequence[str]) -> None:

@@ -4,11 +4,14 @@ a job stopped halfway resumes after a restart."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import tracemalloc
+from collections.abc import Iterator
 
 import pytest
 
-from sfbulk_nb.localorg import LocalOrg, csvfmt, engine, store
+from sfbulk_nb.localorg import LocalOrg, csvfmt, engine, http_ingest, store
 from tests.conftest import BulkHttp
 
 # Enough rows for three internal batches of 10,000 and several of Arrow's 1 MB blocks.
@@ -164,3 +167,59 @@ def test_a_bad_row_at_the_end_of_a_big_upload_fails_the_job_before_any_row_is_wr
     unprocessed = list(csv.reader(io.StringIO(api.results(info["id"], "unprocessedrecords"),
                                               newline="")))
     assert len(unprocessed) == 1 + ROWS + 1
+
+
+# -- the PUT --------------------------------------------------------------------------------
+
+
+def put(api: BulkHttp, job_id: str, body, **headers: str):
+    return api.request("PUT", f"/jobs/ingest/{job_id}/batches", data=body,
+                       headers={"Content-Type": "text/csv", **headers})
+
+
+def test_every_kind_of_body_is_kept_as_sent_and_no_spooled_copy_stays(tmp_path, small_pieces):
+    """With its length, in chunks of unknown length, gzip: the upload is kept as sent,
+    whether it spans pieces or not; the body spooled on its way in is gone, after a
+    refused PUT too."""
+    data = upsert_csv(3000).encode()  # about 300 KB: five pieces of 64 KB
+    with LocalOrg(tmp_path / "org.sqlite3") as org:
+        api = BulkHttp(org)
+        files = set(tmp_path.iterdir())
+        for body, headers in ((data, {}), (b"Name\nshort\n", {}),
+                              (iter([data[:1000], data[1000:]]), {}),  # chunked
+                              (gzip.compress(data), {"Content-Encoding": "gzip"})):
+            job = api.create("Account", "insert")
+            assert put(api, job["id"], body, **headers).status_code == 201
+            sent = gzip.decompress(body) if headers else (
+                data if isinstance(body, Iterator) else body)
+            assert org.store.job_data(job["id"]) == sent
+            assert put(api, job["id"], b"Name\nagain\n").status_code == 400  # one upload
+            assert put(api, job["id"], b"not gzip", **{"Content-Encoding": "gzip"}
+                       ).status_code == 400
+            assert org.store.job_data(job["id"]) == sent
+        assert set(tmp_path.iterdir()) == files
+
+
+def test_the_put_never_holds_the_upload_in_memory(tmp_path, monkeypatch):
+    """Python's peak memory while the server handles a 12 MB PUT: a few pieces of 1 MB."""
+    handle = http_ingest.IngestResource.on_upload
+    peaks = []
+
+    def measured(*args, **kwargs):
+        tracemalloc.reset_peak()
+        try:
+            return handle(*args, **kwargs)
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+
+    monkeypatch.setattr(http_ingest.IngestResource, "on_upload", measured)
+    data = upsert_csv(150_000).encode()
+    with LocalOrg(tmp_path / "org.sqlite3") as org:  # made after the patch: it serves it
+        api = BulkHttp(org)
+        job = api.create("Account", "insert")
+        tracemalloc.start()
+        try:
+            assert put(api, job["id"], data).status_code == 201
+        finally:
+            tracemalloc.stop()
+    assert peaks[0] < len(data) / 3, f"peak {peaks[0] >> 10} KB for {len(data) >> 10} KB"
