@@ -60,10 +60,11 @@ class Contention:
                       for tag, values, cut in columns if values[i] not in ("", "#N/A"))
                 for i in range(size)]
 
-    def job_parents(self, job_id: str, read: Callable[[], tuple[Header, bytes, str, str]]
+    def job_parents(self, job_id: str,
+                    read: Callable[[], tuple[Header, bytes | csvfmt.UploadSource, str, str]]
                     ) -> frozenset[str]:
         """Every parent key of a job's upload (read once; ``read`` gives the job's header,
-        data and CSV options)."""
+        data (or where to read it: csvfmt.open_upload) and CSV options)."""
         with self._lock:
             found = self._parents.get(job_id)
         if found is not None:

@@ -13,6 +13,11 @@ Parsing has two paths that must agree exactly. The fast path hands the text to t
 ``csv`` reader once ``_records_fast`` has checked that the reader cannot read it differently
 from Salesforce. The exact path is a value-by-value scanner; it handles every other input
 and produces every error message, with its line number.
+
+A job's upload (``open_upload``) is read from where it is stored, a piece at a time, each
+piece ending with a record: when those checks pass on every piece, Arrow's CSV reader reads
+it a piece at a time, and no more than a piece of it is held. Any other upload is read
+whole, as text, by the paths above (which name its errors).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import io
 import itertools
 import re
 import sys
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -35,6 +40,7 @@ __all__ = [
     "LINE_ENDINGS",
     "CsvFormatError",
     "Upload",
+    "UploadSource",
     "open_upload",
     "parse_upload",
     "render_columns",
@@ -48,6 +54,12 @@ DELIMITERS = {
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 
 _BOM = "\ufeff"
+# Bytes of a stored upload read at a time; a piece checked at a time ends at a record's end,
+# so it is this plus the rest of the record it cuts.
+READ_SIZE = 1 << 20
+# A piece longer than this (a record spanning 16 MB, or quotes that never close) is not
+# worth cutting further: the upload is then read whole instead.
+MAX_PIECE = 16 << 20
 # Our guess at the wording: Salesforce's text for an empty upload is not recorded.
 _NO_CONTENT = "ClientInputError : No content found in the uploaded data"
 
@@ -174,6 +186,26 @@ def _parse(
     return records[0], records[1:]
 
 
+class UploadSource(Protocol):
+    """An upload where it is stored (the local org's SQLite file), read a piece at a time."""
+
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer only at the end)."""
+
+
+class _BytesSource:
+    """An upload held in memory, as an UploadSource."""
+
+    def __init__(self, data: bytes | bytearray):
+        self.data = data
+        self.size = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self.data[offset:offset + length])
+
+
 class Upload:
     """A validated upload whose rows are read batch by batch, so a million-row job never
     holds all its rows as Python lists at once.
@@ -204,12 +236,29 @@ class Upload:
                 for batch in self._rows(size, start))
 
 
-def open_upload(data: bytes, column_delimiter: str = "COMMA",
-                line_ending: str = "LF") -> Upload:
+def open_upload(data: bytes | bytearray | UploadSource, column_delimiter: str = "COMMA",
+                line_ending: str = "LF", *, read_size: int = READ_SIZE,
+                max_piece: int = MAX_PIECE) -> Upload:
     """Validate an upload completely (every error parse_upload would raise is raised here,
-    before any row is handed out) and return it for reading in batches."""
+    before any row is handed out) and return it for reading in batches.
+
+    `data` is the upload's bytes, or an UploadSource to read it from a piece at a time
+    (`read_size` bytes a read): an upload that Arrow's reader takes (`_checked_in_pieces`)
+    is then checked and read a piece at a time, never held whole."""
     delimiter = _setting(DELIMITERS, column_delimiter, "columnDelimiter")
     terminator = _setting(LINE_ENDINGS, line_ending, "lineEnding")
+    source = _BytesSource(data) if isinstance(data, (bytes, bytearray)) else data
+    pieces = functools.partial(_record_pieces, source, read_size, max_piece)
+    shape = _checked_in_pieces(pieces, delimiter, terminator, line_ending)
+    if shape is not None:
+        header, count = shape
+        return Upload(header, count, column_reader=functools.partial(
+            _arrow_column_batches, pieces, len(header), delimiter))
+    return _open_whole(source.read(0, source.size), delimiter, terminator, line_ending)
+
+
+def _open_whole(data: bytes, delimiter: str, terminator: str, line_ending: str) -> Upload:
+    """open_upload for an upload read whole (as text, unless Arrow's reader takes it)."""
     text = _decode(data)
     _check_line_ending(text, line_ending)
     with gc_paused():
@@ -256,10 +305,21 @@ def _arrow_header(text: str, delimiter: str, terminator: str) -> list[str] | Non
     column, and no empty line outside quotes (Arrow reads one as a row of empty values;
     csv.reader's path drops trailing ones and reports the others as ragged rows). A
     ragged row makes `_arrow_read` give up instead."""
-    blank = terminator * 2
-    if blank in text and _first_outside_quotes(
-            text, map(_start, re.finditer(re.escape(blank), text))) is not None:
+    if _blank_line_outside_quotes(text, terminator):
         return None
+    return _header_line(text, delimiter, terminator)
+
+
+def _blank_line_outside_quotes(text: str, terminator: str) -> bool:
+    """Whether an empty line (two line endings in a row) is outside quotes."""
+    blank = terminator * 2
+    return blank in text and _first_outside_quotes(
+        text, map(_start, re.finditer(re.escape(blank), text))) is not None
+
+
+def _header_line(text: str, delimiter: str, terminator: str) -> list[str] | None:
+    """The header as Arrow's reader needs it: on the first physical line (Arrow skips it as
+    a line) and more than one column; else None."""
     end = text.find(terminator)
     first_line = text[:end]
     # Arrow skips the header as a physical line, blind to quotes: it must hold no other
@@ -273,23 +333,157 @@ def _arrow_header(text: str, delimiter: str, terminator: str) -> list[str] | Non
     return header if header is not None and len(header) > 1 else None
 
 
-def _arrow_read(data: bytes, width: int, delimiter: str) -> pa.Table | None:
-    """Every data row of an upload `_arrow_header` accepted, as a table of text columns;
-    None when a row is ragged (csv.reader's path then names it)."""
+def _arrow_read(data: bytes, width: int, delimiter: str, *, skip_header: bool = True,
+                kept: int | None = None) -> pa.Table | None:
+    """Every data row of an upload `_arrow_header` accepted (or of a piece of it after the
+    first, `skip_header=False`), as a table of text columns (the first `kept` of them; all
+    by default); None when a row is ragged (csv.reader's path then names it)."""
     names = [str(k) for k in range(width)]
     try:
         return pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            pa.BufferReader(data),
+            # One thread: as fast for a piece of 1 MB, and the other core is left to the
+            # HTTP threads.
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(skip_header),
+                                           use_threads=False),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
                 newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), null_values=[],
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
-                check_utf8=False))  # _decode has checked it
+                include_columns=names[:kept], check_utf8=False))  # the caller decoded it
     except pa.ArrowInvalid:
         return None
+
+
+def _arrow_column_batches(pieces: Callable[[], Iterator[bytes]], width: int, delimiter: str,
+                          size: int, start: int) -> Iterator[list[list[str]]]:
+    """The data rows from row `start` on, `size` at a time, each batch as its columns:
+    Arrow's reader reads the upload a piece at a time (checked by `_checked_in_pieces`, so
+    every piece reads) and its tables are cut to `size` rows."""
+    tables = (_arrow_read(piece, width, delimiter, skip_header=k == 0)
+              for k, piece in enumerate(pieces()))
+    for table in _rebatched(tables, size, start):
+        with gc_paused():
+            batch = [column.to_pylist() for column in table.columns]
+        yield batch
+
+
+def _rebatched(tables: Iterable[pa.Table], size: int, start: int) -> Iterator[pa.Table]:
+    """The rows of `tables` from row `start` on, as tables of `size` rows (the last one
+    may be shorter)."""
+    held: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        if start >= table.num_rows:
+            start -= table.num_rows
+            continue
+        table, start = table.slice(start), 0
+        held.append(table)
+        count += table.num_rows
+        if count >= size:
+            table = pa.concat_tables(held)
+            cut = 0
+            while count - cut >= size:
+                yield table.slice(cut, size)
+                cut += size
+            held, count = [table.slice(cut)], count - cut
+    if count:
+        yield pa.concat_tables(held)
+
+
+# -- an upload checked a piece at a time --------------------------------------------------------
+
+
+class _PieceTooLong(Exception):
+    """No record ends within MAX_PIECE bytes."""
+
+
+def _checked_in_pieces(pieces: Callable[[], Iterator[bytes]], delimiter: str, terminator: str,
+                       line_ending: str) -> tuple[list[str], int] | None:
+    """(header, data row count), when every check the whole upload would go through on its
+    way to Arrow's reader (`_open_whole`) passes, made a piece at a time; else None (then
+    the upload is read whole, which takes it the same way or names its error).
+
+    Each piece ends at a line feed outside quotes (`_record_pieces`), so each piece is
+    checked as if it were a whole text: quotes are counted from an even number, no quoted
+    value crosses into the next piece, and the first line break outside quotes (where
+    `_check_line_ending` looks) and the header line are in the first piece. Only an empty
+    line split between two pieces is looked for across them. Arrow's reader reads every
+    piece here, keeping one column, so every row's width is checked before a job writes
+    any row."""
+    header = None
+    count = 0
+    previous = ""
+    try:
+        for piece in pieces():
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError:
+                return None  # pieces end at line feeds, never inside a character
+            first = header is None
+            if not first and piece.startswith(_BOM.encode()):
+                return None  # Arrow's reader would drop it as a BOM: it is data here
+            if first:
+                text = text.removeprefix(_BOM)
+                try:
+                    _check_line_ending(text, line_ending)
+                except CsvFormatError:
+                    return None
+                header = _header_line(text, delimiter, terminator)
+                if header is None:
+                    return None
+            if (not _fast_path_applies(text, delimiter, terminator)
+                    or _blank_line_outside_quotes(text, terminator)
+                    or (previous.endswith(terminator) and text.startswith(terminator))):
+                return None
+            previous = text[-len(terminator):]
+            del text
+            table = _arrow_read(piece, len(header), delimiter, skip_header=first, kept=1)
+            if table is None:
+                return None
+            count += table.num_rows
+    except _PieceTooLong:
+        return None
+    return (header, count) if header is not None else None
+
+
+def _record_pieces(source: UploadSource, read_size: int, max_piece: int) -> Iterator[bytes]:
+    """The upload's bytes, read `read_size` at a time, in pieces that each end at a line
+    feed with an even number of quotes before it (outside quotes, when quoting is valid;
+    when it is not, a piece fails its checks anyway) or at the end of the upload. Raises
+    _PieceTooLong when no such line feed comes within `max_piece` bytes."""
+    pending = bytearray()
+    quotes = 0  # in pending, up to `scanned`
+    scanned = 0  # pending's bytes already searched for a cut, without one
+    for offset in range(0, source.size, read_size):
+        pending += source.read(offset, read_size)
+        cut = _last_line_feed_outside_quotes(pending, scanned, quotes)
+        if cut < 0:
+            quotes += pending.count(b'"', scanned)
+            scanned = len(pending)
+            if scanned > max_piece:
+                raise _PieceTooLong
+            continue
+        yield bytes(pending[:cut + 1])
+        del pending[:cut + 1]
+        quotes, scanned = 0, 0
+    if pending:
+        yield bytes(pending)
+
+
+def _last_line_feed_outside_quotes(data: bytearray, start: int, quotes_before: int) -> int:
+    """The position of the last line feed at or after `start` with an even number of
+    quotes before it (`quotes_before` of them before `start`), or -1."""
+    quotes = quotes_before + data.count(b'"', start)
+    end = len(data)
+    while (line_feed := data.rfind(b"\n", start, end)) >= 0:
+        quotes -= data.count(b'"', line_feed, end)
+        if quotes % 2 == 0:
+            return line_feed
+        end = line_feed
+    return -1
 
 
 def _table_columns(table: pa.Table, size: int, start: int) -> Iterator[list[list[str]]]:

@@ -13,10 +13,11 @@ jobs are queued again on start and resume after the last committed batch.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -116,7 +117,9 @@ class Engine:
             raise not_found()
         return job
 
-    def upload(self, job_id: str, data: bytes | bytearray) -> None:
+    def upload(self, job_id: str, data: bytes | bytearray | BinaryIO) -> None:
+        """Keep a job's one upload: its bytes, or a file (a request body spooled to disk,
+        Store.spool) holding them."""
         job = self.get_job(job_id)
         if job["uploaded"]:
             # The real message, typo and 15-character id included (protocol notes 2.5).
@@ -127,7 +130,7 @@ class Engine:
         if job["state"] != "Open":
             raise invalid_state(f"Job {job_id} is not in the Open state; data can only be "
                                 "uploaded to an Open job")
-        check_upload_size(len(data))
+        check_upload_size(upload_size(data))
         self.store.save_upload(job_id, data, sf_datetime(self.clock()))
 
     def set_state(self, job_id: str, state: Any) -> dict[str, Any]:
@@ -207,8 +210,9 @@ class Engine:
                 # Our guess at the wording: closing a job without data fails it.
                 raise JobFailure("InvalidBatch : No data uploaded for this job")
             # Validated whole first (a bad file fails the job before any row is written),
-            # then read a batch at a time so a big job never holds all its rows at once.
-            upload = csvfmt.open_upload(self.store.job_data(job_id), job["columnDelimiter"],
+            # then read a batch at a time so a big job never holds all its rows at once;
+            # both read the stored upload a piece at a time (see csvfmt.open_upload).
+            upload = csvfmt.open_upload(self.store.upload(job_id), job["columnDelimiter"],
                                         job["lineEnding"])
             names = upload.header
             obj = self.catalog.get(job["object"])
@@ -325,7 +329,7 @@ class Engine:
 
             def read(other: str = other):
                 job = self.store.get_job(other, KIND)
-                data = self.store.job_data(other) or b""
+                data = self.store.upload(other) or b""
                 names = csvfmt.open_upload(data, job["columnDelimiter"], job["lineEnding"]).header
                 header = Header.parse(self.catalog, self.catalog.get(job["object"]),
                                       job["operation"], names, job["externalIdFieldName"])
@@ -373,6 +377,12 @@ def upload_too_large() -> ApiError:
     return ApiError(413, "EXCEEDED_QUOTA",
                     "The data uploaded for this job is larger than 150 MB once base64 "
                     "encoded (about 100 MB of CSV); split it into several jobs")
+
+
+def upload_size(data: bytes | bytearray | BinaryIO) -> int:
+    if isinstance(data, (bytes, bytearray)):
+        return len(data)
+    return data.seek(0, os.SEEK_END)
 
 
 def check_upload_size(size: int) -> None:

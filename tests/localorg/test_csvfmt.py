@@ -63,10 +63,45 @@ def streamed(data: bytes, delimiter: str, line_ending: str):
     return upload.header, rows
 
 
+class PieceSource:
+    """An upload where it is stored (csvfmt.UploadSource), remembering whether it was read
+    whole (all of it asked for at once; Arrow's reader asks for 1 MB blocks)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+        self.read_whole = False
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.read_whole |= offset == 0 and length == self.size > 0
+        return self.data[offset:offset + length]
+
+
+def from_pieces(data: bytes, delimiter: str, line_ending: str, read_size: int):
+    """open_upload of an UploadSource read `read_size` bytes at a time, as `streamed`."""
+    upload = csvfmt.open_upload(PieceSource(data), delimiter, line_ending, read_size=read_size)
+    rows = [row for batch in upload.batches(2) for row in batch]
+    assert upload.rows == len(rows)
+    assert [row for batch in upload.batches(2, start=1) for row in batch] == rows[1:]
+    return upload.header, rows
+
+
+def read_whole(data: bytes, delimiter: str, line_ending: str, read_size: int) -> bool:
+    """Whether open_upload read this upload whole rather than a piece at a time."""
+    source = PieceSource(data)
+    try:
+        csvfmt.open_upload(source, delimiter, line_ending, read_size=read_size)
+    except CsvFormatError:
+        pass
+    return source.read_whole
+
+
 def check(data: bytes, expected, *, fast: bool, delimiter: str = "COMMA", line_ending: str = "LF"):
-    """Assert the outcome of all four ways of parsing, and whether the fast path applies."""
+    """Assert the outcome of all six ways of parsing, and whether the fast path applies."""
     assert same(outcome(parse_upload, data, delimiter, line_ending), expected)
     assert same(outcome(streamed, data, delimiter, line_ending), expected)
+    for read_size in (1, 4):  # read a piece at a time, every piece boundary tried
+        assert same(outcome(from_pieces, data, delimiter, line_ending, read_size), expected)
     assert same(outcome(csvfmt._parse, data, delimiter, line_ending, False), expected)
     if isinstance(expected, CsvFormatError) and re.search("LineEnding|UTF-8", str(expected)):
         return  # rejected before either path runs
@@ -109,6 +144,10 @@ LF_CASES = [
     ("nul-is-data", b"A\nx\x00y\n", ok(["A"], ["x\x00y"]), FAST_FROM_311),
     ("bom-stripped", b"\xef\xbb\xbfName\nA\n", ok(["Name"], ["A"]), FAST),
     ("second-bom-kept", b"\xef\xbb\xbf\xef\xbb\xbfName\nA\n", ok(["\ufeffName"], ["A"]), FAST),
+    # Read a piece at a time, a piece may start with it: it is data there all the same.
+    ("bom-in-data-kept", b"A,B\n\xef\xbb\xbfx,y\n", ok(["A", "B"], ["\ufeffx", "y"]), FAST),
+    ("bom-alone-in-a-row-is-a-value", b"A,B\n1,2\n\xef\xbb\xbf\n",
+     bad("Wrong number of columns at line 3: expected 2, found 1"), EXACT),
     ("empty-body", b"", bad(NO_CONTENT), EXACT),
     ("bom-only", b"\xef\xbb\xbf", bad(NO_CONTENT), EXACT),
     ("blank-lines-only", b"\n\n", bad(NO_CONTENT), EXACT),
@@ -339,10 +378,20 @@ def test_fast_path_never_disagrees_on_random_text(delimiter, line_ending):
         assert same(outcome(parse_upload, data, delimiter, line_ending), slow), repr(text)
         # open_upload may hand the text to Arrow's reader: it must decline or agree too.
         assert same(outcome(streamed, data, delimiter, line_ending), slow), repr(text)
+        read_size = 1 + accepted % 7  # (not drawn from rnd: the texts stay as they were)
+        assert same(outcome(from_pieces, data, delimiter, line_ending, read_size), slow), (
+            repr(text), read_size)
         terminator = LINE_ENDINGS[line_ending]
-        if (csvfmt._fast_path_applies(text, d, terminator)
-                and csvfmt._arrow_header(text, d, terminator) is not None):
-            by_arrow += 1
+        to_arrow = (csvfmt._fast_path_applies(text, d, terminator)
+                    and csvfmt._arrow_header(text, d, terminator) is not None
+                    and csvfmt._arrow_read(data, len(csvfmt._arrow_header(text, d, terminator)),
+                                           d) is not None)
+        by_arrow += to_arrow
+        # Checked a piece at a time, the upload goes to Arrow's reader exactly when, read
+        # whole, it would: it is read whole only when the text paths must read it.
+        if len(data) > read_size:  # (else its one piece is all of it)
+            assert read_whole(data, delimiter, line_ending, read_size) != to_arrow, (
+                repr(text), read_size)
     assert accepted > 200 and rejected > 200  # both branches were exercised
     assert by_arrow > 10  # and Arrow took some (the round-trip test gives it many more)
 
@@ -371,3 +420,43 @@ def test_arrow_reader_takes_plain_headers_and_agrees_with_the_exact_path(delimit
     upload = csvfmt.open_upload(data, delimiter, line_ending)
     columns = [c for batch in upload.column_batches(150, start=7) for c in batch[:1]]
     assert [v for c in columns for v in c] == [r[0] for r in rows[7:]]
+    for read_size in (1, 64, 1000):
+        assert same(outcome(from_pieces, data, delimiter, line_ending, read_size), (names, rows))
+        assert not read_whole(data, delimiter, line_ending, read_size)
+
+
+def test_a_record_longer_than_a_piece_may_be_is_read_whole_the_same():
+    """Quotes that span more than max_piece bytes: the upload is read whole instead."""
+    long_value = "line\n" * 50
+    data = f'Name,Description\nA,"{long_value}"\nB,short\n'.encode()
+    expected = (["Name", "Description"], [["A", long_value], ["B", "short"]])
+    source = PieceSource(data)
+    upload = csvfmt.open_upload(source, read_size=16, max_piece=64)
+    assert source.read_whole
+    assert (upload.header, [r for b in upload.batches(10) for r in b]) == expected
+    source = PieceSource(data)
+    upload = csvfmt.open_upload(source, read_size=16, max_piece=1024)
+    assert not source.read_whole
+    assert (upload.header, [r for b in upload.batches(10) for r in b]) == expected
+
+
+def test_a_big_upload_is_handed_out_in_batches_of_the_size_asked_from_any_start():
+    """Several of Arrow's blocks (1 MB) and many pieces: batches keep their size across
+    blocks, and a start (a job resumed after a restart) skips rows across them."""
+    rows = [[f"Name {i}", f'"quoted, {i}"', "x" * (i % 50)] for i in range(40_000)]
+    text = "A,B,C\n" + "".join(",".join(row) + "\n" for row in rows)
+    expected = [[r[0], r[1][1:-1], r[2]] for r in rows]
+    for start in (0, 1, 17_000, 39_999, 40_000):
+        source = PieceSource(text.encode())
+        upload = csvfmt.open_upload(source, read_size=4096)
+        batches = list(upload.column_batches(10_000, start=start))
+        assert not source.read_whole
+        assert [len(b[0]) for b in batches][:-1] == [10_000] * (len(batches) - 1)
+        assert [list(r) for b in batches for r in zip(*b)] == expected[start:]
+        assert upload.rows == len(rows)
+
+
+def test_a_ragged_row_at_the_end_of_a_big_upload_is_named_before_any_row_is_handed_out():
+    data = ("A,B\n" + "1,2\n" * 30_000 + "3\n").encode()
+    with pytest.raises(CsvFormatError, match="Wrong number of columns at line 30002"):
+        csvfmt.open_upload(PieceSource(data), read_size=4096)

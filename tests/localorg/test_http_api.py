@@ -272,9 +272,9 @@ def test_an_upload_kept_in_the_job_row_by_older_versions_is_still_processed(tmp_
         job = api.create("Account", "insert")
         api.upload(job["id"], "Name\nOld\nFormat\n")
         with org.store.transaction() as conn:  # put it where an older version kept it
-            conn.execute("UPDATE jobs SET data = (SELECT data FROM job_uploads WHERE job_id = ?)"
-                         " WHERE id = ?", (job["id"], job["id"]))
-            conn.execute("DELETE FROM job_uploads")
+            conn.execute("UPDATE jobs SET data = ? WHERE id = ?",
+                         (org.store.job_data(job["id"]), job["id"]))
+            conn.execute("DELETE FROM job_upload_pieces")
         api.close(job["id"])
         info = api.wait(job["id"])
         assert info["state"] == "JobComplete" and info["numberRecordsProcessed"] == 2

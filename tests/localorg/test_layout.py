@@ -12,7 +12,7 @@ from sfbulk_nb.localorg import app
 PACKAGE = Path(localorg.__file__).parent
 # SQL that writes a jobs table: the job rows, their uploads and their results.
 JOB_WRITE = re.compile(r"\b(UPDATE|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|REPLACE\s+INTO)"
-                       r"\s+\"?(jobs|job_uploads|job_results)\b", re.IGNORECASE)
+                       r"\s+\"?(jobs|job_uploads|job_upload_pieces|job_results)\b", re.IGNORECASE)
 
 
 def job_writes(text: str) -> list[str]:
@@ -23,6 +23,7 @@ def test_the_guard_sees_job_writes():
     assert job_writes('conn.execute("UPDATE jobs SET numberRecordsProcessed = ? WHERE id = ?")')
     assert job_writes('"INSERT OR REPLACE INTO job_uploads (job_id, data) VALUES (?, ?)"')
     assert job_writes("delete from job_results where job_id = ?")
+    assert job_writes('"INSERT INTO job_upload_pieces (job_id, piece, data) VALUES (?, ?, ?)"')
     assert not job_writes('"SELECT id FROM jobs WHERE state = ?"')
     assert not job_writes('"UPDATE jobsets SET x = 1"')
 
