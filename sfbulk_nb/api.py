@@ -277,7 +277,7 @@ def _refuse_unfinished(print_: str, org: Org, plan: plan_stage.LoadPlan,
     for record in journal.records(state=journal.RUNNING):
         d = record.data
         # The fingerprint last: an old record's needs the frame hashed the old way.
-        if (d.get("state") == journal.RUNNING and journal.same_org(d, org)
+        if (journal.same_org(d, org)
                 and d.get("sobject") == plan.sobject and d.get("operation") == plan.operation
                 and journal.same_print(d.get("fingerprint"), print_, legacy_print)):
             raise errors.RunInProgressError(

@@ -635,11 +635,10 @@ def has_transient_failures(outcomes: list[JobOutcome]) -> bool:
     """Whether any failed result row of these outcomes names a TRANSIENT_ERRORS code: only
     those rows make a follow-up round, and telling needs no alignment of the rows."""
     for o in outcomes:
-        failed = o.failed
-        if o.unknown or failed is None or not len(failed) or not _has(failed, "sf__Error"):
+        if o.unknown or o.failed is None or not len(o.failed):
             continue
         errors = pc.utf8_ltrim_whitespace(
-            _text(failed.iloc[:, _find_column(failed.columns, "sf__Error", "failed results")]))
+            _result_text(o.failed, "sf__Error", "failed results", optional=True))
         # A superset of split_sf_error's code (a longer code with this start): alignment
         # then reads the codes exactly.
         if any(pc.any(pc.starts_with(errors, code)).as_py() for code in TRANSIENT_ERRORS):
@@ -862,9 +861,7 @@ def keys_repeat(sent_text: pd.DataFrame, operation: str, key: str | None = None,
         text = _text(sent_text.iloc[:, _key_position(sent_text, op, key)])
     except ValueError:  # no key column: alignment reports that
         return False
-    normalize = _normalizer(op, key, key_case_insensitive)
-    keys = normalize(text) if normalize is not None else text
-    return pc.count_distinct(keys, mode="all").as_py() < len(keys)
+    return KeyCodes.of(text, op, key, key_case_insensitive).repeat
 
 
 def _duplicates_frame(index, positions, keys, counts, reasons) -> pd.DataFrame:

@@ -56,6 +56,7 @@ Rules that differ from a frame:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -155,36 +156,13 @@ def load_csv(path: str | Path, sobject: str, operation: str, external_id: str | 
     load = _StreamLoad(sobject, operation, external_id, target, label=_LINE,
                        fingerprint=source.fingerprint(), source=str(source.path), **options)
 
-    size = max(source.path.stat().st_size, 1)
     load.title = f"{operation} {sobject} from {source.path.name}"
     load.fixes = fixes_text(path, encoding=encoding, sep=sep)
-    # Arrow reads the file a block of block_size bytes per batch: batches so far tell how
-    # far through it the reading is (the reader's own position runs ahead, read-ahead).
-    load.fraction_read = lambda: min(1.0, source.batches * source.block_size / size)
-
-    def blocks() -> Iterator[pd.DataFrame]:
-        source.batches = 0
-        for block in source.blocks():
-            if start_line is not None and block.index[0] < start_line:
-                block = block[block.index >= start_line]
-            if len(block):
-                yield block
-
+    blocks = _file_blocks(load, source, start_line)
     with memory.lean():
         if load.options.on_invalid == "raise":
-            try:
+            with _checking_file(load):
                 load.check_all(blocks)  # nothing is sent unless every row passes
-            except (errors.SFBulkError, OSError, KeyboardInterrupt) as e:
-                first = ("interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
-                         else str(e).split("\n", 1)[0])
-                load._show(rows=load.checked_rows, last=load.checked_last, final=True,
-                           stop_text=first if first.startswith("Nothing was sent")
-                           else f"Nothing was sent: {first}")
-                if isinstance(e, KeyboardInterrupt):
-                    raise KeyboardInterrupt(f"Interrupted while checking the file (at "
-                                            f"{_LINE} {load.checked_last}): nothing was "
-                                            "sent") from None
-                raise
         return load.run(blocks())
 
 
@@ -210,25 +188,51 @@ def validate_csv(path: str | Path, sobject: str, external_id: str | None = None,
                        None, label=_LINE, fingerprint=None, source=str(source.path),
                        **options)
     load.results_path = None
-    size = max(source.path.stat().st_size, 1)
     load.title = f"check {operation} {sobject} from {source.path.name}"
+    blocks = _file_blocks(load, source)
+    with memory.lean(), _checking_file(load):
+        problems = load.validate_all(blocks)
+    load._show(rows=load.checked_rows, last=load.checked_last, final=True, phase="checked",
+               invalid=len(problems.invalid_positions()))
+    return problems
+
+
+def _file_blocks(load: "_StreamLoad", source: "CsvSource",
+                 start_line: int | None = None) -> Callable[[], Iterator[pd.DataFrame]]:
+    """The file's blocks, read afresh at each call (from ``start_line`` on), and how far
+    through the file the reading is for the load's panel."""
+    size = max(source.path.stat().st_size, 1)
+    # Arrow reads the file a block of block_size bytes per batch: batches so far tell how
+    # far through it the reading is (the reader's own position runs ahead, read-ahead).
     load.fraction_read = lambda: min(1.0, source.batches * source.block_size / size)
 
     def blocks() -> Iterator[pd.DataFrame]:
         source.batches = 0
-        yield from source.blocks()
+        for block in source.blocks():
+            if start_line is not None and block.index[0] < start_line:
+                block = block[block.index >= start_line]
+            if len(block):
+                yield block
 
-    with memory.lean():
-        try:
-            problems = load.validate_all(blocks)
-        except (errors.SFBulkError, OSError, KeyboardInterrupt) as e:
-            load._show(rows=load.checked_rows, last=load.checked_last, final=True,
-                       stop_text="interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
-                       else str(e).split("\n", 1)[0])
-            raise
-    load._show(rows=load.checked_rows, last=load.checked_last, final=True, phase="checked",
-               invalid=int(problems[problems["severity"] == ERROR]["position"].nunique()))
-    return problems
+    return blocks
+
+
+@contextlib.contextmanager
+def _checking_file(load: "_StreamLoad") -> Iterator[None]:
+    """A file's check before anything is sent: an error or Ctrl-C in it ends the panel
+    saying nothing was sent, and Ctrl-C says where the check was."""
+    try:
+        yield
+    except (errors.SFBulkError, OSError, KeyboardInterrupt) as e:
+        first = ("interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt)
+                 else str(e).split("\n", 1)[0])
+        load._show(rows=load.checked_rows, last=load.checked_last, final=True,
+                   stop_text=first if first.startswith("Nothing was sent")
+                   else f"Nothing was sent: {first}")
+        if isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt(f"Interrupted while checking the file (at {_LINE} "
+                                    f"{load.checked_last}): nothing was sent") from None
+        raise
 
 
 def load_frames(frames: Iterable[pd.DataFrame], sobject: str, operation: str,

@@ -150,6 +150,12 @@ def test_ctrl_c_during_a_streamed_load_leaves_the_panel_saying_where_it_stopped(
         sfb.upsert_csv(path, "Account", KEY, org=sfb.connect(org), block_size=400)
     assert kernel[0].bar.bar_style == "danger" and "Nothing was sent" in kernel[0].line.value
     calls.clear()
+    with pytest.raises(KeyboardInterrupt, match=r"while checking the file \(at line \d+\): "
+                       "nothing was sent"):  # a check alone says the same
+        sfb.validate_csv(path, "Account", KEY, org=sfb.connect(org), block_size=400)
+    assert kernel[1].bar.bar_style == "danger" and "Nothing was sent" in kernel[1].line.value
+    del kernel[1]
+    calls.clear()
     phase = "sending"
     with pytest.raises(KeyboardInterrupt, match="start_line="):
         sfb.upsert_csv(path, "Account", KEY, org=sfb.connect(org), max_records=20,
