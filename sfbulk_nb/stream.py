@@ -79,6 +79,7 @@ from . import api
 from .api import Run
 from .encode import Chunk
 from .problems import ERROR, Problems
+from .progress import plural
 from .tables import ShownFrame
 
 __all__ = ["StreamResult", "upsert_csv", "insert_csv", "update_csv", "delete_csv",
@@ -655,7 +656,7 @@ class _Checks:
     def note(self, label: str) -> str:
         read = (f"the check stopped at {label} {self.stopped_at:,}, after "
                 f"{self.listed:,} problems" if self.stopped_at is not None
-                else f"{self.rows:,} rows checked")
+                else f"{plural(self.rows, 'row')} checked")
         return f"{read}; nothing was sent"
 
 

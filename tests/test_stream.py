@@ -583,6 +583,9 @@ def test_validate_csv_lists_every_problem_of_a_file_and_sends_nothing(client, or
     Path("clean.csv").write_text(f"{KEY},Name\nC1,One\nC2,Two\n")
     clean = sfb.validate_csv("clean.csv", "Account", KEY, **QUIET)
     assert len(clean) == 0 and "no problems" in repr(clean)
+    Path("one.csv").write_text(f"{KEY},Name\nO1,One\n")
+    assert "(1 row checked; nothing was sent)" in repr(
+        sfb.validate_csv("one.csv", "Account", KEY, **QUIET))
     assert len(accounts(org)) == 0
     # A column no field matches is said once, however many blocks the file has.
     Path("col.csv").write_text(f"{KEY},Name,Bogus__c\n" + "".join(
