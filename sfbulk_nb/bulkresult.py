@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import results
+from . import memory, results
 from .errors import InputError, JobFailedError
 from .progress import number_ranges, plural
 from .tables import ShownFrame, table_html
@@ -49,7 +49,8 @@ class BulkResult:
         `sfb.options.display_limit` rows in a notebook (a `tables.ShownFrame`; what is
         derived from it is a plain DataFrame)."""
         if self._frame is None:
-            frame = pd.concat([self._run.df, self._run.aligned()], axis=1)
+            with memory.lean():  # after the load's call has returned: its buffers too
+                frame = pd.concat([self._run.df, self._run.aligned()], axis=1)
             if self._previous is not None:
                 frame = _merge_retried(self._previous.frame, frame)
             frame = ShownFrame.of(frame)

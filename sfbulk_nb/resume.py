@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import daskload, errors, jobs, journal
+from . import daskload, errors, jobs, journal, memory
 from . import plan as plan_stage
 from .api import Run
 from .bulkresult import BulkResult
@@ -51,6 +51,7 @@ def runs(limit: int = 20) -> pd.DataFrame:
     return frame
 
 
+@memory.lean()
 def resume(run_id: str | None = None, df: pd.DataFrame | None = None, *,
            org: Org | None = None, wait: bool = True, timeout: float | None = None,
            progress: Any = "auto") -> BulkResult:

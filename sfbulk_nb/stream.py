@@ -187,9 +187,8 @@ def validate_csv(path: str | Path, sobject: str, external_id: str | None = None,
     source = CsvSource(path, encoding=encoding, sep=sep, block_size=block_size)
     load = _StreamLoad(sobject, operation, external_id if operation == "upsert" else None,
                        None, label=_LINE, fingerprint=None, source=str(source.path),
-                       **options)
-    load.results_path = None
-    load.title = f"check {operation} {sobject} from {source.path.name}"
+                       check_only=True, **options)
+    load.title += f" from {source.path.name}"
     blocks = _file_blocks(load, source)
     with memory.lean(), _checking_file(load):
         problems = load.validate_all(blocks)
@@ -668,7 +667,9 @@ class _StreamLoad:
 
     def __init__(self, sobject: str, operation: str, external_id: str | None,
                  results_path: Path | None, *, label: str, fingerprint: str | None,
-                 source: str | None, **options: Any):
+                 source: str | None, check_only: bool = False, **options: Any):
+        """``check_only``: the input is checked, never sent (validate_csv): no results
+        file is named, and no keys are kept for a load."""
         from . import api
 
         refused = [k for k in _WHOLE_INPUT_ONLY if options.get(k) not in (None, False)]
@@ -694,17 +695,19 @@ class _StreamLoad:
         self.sobject, self.operation, self.external_id = sobject, operation, external_id
         self.label = label
         self.run_id = journal.new_run_id()
-        self.results_path = results_path or Path.cwd() / f"{self.run_id}.results.csv"
-        if source is not None and self.results_path.resolve() == Path(source).resolve():
-            raise errors.InputError(f"results={str(results_path)!r} is the input file itself; "
-                                    "name another file")
-        _ResultsFile.check(self.results_path)
+        self.results_path = None if check_only else (
+            results_path or Path.cwd() / f"{self.run_id}.results.csv")
+        if self.results_path is not None:
+            if source is not None and self.results_path.resolve() == Path(source).resolve():
+                raise errors.InputError(f"results={str(results_path)!r} is the input file "
+                                        "itself; name another file")
+            _ResultsFile.check(self.results_path)
         self.fingerprint = fingerprint or f"stream:{self.run_id}"
         self.source = source
         self.fixes: str | None = None  # fixes_text of the file, set by load_csv
         # Keys met so far, to refuse a repeat (None: the whole input was checked first).
-        self.seen: seenkeys.SeenKeys | None = seenkeys.SeenKeys()
-        self.title = f"{operation} {sobject}"
+        self.seen: seenkeys.SeenKeys | None = None if check_only else seenkeys.SeenKeys()
+        self.title = f"{'check ' if check_only else ''}{operation} {sobject}"
         self.fraction_read: Callable[[], float] | None = None  # a file's, set by load_csv
         self.panel = _panel_for(self.settings["progress"])
         self.phase = "sending"

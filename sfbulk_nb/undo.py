@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import changes, errors, jobs, journal, results
+from . import changes, errors, jobs, journal, memory, results
 from .org import Org, default_org
 from .tables import table_html
 
@@ -69,6 +69,7 @@ class UndoResult:
         return "".join(parts)
 
 
+@memory.lean()
 def undo(run_id: str, *, org: Org | None = None, force: bool = False,
          progress: Any = "auto", labels: pd.Index | None = None) -> UndoResult:
     """Undo run ``run_id`` (see the module docstring). ``labels``: the run's input index,
