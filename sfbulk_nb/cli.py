@@ -20,8 +20,10 @@ def _org_path(args: argparse.Namespace) -> Path:
 def _serve(args: argparse.Namespace) -> int:
     import sqlite3
 
+    from . import memory
     from .localorg import LocalOrg
 
+    memory.serving_pool()  # this process only serves: its allocator can be chosen for it
     path = _org_path(args)
     try:
         org = LocalOrg(path=path, port=args.port, pace=args.pace, limits=dict(args.limit))

@@ -155,3 +155,15 @@ def test_a_threshold_the_user_set_stands(monkeypatch):
                            "print(memory.fix_mmap_threshold())"], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_served_local_org_keeps_its_own_pool_unless_the_user_chose(user_pool, monkeypatch):
+    """`sfbulk-nb localorg serve` is a process of its own: jemalloc (or the system pool)
+    for good; the user's choice of pool stands."""
+    name = memory.serving_pool()
+    assert name in ("jemalloc", "system")
+    assert pa.default_memory_pool().backend_name == name
+    pa.set_memory_pool(user_pool)
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")
+    assert memory.serving_pool() is None
+    assert pa.default_memory_pool().backend_name == user_pool.backend_name
