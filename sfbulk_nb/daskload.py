@@ -213,10 +213,34 @@ def outcome_frame(result: Any, parts: list[PartitionPlan], divisions: tuple):
         pieces.append(piece)
         start += p.rows
     meta = pieces[0].iloc[:0] if pieces else frame.iloc[:0]
+    client = _distributed_client()
+    if client is not None and pieces:
+        # On a cluster the pieces go to the workers once, as the data they are: put in
+        # the graph, a million rows made every compute() ship ~100 MB with it, and
+        # distributed warned "Sending large graph" at the user's first look.
+        # hash=False: keys of their own, as below.
+        return dd.from_delayed(client.scatter(pieces, hash=False), meta=meta,
+                               divisions=divisions)
     # Keys of their own (pure=False), not a hash of each piece's data: a resumed run's
     # frame must not share keys with the one its first call gave.
     return dd.from_delayed([dask.delayed(piece, pure=False) for piece in pieces], meta=meta,
                            divisions=divisions)
+
+
+def _distributed_client() -> Any:
+    """The distributed Client that computes Dask collections here, or None (Dask's
+    local schedulers)."""
+    if "distributed" not in sys.modules:
+        return None
+    import dask
+    import distributed
+
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
+        return None  # a scheduler chosen for the moment (threads, processes, sync)
+    try:
+        return distributed.default_client()
+    except ValueError:  # no client: the local schedulers
+        return None
 
 
 def _combine(org, described: plan_stage.Described, options: plan_stage.LoadOptions,

@@ -290,3 +290,24 @@ def test_importing_the_package_does_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], cwd=WORKTREE, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_on_a_cluster_the_outcome_frame_is_not_shipped_in_the_graph(client_org, cluster):
+    """The outcome's partitions are scattered to the workers: computing the frame sends a
+    small graph, and distributed never warns of a large one (it did from ~100,000 rows at
+    its default threshold, 10 MB; the object's describe goes to the workers once, some
+    20-300 kB)."""
+    import warnings
+
+    pdf = frame(5000)  # some 400 kB of outcome: past the threshold set below
+    ddf = cluster.persist(dd.from_pandas(pdf, npartitions=4))  # the input on the workers
+    with dask.config.set({"scheduler": "dask.distributed",
+                          "distributed.admin.large-graph-warning-threshold": "200kB"}), \
+            cluster.as_current(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the large-graph warning fails the test
+        out = sfb.upsert_df(ddf, "Account", KEY, progress=False)
+        got = out.compute()
+        assert out.npartitions == 4 and out.divisions == ddf.divisions
+        assert (got["sf_status"] == sfb.last_result().frame["sf_status"]).all()
+        assert len(cluster.who_has()) >= 4  # the pieces live on the workers
+    pd.testing.assert_index_equal(got.index, pdf.index)
