@@ -112,6 +112,9 @@ _SAMPLE = 500  # distinct bad values a hint's date format is worked out from
 _SPELLINGS = 50  # distinct bad picklist values a hint maps one by one
 
 
+# The name pandas gives a blank header cell (read_csv; "_level_1" in a multi-line header).
+_PANDAS_UNNAMED = re.compile(r"^Unnamed: \d+(_level_\d+)?$")
+
 class _Cells:
     """A prepared column's cells as sent: their texts, rendered only when a check needs
     them (a column whose dtype fits its field is checked on its values), and which cells
@@ -363,6 +366,9 @@ class _Validator:
         exact = self.fields.get(column.lower())
         if exact is not None and not any(c in column for c in '"\r\n' + self.delimiter):
             return exact, column
+        if _PANDAS_UNNAMED.match(column):
+            self._unnamed_column(column, order)
+            return None, column
         suggestions = self._suggest(column)
         if len(suggestions) == 1 and suggestions[0][1] != "close match" or (
                 suggestions and difflib.SequenceMatcher(
@@ -383,6 +389,24 @@ class _Validator:
                              f"\"Field name not found\"){maybe}",
                              f"df = df.drop(columns={_py([column])})")
         return None, column
+
+    def _unnamed_column(self, column: str, order: int) -> None:
+        """A column pandas named 'Unnamed: N': its header cell was blank (an Excel export's
+        trailing comma makes one). Said as such, with the fix its cells call for."""
+        values = self.df.iloc[:, order]
+        filled = values.notna() & (values.astype("string").str.strip() != "")
+        why = f"column {column!r} has no name in the file's header (pandas names a blank header cell so"
+        why += ("; a separator at the end of every line, as some Excel exports have, makes "
+                "one)" if order == self.df.shape[1] - 1 else ")")
+        if not filled.any():
+            self._column_problem(column, order, "INVALID_FIELD", f"{why}, and it is empty: drop it",
+                                 f"df = df.drop(columns={_py([column])})")
+            return
+        first = self.df.index[int(np.flatnonzero(filled.to_numpy(bool))[0])]
+        self._column_problem(column, order, "INVALID_FIELD",
+                             f"{why}, but it holds values (row {first!r} first): name it after "
+                             "the field it writes",
+                             f"df = df.rename(columns={_py({column: '<its field API name>'})})")
 
     def _resolve_relationship(self, column, order) -> dict | None:
         rel_part, _, key_name = column.partition(".")

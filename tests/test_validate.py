@@ -89,6 +89,32 @@ def test_unknown_columns_are_dropped_by_their_hint_and_block_every_row():
     assert "Field name not found" in problems.iloc[0]["message"]
 
 
+def test_a_column_pandas_named_for_a_blank_header_cell_is_said_as_such():
+    """An Excel export with a comma at the end of every line reads as a last column
+    'Unnamed: 2' of blanks: drop it. A blank header cell over values: name it."""
+    import io
+
+    text = f"{KEY},Name,\nK1,One,\nK2,Two,\n"
+    trailing = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    problems = check(trailing)
+    assert codes(problems) == ["INVALID_FIELD"] and problems.iloc[0]["column"] == "Unnamed: 2"
+    message = problems.iloc[0]["message"]
+    assert "no name in the file's header" in message and "end of every line" in message
+    assert message.endswith("and it is empty: drop it")
+    assert problems.iloc[0]["hint"] == "df = df.drop(columns=['Unnamed: 2'])"
+    exec(problems.iloc[0]["hint"], {}, scope := {"df": trailing})  # the fix works as written
+    assert not check(scope["df"]).errors.shape[0]
+
+    middle = pd.read_csv(io.StringIO(f"{KEY},,Name\nK1,,One\nK2,x,Two\n"))
+    problems = check(middle)
+    message = problems.iloc[0]["message"]
+    assert codes(problems) == ["INVALID_FIELD"] and "end of every line" not in message
+    assert "holds values (row 1 first): name it" in message
+    assert problems.iloc[0]["hint"].startswith("df = df.rename(columns={'Unnamed: 1': ")
+    # A column merely called so by the user, not by pandas' pattern: an unknown field.
+    assert "has no field 'Unnamed'" in check(accounts(Unnamed=["x", "y"])).iloc[0]["message"]
+
+
 def test_result_columns_non_string_names_and_two_columns_for_one_field():
     df = accounts(sf_status=["created"])
     df[0] = ["x"]
