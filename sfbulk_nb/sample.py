@@ -47,8 +47,9 @@ def messy_accounts_csv(n: int = 200, *, seed: int = 0) -> bytes:
     ``Annual Revenue``, ``Employees``, ``Active``, ``Founded``, ``Billing City``) and one
     column Salesforce does not know (``Region``); amounts with ``$`` and thousands
     separators, ``Yes``/``No`` flags in any case, US dates, smart quotes, Industry values
-    in the wrong case or misspelt or unknown, too-long names, repeated and blank keys, and
-    city names typed several ways (valid, so only a look at the data finds them)."""
+    in the wrong case or misspelt or unknown, too-long names, repeated and blank keys, a
+    formula's ``#REF!`` left in a few cities, and city names typed several ways (valid, so
+    only a look at the data finds them)."""
     import csv
     import io
 
@@ -87,6 +88,8 @@ def messy_accounts_csv(n: int = 200, *, seed: int = 0) -> bytes:
 
 
 def _typed_city(city: str, i: int) -> str:
+    if i % 89 == 17:
+        return "#REF!"  # a lookup formula that broke in the sheet
     if i % 7 == 0:
         return city.upper()
     if i % 13 == 0:

@@ -35,6 +35,13 @@ boolean other than true/false/1/0 INVALID_TYPE_ON_FIELD_IN_RECORD     map Yes/No
 date / datetime not ISO 8601      INVALID_TYPE_ON_FIELD_IN_RECORD     pd.to_datetime(format= the format seen:
                                                                       US or European order, Excel serials)
 e-mail address                    INVALID_EMAIL_ADDRESS               strip, else blank the bad ones
+an Excel error ('#REF!') in text  EXCEL_ERROR_VALUE (warning; key:     blank them
+                                  error)
+'#N/A' written in the frame on    CLEARS_FIELD (warning: Bulk API     blank them if they are Excel's
+an update (clears the field)      clears the field)                   "lookup found nothing"
+text in Excel's scientific        NUMBER_IN_SCIENTIFIC_NOTATION       none in pandas: save the column as
+notation ('1.23457E+11'), a key   (an error on the key, else a        Text and read it again (dtype=str)
+read as float                     warning)
 id: shape, checksum, key prefix   MALFORMED_ID                        strip, else drop/blank the bad ones
 lookup id of an object the field  FIELD_INTEGRITY_EXCEPTION (needs    blank the bad ones
 does not point at                 describeGlobal's key prefixes)
@@ -89,6 +96,13 @@ _DATETIME = (r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<clock>[0-9]{2}:[0-9]{2}
              r"(?:\.[0-9]{1,9})?(?P<zone>Z|[+-][0-9]{2}:?[0-9]{2})?$")
 _CLOCK = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _ZONE = r"^(?:|Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])$"
+# What Excel writes into a cell whose formula failed; saved as text in a CSV export.
+_EXCEL_ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#SPILL!",
+                 "#CALC!", "#FIELD!", "#GETTING_DATA", "#BLOCKED!", "#CONNECT!", "#BUSY!",
+                 "#UNKNOWN!")
+# A number as Excel's General format shows one past 11 digits, and saves it so in CSV:
+# '1.23457E+11' for 123456789012, the digits past the 6th gone.
+_SCIENTIFIC = r"^[+-]?[0-9](?:\.[0-9]+)?[eE][+-][0-9]{1,3}$"
 _TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,3})?)?Z?$"
 _ID_SHAPE = r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$"
 _ID_SUFFIX = np.full(256, -1, np.int16)
@@ -604,6 +618,8 @@ class _Validator:
             return
         if not is_key and not self._check_writable(column, order, name, f, cells):
             return
+        if not is_key and self.op in ("upsert", "update"):
+            self._check_literal_clear(column, order, name, f, cells)
         filled = cells.filled
         if not pc.any(filled).as_py():
             return
@@ -617,6 +633,9 @@ class _Validator:
             if kind in _INT_TYPES + _NUMBER_TYPES:
                 self._check_number(column, order, name, f, cells, filled, col)
             return
+        if kind in _STRING_TYPES and kind not in ("picklist", "multipicklist"):
+            self._check_scientific(column, order, name, f, cells, filled, is_key)
+            self._check_excel_errors(column, order, name, f, cells, filled, is_key)
         if kind in _STRING_TYPES:
             self._check_text(column, order, name, f, cells, filled)
         elif kind == "boolean":
@@ -654,6 +673,58 @@ class _Validator:
                       f"fails if the row {when}: {f['name']} is "
                       f"{'createable only' if create else 'updateable only'}", hint, WARNING)
         return True
+
+    def _check_scientific(self, column, order, name, f, cells, filled, is_key):
+        """Text in Excel's scientific notation ('1.23457E+11'), or a key that pandas read
+        from it (123457000000): digits lost before the frame was made, which no fix of
+        the frame brings back. On the key an error (the row would write a record under a
+        key that is not its own); on another text field a warning."""
+        again = (f"# the digits are gone: format the column as Text where the file was saved "
+                 f"(Excel: Format Cells > Text), save it again and read it with dtype=str, or "
+                 f"take {name!r} from the system it came from")
+        if cells.col is not None and cells.col.kind == "float":
+            if is_key:  # floats in a text field elsewhere are plain numbers as text
+                lost = _excel_rounded(cells.col.values)
+                self._add(column, order, name, f, pc.and_(filled, pa.array(lost)), cells,
+                          "NUMBER_IN_SCIENTIFIC_NOTATION",
+                          "is a key pandas read as a number from Excel's scientific notation "
+                          "(123456789012 saved as '1.23457E+11' reads as 123457000000): the "
+                          "digits past the 6th are lost (read keys with dtype=str: '007' as a "
+                          "number is 7 too)", again)
+            return
+        bad = pc.and_(filled, pc.match_substring_regex(cells.text, _SCIENTIFIC))
+        if pc.any(bad).as_py():
+            self._add(column, order, name, f, bad, cells, "NUMBER_IN_SCIENTIFIC_NOTATION",
+                      "is a number in scientific notation, as Excel saves a long number "
+                      "(123456789012 as '1.23457E+11'): the digits past the 6th are lost",
+                      again, ERROR if is_key else WARNING)
+
+    def _check_excel_errors(self, column, order, name, f, cells, filled, is_key):
+        """'#REF!', '#VALUE!'... in a text field: a formula that failed in the sheet the
+        file came from, which would be written as that text."""
+        bad = pc.and_(filled, pc.is_in(cells.text, pa.array(_EXCEL_ERRORS, _LSTR)))
+        if pc.any(bad).as_py():
+            found = sorted(pc.unique(pc.filter(cells.text, bad)).to_pylist())
+            self._add(column, order, name, f, bad, cells, "EXCEL_ERROR_VALUE",
+                      "is an Excel error (the cell's formula failed in the sheet the data "
+                      "came from): it would be written as this text",
+                      f"df[{name!r}] = df[{name!r}].replace({found!r}, '')  "
+                      "# blank writes nothing", ERROR if is_key else WARNING)
+
+    def _check_literal_clear(self, column, order, name, f, cells):
+        """'#N/A' written in the frame (not a null sent so by nulls="clear"): Bulk API's
+        'clear this field', and also what Excel writes where a lookup found nothing."""
+        col = cells.col
+        if col is None or not col.is_text:
+            return  # only text can hold the characters; a null is the caller's nulls=
+        literal = pc.and_(cells.cleared, col.values.is_valid())
+        if pc.any(literal).as_py():
+            self._add(column, order, name, f, literal, cells, "CLEARS_FIELD",
+                      f"is '#N/A', which clears {f['name']} on the record it updates (Bulk "
+                      "API's null); Excel also writes #N/A where a lookup found nothing: "
+                      "if that is where it comes from, blank it (a blank changes nothing)",
+                      f"df[{name!r}] = df[{name!r}].replace('#N/A', '')  "
+                      "# blank: the record keeps its value", WARNING)
 
     def _check_text(self, column, order, name, f, cells, filled):
         text = cells.text
@@ -990,6 +1061,16 @@ class _Validator:
             mask[positions] = True
             self._add(column, order, name, self.fields.get(self.key.lower()), mask, cells,
                       code, reason, hint)
+
+
+def _excel_rounded(values: pa.Array) -> np.ndarray:
+    """Which floats are whole numbers of 12 digits or more with at most 6 significant
+    ones: what '1.23457E+11' (Excel's General format for 123456789012) reads as."""
+    v = np.abs(values.to_numpy(zero_copy_only=False).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        big = np.isfinite(v) & (v >= 1e11)
+        scale = 10.0 ** (np.floor(np.log10(np.where(big, v, 1.0))) - 5)
+        return big & (np.round(v / scale) * scale == v)
 
 
 def key_problems(text: pa.Array, operation: str, key: str, key_case_insensitive: bool,

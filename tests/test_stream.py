@@ -594,3 +594,16 @@ def test_validate_csv_lists_every_problem_of_a_file_and_sends_nothing(client, or
     assert list(column["code"].astype(str)) == ["INVALID_FIELD"]
     with pytest.raises(errors.InputError, match="needs external_id"):
         sfb.validate_csv("clean.csv", "Account", **QUIET)
+
+
+def test_a_file_excel_saved_long_keys_in_is_refused_by_line(client, org, tmp_path, monkeypatch):
+    """The usual way keys lose their digits: an Excel export. Refused before sending,
+    by the line, with what happened."""
+    monkeypatch.chdir(tmp_path)
+    Path("x.csv").write_text(f"{KEY},Name\n123456789012,Kept\n1.23457E+11,Lost\n")
+    problems = sfb.validate_csv("x.csv", "Account", KEY, **QUIET)
+    assert list(zip(problems["row"], problems["code"].astype(str))) == [
+        (3, "NUMBER_IN_SCIENTIFIC_NOTATION")]
+    with pytest.raises(errors.ValidationError, match="scientific notation"):
+        sfb.upsert_csv("x.csv", "Account", KEY, **QUIET)
+    assert len(accounts(org)) == 0

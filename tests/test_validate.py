@@ -115,6 +115,70 @@ def test_a_column_pandas_named_for_a_blank_header_cell_is_said_as_such():
     assert "has no field 'Unnamed'" in check(accounts(Unnamed=["x", "y"])).iloc[0]["message"]
 
 
+def test_long_numbers_excel_saved_in_scientific_notation_are_caught():
+    """Excel shows 123456789012 as 1.23457E+11 and saves it so in CSV: the digits past
+    the 6th are gone before pandas sees the file. On the key an error (the row would
+    create a record under another key), on another text field a warning."""
+    import io
+
+    text = (f"{KEY},Name,AccountNumber\n1.23457E+11,One,4.5679E+15\n"
+            "123456789013,Two,00123\n-2.5e-03,Three,1E+05x\n")
+    as_text = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    problems = check(as_text)
+    found = sorted(zip(problems["column"], problems["row"], problems["severity"]))
+    assert found == [("AccountNumber", 0, "warning"), (KEY, 0, "error"), (KEY, 2, "error")]
+    assert set(problems["code"].astype(str)) == {"NUMBER_IN_SCIENTIFIC_NOTATION"}
+    assert "the digits past the 6th are lost" in problems.iloc[0]["message"]
+    assert problems.iloc[0]["hint"].startswith("# the digits are gone: format the column "
+                                               "as Text")
+    # Read with pandas' defaults, the key is a float: 1.23457E+11 is 123457000000.
+    as_numbers = pd.read_csv(io.StringIO(text.replace("-2.5e-03", "120000000000")))
+    assert as_numbers[KEY].dtype == "float64"
+    problems = check(as_numbers)
+    keyed = problems[problems["column"] == KEY]
+    assert list(keyed["row"]) == [0, 2] and set(keyed["severity"]) == {"error"}
+    assert "123457000000" in keyed.iloc[0]["message"]
+    # Floats that are not Excel's rounding are keys as good as any.
+    plain = accounts(**{KEY: [123456789013.0, 42.0, 7.5]})
+    assert "NUMBER_IN_SCIENTIFIC_NOTATION" not in codes(check(plain))
+    # Picklists and numbers are not text: '1E+05' in a number field is a number.
+    assert "NUMBER_IN_SCIENTIFIC_NOTATION" not in codes(check(accounts(
+        AnnualRevenue=["1E+05", "2.5E+06"])))
+
+
+def test_excel_errors_and_a_written_na_that_clears_are_said_before_sending():
+    """What a sheet leaves in an export: '#REF!' & co where a formula failed (written as
+    text: a warning; on the key an error), and '#N/A' where a lookup found nothing,
+    which the Bulk API reads as "clear this field" on the record a row updates."""
+    df = accounts(Phone=["#N/A", "555"], BillingCity=["#REF!", "Paris"],
+                  Description=["#DIV/0!", "#VALUE!"], NumberOfEmployees=["#N/A", "3"])
+    problems = check(df)
+    found = sorted(zip(problems["column"], problems["row"], problems["code"].astype(str),
+                       problems["severity"]))
+    assert found == [
+        ("BillingCity", 0, "EXCEL_ERROR_VALUE", "warning"),
+        ("Description", 0, "EXCEL_ERROR_VALUE", "warning"),
+        ("Description", 1, "EXCEL_ERROR_VALUE", "warning"),
+        ("NumberOfEmployees", 0, "CLEARS_FIELD", "warning"),
+        ("Phone", 0, "CLEARS_FIELD", "warning")]
+    hints = dict(zip(problems["column"], problems["hint"]))
+    assert hints["Description"].startswith(
+        "df['Description'] = df['Description'].replace(['#DIV/0!', '#VALUE!'], '')")
+    scope = {"df": df.copy()}
+    for hint in dict.fromkeys(problems["hint"]):
+        exec(hint, {}, scope)  # each fix runs as written, and leaves nothing to say
+    assert len(check(scope["df"])) == 0
+    assert "clears Phone on the record it updates" in problems.loc[
+        problems["column"] == "Phone", "message"].iloc[0]
+    # An insert clears nothing; a null sent as #N/A by nulls="clear" is the caller's choice.
+    assert "CLEARS_FIELD" not in codes(check(df, op="insert"))
+    assert codes(check(accounts(Phone=[None, "555"]), nulls="clear")) == []
+    # On the key an Excel error is an error: the row would write under that key.
+    keyed = check(accounts(**{KEY: ["#REF!", "K2"]}))
+    assert list(zip(keyed["code"].astype(str), keyed["severity"])) == [
+        ("EXCEL_ERROR_VALUE", "error")]
+
+
 def test_result_columns_non_string_names_and_two_columns_for_one_field():
     df = accounts(sf_status=["created"])
     df[0] = ["x"]
