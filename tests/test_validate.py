@@ -146,6 +146,16 @@ def test_long_numbers_excel_saved_in_scientific_notation_are_caught():
         AnnualRevenue=["1E+05", "2.5E+06"])))
 
 
+def test_first_bytes_skip_empty_values_and_follow_a_slice():
+    import pyarrow as pa
+
+    text = pa.array(["zero", "", "#two", "3", "", "+five"], pa.large_string())
+    assert bytes(validate._first_bytes(text)) == b"z#3+"
+    assert bytes(validate._first_bytes(text.slice(2, 3))) == b"#3"
+    assert bytes(validate._first_bytes(text.slice(4))) == b"+"
+    assert len(validate._first_bytes(pa.array([], pa.large_string()))) == 0
+
+
 def test_excel_errors_and_a_written_na_that_clears_are_said_before_sending():
     """What a sheet leaves in an export: '#REF!' & co where a formula failed (written as
     text: a warning; on the key an error), and '#N/A' where a lookup found nothing,
