@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import signal
 import sys
 import threading
@@ -286,6 +287,11 @@ class _CsvFile:
         from .errors import InputError
 
         where = f"{self.path}, line {self._at}"
+        line = ",".join(header)  # as written: "sep=," reads as two fields
+        if self._at == 1 and re.fullmatch(r"sep=.", line):
+            raise InputError(f"{self.path} starts with Excel's separator line {line!r} (the "
+                             "header is the line after it): pass --stream, which reads such "
+                             "a file, or drop that line")
         if len(header) == 1 and any(d in header[0] for d in ";\t|"):
             sep = next(d for d in ";\t|" if d in header[0])
             raise InputError(f"{self.path} looks {'tab' if sep == chr(9) else repr(sep)}-"

@@ -60,6 +60,7 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
+import re
 import sys
 import threading
 import time
@@ -339,6 +340,15 @@ class CsvSource:
         self.batches = 0  # batches read by blocks() so far (one per block_size bytes)
         if encoding is None:
             _check_utf8(self.path)
+        # Excel writes "sep=;" as a first line where it wants the separator known: it
+        # names the separator, and the header is the line after it.
+        hinted = excel_sep_line(self.path, encoding)
+        if hinted is not None and sep not in (",", hinted):
+            raise errors.InputError(f"{path}'s first line, {'sep=' + hinted!r}, says its fields "
+                                    f"are separated by {hinted!r}, not the {sep!r} passed: pass "
+                                    f"sep={hinted!r}, or leave sep out")
+        self.sep = hinted or sep
+        self.skipped_lines = 0 if hinted is None else 1
 
     def default_results(self) -> Path:
         name = self.path.name
@@ -354,7 +364,8 @@ class CsvSource:
         import pyarrow.csv as pacsv
 
         read = pacsv.ReadOptions(block_size=self.block_size, use_threads=False,
-                                 encoding=self.encoding or "utf8")
+                                 encoding=self.encoding or "utf8",
+                                 skip_rows=self.skipped_lines)
         # Blank lines are read as rows (all cells null) so that line numbers stay exact;
         # they are dropped after counting.
         parse = pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=True,
@@ -378,11 +389,13 @@ class CsvSource:
             names = names[:-1]
         unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()]
         if unnamed:
-            raise errors.InputError(f"{self.path}, line 1: column(s) {unnamed} of the header have "
+            raise errors.InputError(f"{self.path}, line {1 + self.skipped_lines}: column(s) "
+                                    f"{unnamed} of the header have "
                                     "no name; name each column after its Salesforce field")
         if len(set(names)) < len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
-            raise errors.InputError(f"{self.path}, line 1: the header names {twice} more than "
+            raise errors.InputError(f"{self.path}, line {1 + self.skipped_lines}: the header "
+                                    f"names {twice} more than "
                                     "once; keep one column per field")
         other = [d for d in ",;\t|" if d != self.sep and d in names[0]]
         if len(names) == 1 and other:
@@ -401,7 +414,8 @@ class CsvSource:
             return "skip"
 
         reader = self._open({n: pa.string() for n in every}, on_ragged)
-        line = 2 + sum(n.count("\n") for n in names)  # the line the next row starts on
+        # The line the next row starts on (after a "sep=" line and the header).
+        line = 2 + self.skipped_lines + sum(n.count("\n") for n in names)
         rows = 0  # rows read so far, blank ones included
         while True:
             try:
@@ -419,10 +433,14 @@ class CsvSource:
             starts = line + np.concatenate([[0], np.cumsum(spans)[:-1]]) if n else spans
             if ragged:
                 number, width, text = ragged[0]
-                # Records are numbered from the header's 1; blank and ragged ones count.
-                before = number - 2 - sum(1 for r in ragged if r[0] < number)
-                if before <= rows + n:
-                    at = int(starts[before - rows]) if before < rows + n else line + int(spans.sum())
+                # Records are numbered from the file's first, the header 1 (a "sep=" line
+                # before it counts too); blank and ragged ones count.
+                before = (number - 2 - self.skipped_lines
+                          - sum(1 for r in ragged if r[0] < number))
+                # At the end of the file it is said whatever the count: never dropped unsaid.
+                if before <= rows + n or batch is None:
+                    at = (int(starts[before - rows]) if rows <= before < rows + n
+                          else line + int(spans.sum()))
                     raise errors.InputError(
                         f"{self.path}, line {at}: {width} field(s) where the header has "
                         f"{len(names)} ({text[:80]!r}). Fix that line (a value holding a comma "
@@ -475,11 +493,17 @@ def _panel_for(progress: Any) -> Any:
 
 def fixes_text(path: str | Path, *, encoding: str | None = None, sep: str = ",") -> str:
     """How the fixes of a file's problems (pandas code for a frame ``df``) apply to it,
-    read with its ``encoding`` and ``sep``."""
+    read with its ``encoding`` and ``sep`` (and past an Excel "sep=" first line)."""
     path = str(path)
     fixed = Path(path).with_name(Path(path).stem + ".fixed.csv").name
+    try:
+        hinted = excel_sep_line(Path(path), encoding)
+    except OSError:
+        hinted = None
+    sep = hinted or sep
     reading = "".join(f", {name}={value!r}" for name, value in
-                      (("encoding", encoding), ("sep", sep if sep != "," else None))
+                      (("encoding", encoding), ("sep", sep if sep != "," else None),
+                       ("skiprows", 1 if hinted else None))
                       if value is not None)
     written = (" (UTF-8, comma-separated: load it with neither)"
                if reading and (encoding is not None or sep != ",") else "")
@@ -487,6 +511,15 @@ def fixes_text(path: str | Path, *, encoding: str | None = None, sep: str = ",")
             f"{path!r}, dtype=str, keep_default_na=False{reading}) (so blanks and '#N/A' "
             f"stay as written), then df.to_csv({fixed!r}, index=False) and load that "
             f"file{written}.")
+
+
+def excel_sep_line(path: Path, encoding: str | None = None) -> str | None:
+    """The separator a file's first line names when it is Excel's "sep=;" line, else
+    None. Read as text in the file's encoding (a byte order mark skipped)."""
+    with open(path, encoding=encoding or "utf-8-sig", errors="replace", newline="") as f:
+        first = f.readline(16)
+    match = re.fullmatch(r"sep=([^\r\n\"])(\r\n|\n|\r)?", first)
+    return match.group(1) if match else None
 
 
 def _no_rows(path: Path) -> str:
@@ -1179,8 +1212,10 @@ class _StreamLoad:
         self._show(final=False)
         if run is not None:
             row = self.result.job_rows[index]
-            self._report(f"job {index + 1} ({row['job_id']}): {self.label}s "
-                         f"{row['first']}-{row['last']}, {row['rows']:,} rows, {row['state']}")
+            span = (f"{self.label} {row['first']}" if row["first"] == row["last"]
+                    else f"{self.label}s {row['first']}-{row['last']}")
+            self._report(f"job {index + 1} ({row['job_id']}): {span}, "
+                         f"{plural(row['rows'], 'row')}, {row['state']}")
 
     def _show(self, *, rows: int | None = None, last: Any = None, final: bool = False,
               stop_text: str | None = None, phase: str | None = None,
@@ -1461,7 +1496,8 @@ class StreamResult:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in self._counts.items() if n)
-        head = (f"<StreamResult {self.operation} of {self.rows:,} rows into {self.sobject}: "
+        head = (f"<StreamResult {self.operation} of {plural(self.rows, 'row')} into "
+                f"{self.sobject}: "
                 f"{counts or 'no rows'}; {len(self.job_rows)} job(s), {self.api_calls} API "
                 f"calls; results in {self.path}>")
         lines = [head]

@@ -383,6 +383,14 @@ class _Validator:
         if _PANDAS_UNNAMED.match(column):
             self._unnamed_column(column, order)
             return None, column
+        if re.fullmatch(r"sep=.", column) and order == 0:
+            sep = column[-1]
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"column {column!r} is Excel's separator line, read as the "
+                                 "header: the header is the line after it",
+                                 f"# read the file again past it: df = pd.read_csv(path, "
+                                 f"{'' if sep == ',' else f'sep={sep!r}, '}skiprows=1)")
+            return None, column
         suggestions = self._suggest(column)
         if len(suggestions) == 1 and suggestions[0][1] != "close match" or (
                 suggestions and difflib.SequenceMatcher(

@@ -150,3 +150,20 @@ def test_advice_is_given_in_a_commands_spelling_and_pandas_code_is_left_alone():
     assert as_options(said) == (
         "problems (--on-invalid raise): pass --on-invalid skip; pass --encoding cp1252 "
         "or pass --sep ';'. df = pd.read_csv('a.csv', encoding='cp1252', sep=';')")
+
+
+def test_a_file_that_starts_with_excels_sep_line(local, tmp_path, capsys):
+    """Excel's "sep=;" first line: the whole-file path says what it is and how to go on;
+    --stream reads the file past it, lines numbered as in the file."""
+    path = tmp_path / "sep.csv"
+    path.write_bytes(b"sep=;\r\ncustomExtIdField__c;Name\r\nS1;One\r\n")
+    assert upsert(str(path)) == 2
+    err = capsys.readouterr().err
+    assert "starts with Excel's separator line 'sep=;'" in err and "--stream" in err
+    assert upsert(str(path), "--stream") == 0
+    shown = "".join(capsys.readouterr())
+    assert "line 3, 1 row, JobComplete" in shown and "upsert of 1 row into Account" in shown
+    comma = tmp_path / "comma.csv"
+    comma.write_bytes(b"sep=,\ncustomExtIdField__c,Name\nS2,Two\n")
+    assert upsert(str(comma)) == 2
+    assert "separator line 'sep=,'" in capsys.readouterr().err

@@ -607,3 +607,34 @@ def test_a_file_excel_saved_long_keys_in_is_refused_by_line(client, org, tmp_pat
     with pytest.raises(errors.ValidationError, match="scientific notation"):
         sfb.upsert_csv("x.csv", "Account", KEY, **QUIET)
     assert len(accounts(org)) == 0
+
+
+def test_excels_sep_line_names_the_separator_and_lines_keep_their_numbers(client, org, tmp_path,
+                                                                         monkeypatch):
+    """Excel writes "sep=;" as the first line where it wants the separator known. The
+    header is the line after it; rows keep their file lines; a row with a field too many
+    is refused by its line, never dropped unsaid; a sep= passed against it is refused;
+    the fixes say how pandas reads such a file, and that advice works as written."""
+    monkeypatch.chdir(tmp_path)
+    head = f"\ufeffsep=;\r\n{KEY};Name;NumberOfEmployees\r\n"
+    Path("x.csv").write_text(head + 'S1;One;1\r\nS2;"Two\r\nlines";x\r\nS3;Three;3\r\n',
+                             encoding="utf-8", newline="")
+    problems = sfb.validate_csv("x.csv", "Account", KEY, **QUIET)
+    assert list(zip(problems["row"], problems["column"])) == [(4, "NumberOfEmployees")]
+    with pytest.raises(errors.ValidationError) as refused:
+        sfb.upsert_csv("x.csv", "Account", KEY, **QUIET)
+    advice = re.search(r"df = (pd\.read_csv\([^)]*\))", str(refused.value)).group(1)
+    assert "sep=';'" in advice and "skiprows=1" in advice
+    df = eval(advice, {"pd": pd})  # the advice, word for word
+    assert list(df.columns) == [KEY, "Name", "NumberOfEmployees"] and len(df) == 3
+    assert len(accounts(org)) == 0
+    with pytest.raises(errors.InputError, match=r"says its fields are separated by ';'"):
+        sfb.validate_csv("x.csv", "Account", KEY, sep="\t", **QUIET)
+    # A field too many on the last line: named by its line (it was read past, unsaid).
+    Path("ragged.csv").write_text(head + 'S1;One;1\r\nS2;"Two\r\nlines";2\r\nS3;Three;3;9\r\n',
+                                  encoding="utf-8", newline="")
+    with pytest.raises(errors.InputError, match=r"ragged\.csv, line 6: 4 field\(s\)"):
+        sfb.validate_csv("ragged.csv", "Account", KEY, **QUIET)
+    Path("ok.csv").write_text(head + "S1;One;1\r\nS2;Two;2\r\n", encoding="utf-8", newline="")
+    res = sfb.upsert_csv("ok.csv", "Account", KEY, **QUIET)
+    assert res.ok and list(res.frame()["line"]) == [3, 4] and len(accounts(org)) == 2

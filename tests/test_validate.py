@@ -146,6 +146,20 @@ def test_long_numbers_excel_saved_in_scientific_notation_are_caught():
         AnnualRevenue=["1E+05", "2.5E+06"])))
 
 
+def test_excels_sep_line_read_as_the_header_is_said_as_such():
+    import io
+
+    text = f"sep=;\n{KEY};Name\nK1;One\n"
+    problems = check(pd.read_csv(io.StringIO(text)))
+    problems = problems[problems["column"] == "sep=;"]  # beside: no key, no Name
+    assert codes(problems) == ["INVALID_FIELD"]
+    assert "is Excel's separator line, read as the header" in problems.iloc[0]["message"]
+    hint = problems.iloc[0]["hint"]
+    assert hint == "# read the file again past it: df = pd.read_csv(path, sep=';', skiprows=1)"
+    again = pd.read_csv(io.StringIO(text), sep=";", skiprows=1)  # the hint, with the path
+    assert len(check(again)) == 0
+
+
 def test_first_bytes_skip_empty_values_and_follow_a_slice():
     import pyarrow as pa
 
