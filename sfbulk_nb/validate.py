@@ -129,6 +129,7 @@ _SPELLINGS = 50  # distinct bad picklist values a hint maps one by one
 # The name pandas gives a blank header cell (read_csv; "_level_1" in a multi-line header).
 _PANDAS_UNNAMED = re.compile(r"^Unnamed: \d+(_level_\d+)?$")
 
+
 class _Cells:
     """A prepared column's cells as sent: their texts, rendered only when a check needs
     them (a column whose dtype fits its field is checked on its values), and which cells
@@ -417,11 +418,13 @@ class _Validator:
         trailing comma makes one). Said as such, with the fix its cells call for."""
         values = self.df.iloc[:, order]
         filled = values.notna() & (values.astype("string").str.strip() != "")
-        why = f"column {column!r} has no name in the file's header (pandas names a blank header cell so"
+        why = (f"column {column!r} has no name in the file's header (pandas names a blank "
+               "header cell so")
         why += ("; a separator at the end of every line, as some Excel exports have, makes "
                 "one)" if order == self.df.shape[1] - 1 else ")")
         if not filled.any():
-            self._column_problem(column, order, "INVALID_FIELD", f"{why}, and it is empty: drop it",
+            self._column_problem(column, order, "INVALID_FIELD",
+                                 f"{why}, and it is empty: drop it",
                                  f"df = df.drop(columns={_py([column])})")
             return
         first = self.df.index[int(np.flatnonzero(filled.to_numpy(bool))[0])]
