@@ -784,11 +784,7 @@ class Run:
         sent = np.zeros(len(self._round_text(k)), np.int64)
         for j in self.rounds[k][1]:
             if self.outcomes[j].sent:
-                positions = self.outcomes[j].positions
-                if isinstance(positions, range) and positions.step == 1:
-                    sent[positions.start:positions.stop] = 1
-                else:
-                    sent[np.asarray(list(positions), np.int64)] = 1
+                sent[results._positions(self.outcomes[j].positions, len(sent))] = 1
         return sent
 
     def _align_round(self, k: int) -> pd.DataFrame:

@@ -12,8 +12,8 @@ freed pages for reuse. Measured (bench/bench_upsert_csv.py, 1,000,000 rows, clie
 the threshold fixed and Arrow on the system pool (malloc), for 8% more CPU (the mmap
 calls). upsert_df at 200,000 rows, aligning its results on the system pool too (they are
 aligned when `res.frame` is first read, after the call has returned): client CPU 0.74-0.78
-vs 0.87 s, peak over the frame 105 vs 167 MB (mimalloc decommits freed pages after its purge delay
-of milliseconds, and the next big buffer faults them in again). So while a
+vs 0.87 s, peak over the frame 105 vs 167 MB (mimalloc decommits freed pages after its
+purge delay of milliseconds, and the next big buffer faults them in again). So while a
 load, its checks (validate_df, dry_run) or the alignment of its results runs (`lean()`):
 
 - Arrow's default pool is the system pool; the one before comes back when the last load
@@ -54,6 +54,11 @@ def wanted() -> bool:
     return os.environ.get("SFBULK_NB_ALLOCATORS", "").strip().lower() != "keep"
 
 
+def _pool_is_ours() -> bool:
+    """Whether sfbulk_nb may choose Arrow's pool: the user chose none."""
+    return wanted() and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
+
+
 def fix_mmap_threshold() -> bool:
     """Fixes glibc malloc's mmap threshold at MMAP_THRESHOLD, once per process. True if it
     is fixed (by this call or an earlier one); False where there is no glibc or the user
@@ -82,7 +87,7 @@ def lean() -> Iterator[None]:
         return
     with _lock:
         fix_mmap_threshold()
-        if _loads == 0 and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        if _loads == 0 and _pool_is_ours():
             _pool_before = pa.default_memory_pool()
             pa.set_memory_pool(pa.system_memory_pool())
         _loads += 1
@@ -103,7 +108,7 @@ def serving_pool() -> str | None:
     70.8 MB upload): server peak 234 MB, 110 MB over idle, vs 255 and 131 MB on mimalloc,
     same throughput. The backend's name, or None where the user's choice stands (as
     lean()). Not for a LocalOrg started inside a notebook: that process is the user's."""
-    if not wanted() or os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if not _pool_is_ours():
         return None
     try:
         pool = pa.jemalloc_memory_pool()

@@ -103,6 +103,8 @@ _EXCEL_ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#S
 # A number as Excel's General format shows one past 11 digits, and saves it so in CSV:
 # '1.23457E+11' for 123456789012, the digits past the 6th gone.
 _SCIENTIFIC = r"^[+-]?[0-9](?:\.[0-9]+)?[eE][+-][0-9]{1,3}$"
+_SCIENTIFIC_START = np.zeros(256, bool)  # the bytes such a value can start with
+_SCIENTIFIC_START[np.frombuffer(b"+-0123456789", np.uint8)] = True
 _TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,3})?)?Z?$"
 _ID_SHAPE = r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$"
 _ID_SUFFIX = np.full(256, -1, np.int16)
@@ -645,7 +647,7 @@ class _Validator:
                 self._check_number(column, order, name, f, cells, filled, col)
             return
         if kind in _STRING_TYPES and kind not in ("picklist", "multipicklist"):
-            if col.kind == "float" and is_key:
+            if col.kind == "float" and is_key:  # other floats in text fields are numbers as text
                 self._check_scientific(column, order, name, f, cells, filled, is_key)
             elif col.kind == "text":
                 # Both start with a digit, a sign or '#': one look at the first bytes spares
@@ -701,15 +703,14 @@ class _Validator:
         again = (f"# the digits are gone: format the column as Text where the file was saved "
                  f"(Excel: Format Cells > Text), save it again and read it with dtype=str, or "
                  f"take {name!r} from the system it came from")
-        if cells.col is not None and cells.col.kind == "float":
-            if is_key:  # floats in a text field elsewhere are plain numbers as text
-                lost = _excel_rounded(cells.col.values)
-                self._add(column, order, name, f, pc.and_(filled, pa.array(lost)), cells,
-                          "NUMBER_IN_SCIENTIFIC_NOTATION",
-                          "is a key pandas read as a number from Excel's scientific notation "
-                          "(123456789012 saved as '1.23457E+11' reads as 123457000000): the "
-                          "digits past the 6th are lost (read keys with dtype=str: '007' as a "
-                          "number is 7 too)", again)
+        if cells.col.kind == "float":  # a key (_check_cells looks at no other floats)
+            lost = _excel_rounded(cells.col.values)
+            self._add(column, order, name, f, pc.and_(filled, pa.array(lost)), cells,
+                      "NUMBER_IN_SCIENTIFIC_NOTATION",
+                      "is a key pandas read as a number from Excel's scientific notation "
+                      "(123456789012 saved as '1.23457E+11' reads as 123457000000): the "
+                      "digits past the 6th are lost (read keys with dtype=str: '007' as a "
+                      "number is 7 too)", again)
             return
         bad = pc.and_(filled, pc.match_substring_regex(cells.text, _SCIENTIFIC))
         if pc.any(bad).as_py():
@@ -1080,10 +1081,6 @@ class _Validator:
             mask[positions] = True
             self._add(column, order, name, self.fields.get(self.key.lower()), mask, cells,
                       code, reason, hint)
-
-
-_SCIENTIFIC_START = np.zeros(256, bool)
-_SCIENTIFIC_START[np.frombuffer(b"+-0123456789", np.uint8)] = True
 
 
 def _first_bytes(text: pa.Array) -> np.ndarray:
